@@ -1,0 +1,52 @@
+// Package filter turns one selection, Spec, into a predicate over
+// queue.Message and runs it in parallel over any queue.Source. It imports
+// only the queue package, so its tests need no fixtures.
+package filter
+
+import "time"
+
+// Spec is the one selection type every command uses. The zero Spec selects
+// every message. Different fields AND together; the values of one
+// repeatable field OR together. Each Not* field excludes messages matching
+// any of its values.
+//
+// Address patterns (Senders, Recipients, SASLUsers) accept an exact address
+// (case-insensitive), "@domain" (that domain and its subdomains are not
+// included: exact domain), a glob with * and ?, or /regex/.
+type Spec struct {
+	IDs        []string // queue IDs (exact)
+	Queues     []string // queue names: deferred, hold, ..., qmail: queue, todo
+	Senders    []string
+	Recipients []string // matches pending recipients
+	SASLUsers  []string
+	Clients    []string // IP, CIDR, or hostname (glob) of the SMTP client
+	HELOs      []string // glob or /regex/
+
+	NotSenders    []string
+	NotRecipients []string
+	NotSASLUsers  []string
+	NotClients    []string
+
+	OlderThan time.Duration // arrival older than now-OlderThan
+	NewerThan time.Duration // arrival newer than now-NewerThan
+	MinSize   int64         // message_size >= MinSize (0: no bound)
+	MaxSize   int64         // message_size <= MaxSize (0: no bound)
+
+	NullSender    bool // only null-sender (bounce) messages
+	NotNullSender bool // exclude null-sender messages
+	Bouncing      bool // a bounce log / bounce/N exists
+	Corrupt       bool // only messages that could not be read cleanly
+
+	Reasons []string // regexes over delay/bounce reason text
+	// Headers are "Name: REGEX" pairs; the regex runs over the decoded
+	// value of every header field of that name.
+	Headers  []string
+	Subjects []string // regexes over the decoded Subject
+	Bodies   []string // regexes over the raw body
+
+	// Invert selects every message the rest of the spec does not select.
+	Invert bool
+
+	// Now is the reference time for age checks; zero means time.Now().
+	Now time.Time
+}
