@@ -1,0 +1,211 @@
+package qmailq
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// errPathEscapes is returned for a relative path that is absolute, empty or
+// climbs out of the queue root with "..".
+var errPathEscapes = errors.New("path leaves the queue root")
+
+// cleanRel checks that rel is a clean path relative to the queue root.
+func cleanRel(rel string) (string, error) {
+	if rel == "" || strings.HasPrefix(rel, "/") {
+		return "", fmt.Errorf("qmailq: %q: %w", rel, errPathEscapes)
+	}
+	c := path.Clean(rel)
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", fmt.Errorf("qmailq: %q: %w", rel, errPathEscapes)
+	}
+	return c, nil
+}
+
+// noOpenat2 is set once the kernel said openat2(2) does not exist.
+var noOpenat2 atomic.Bool
+
+// openatBeneath opens rel below the directory dirfd without following any
+// symbolic link (in the last component or on the way) and without leaving
+// dirfd. It uses openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) and falls back
+// to opening one component at a time with O_NOFOLLOW on kernels before 5.6.
+func openatBeneath(dirfd int, rel string, flags int, mode uint32) (int, error) {
+	rel, err := cleanRel(rel)
+	if err != nil {
+		return -1, err
+	}
+	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
+	if !noOpenat2.Load() {
+		how := unix.OpenHow{
+			Flags:   uint64(flags),
+			Mode:    uint64(mode),
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		}
+		for {
+			fd, err := unix.Openat2(dirfd, rel, &how)
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.ENOSYS {
+				noOpenat2.Store(true)
+				break
+			}
+			if err != nil {
+				return -1, err
+			}
+			return fd, nil
+		}
+	}
+	// Fallback: walk the components, each directory opened O_NOFOLLOW.
+	parts := strings.Split(rel, "/")
+	cur := dirfd
+	closeCur := func() {
+		if cur != dirfd {
+			unix.Close(cur)
+		}
+	}
+	for i, p := range parts[:len(parts)-1] {
+		if p == "." {
+			continue
+		}
+		if p == ".." { // cleanRel removed every leading ".."; none remain inside.
+			closeCur()
+			return -1, fmt.Errorf("qmailq: %q component %d: %w", rel, i, errPathEscapes)
+		}
+		fd, err := openatRetry(cur, p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		closeCur()
+		if err != nil {
+			return -1, err
+		}
+		cur = fd
+	}
+	fd, err := openatRetry(cur, parts[len(parts)-1], flags, mode)
+	closeCur()
+	return fd, err
+}
+
+func openatRetry(dirfd int, name string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, flags, mode)
+		if err == unix.EINTR {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// openRootDir opens the queue root itself. The root may be reached through
+// a symbolic link (a /var/qmail/queue -> /data/queue link is common); only
+// what lies below it is never followed.
+func openRootDir(root string) (int, error) {
+	fd, err := openatRetry(unix.AT_FDCWD, root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	return fd, nil
+}
+
+// openBeneath opens root/rel without following a symbolic link below root.
+func openBeneath(root, rel string, flags int) (*os.File, error) {
+	rfd, err := openRootDir(root)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(rfd)
+	fd, err := openatBeneath(rfd, rel, flags, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path.Join(root, rel), Err: err}
+	}
+	return os.NewFile(uintptr(fd), path.Join(root, rel)), nil
+}
+
+// lstatBeneath lstats root/rel, refusing symbolic links on the way (the
+// last component itself may be a link: it is reported, not followed).
+func lstatBeneath(root, rel string) (fs.FileInfo, error) {
+	c, err := cleanRel(rel)
+	if err != nil {
+		return nil, err
+	}
+	dir, base := path.Split(c)
+	rfd, err := openRootDir(root)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(rfd)
+	dfd := rfd
+	if dir != "" {
+		dfd, err = openatBeneath(rfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "lstat", Path: path.Join(root, c), Err: err}
+		}
+		defer unix.Close(dfd)
+	}
+	var st unix.Stat_t
+	if err := fstatatRetry(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, &os.PathError{Op: "lstat", Path: path.Join(root, c), Err: err}
+	}
+	return newStatInfo(base, &st), nil
+}
+
+// statInfo is an fs.FileInfo made from a unix.Stat_t.
+type statInfo struct {
+	name string
+	st   unix.Stat_t
+}
+
+func newStatInfo(name string, st *unix.Stat_t) *statInfo {
+	return &statInfo{name: name, st: *st}
+}
+
+func (s *statInfo) Name() string       { return s.name }
+func (s *statInfo) Size() int64        { return s.st.Size }
+func (s *statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
+func (s *statInfo) IsDir() bool        { return s.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (s *statInfo) Sys() any           { return &s.st }
+func (s *statInfo) Mode() fs.FileMode  { return modeFromStat(s.st.Mode) }
+
+// modeFromStat converts st_mode to an fs.FileMode the way os does.
+func modeFromStat(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0777)
+	switch m & unix.S_IFMT {
+	case unix.S_IFDIR:
+		mode |= fs.ModeDir
+	case unix.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case unix.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		mode |= fs.ModeSocket
+	case unix.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		mode |= fs.ModeDevice
+	}
+	if m&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+func fstatatRetry(dirfd int, name string, st *unix.Stat_t, flags int) error {
+	for {
+		err := unix.Fstatat(dirfd, name, st, flags)
+		if err == unix.EINTR {
+			continue
+		}
+		return err
+	}
+}
