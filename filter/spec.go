@@ -12,7 +12,11 @@ import "time"
 //
 // Address patterns (Senders, Recipients, SASLUsers) accept an exact address
 // (case-insensitive), "@domain" (that domain and its subdomains are not
-// included: exact domain), a glob with * and ?, or /regex/.
+// included: exact domain), a glob with * and ? (case-insensitive), or
+// /regex/ (Go RE2, as given: add (?i) for case-insensitive). The empty
+// pattern (or "<>") matches only the empty value: the null sender, no SASL
+// user, no client. Reasons, Headers, Subjects and Bodies are plain regexes
+// without slashes. Compile documents every rule.
 type Spec struct {
 	IDs        []string // queue IDs (exact)
 	Queues     []string // queue names: deferred, hold, ..., qmail: queue, todo
@@ -49,4 +53,19 @@ type Spec struct {
 
 	// Now is the reference time for age checks; zero means time.Now().
 	Now time.Time
+}
+
+// Empty reports whether the Spec sets no criterion at all, so that it
+// selects every message, or none with Invert (Invert and Now are not
+// criteria). Destructive
+// commands refuse an empty Spec unless told --all.
+func (s *Spec) Empty() bool {
+	return len(s.IDs) == 0 && len(s.Queues) == 0 && len(s.Senders) == 0 &&
+		len(s.Recipients) == 0 && len(s.SASLUsers) == 0 && len(s.Clients) == 0 &&
+		len(s.HELOs) == 0 && len(s.NotSenders) == 0 && len(s.NotRecipients) == 0 &&
+		len(s.NotSASLUsers) == 0 && len(s.NotClients) == 0 &&
+		s.OlderThan == 0 && s.NewerThan == 0 && s.MinSize == 0 && s.MaxSize == 0 &&
+		!s.NullSender && !s.NotNullSender && !s.Bouncing && !s.Corrupt &&
+		len(s.Reasons) == 0 && len(s.Headers) == 0 && len(s.Subjects) == 0 &&
+		len(s.Bodies) == 0
 }
