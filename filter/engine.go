@@ -83,6 +83,9 @@ func (e *PartialError) Unwrap() []error {
 	return out
 }
 
+// errPanic marks a ReadError made from a panic in the Source.
+var errPanic = errors.New("panic in queue reader")
+
 // ErrStop, returned by a Scan callback, ends the scan early without error.
 var ErrStop = errors.New("filter: stop scan")
 
@@ -265,9 +268,16 @@ func scan(ctx context.Context, src queue.Source, m *Matcher, opt Options, fn fun
 	return nil
 }
 
-// examine reads and matches one message. It never panics on what the
-// Source returns.
-func examine(src queue.Source, m *Matcher, r queue.Ref) item {
+// examine reads and matches one message. A panic in the Source (a reader
+// bug on some input) becomes that message's ReadError, so one bad file
+// cannot end a scan of a million.
+func examine(src queue.Source, m *Matcher, r queue.Ref) (it item) {
+	op := "read"
+	defer func() {
+		if p := recover(); p != nil {
+			it = item{rerr: &ReadError{Ref: r, Op: op, Err: fmt.Errorf("%w: %v", errPanic, p)}}
+		}
+	}()
 	msg, err := src.Read(r)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -278,12 +288,13 @@ func examine(src queue.Source, m *Matcher, r queue.Ref) item {
 	if msg == nil {
 		return item{rerr: &ReadError{Ref: r, Op: "read", Err: errors.New("source returned no message")}}
 	}
-	it := item{corrupt: msg.Err != nil}
+	it = item{corrupt: msg.Err != nil}
 	env, failed := m.envelope(msg, nil)
 	var c *queue.Content
 	matched := env
 	if env && m.NeedsContent() {
 		it.content = true
+		op = "read content"
 		c, err = src.ReadContent(msg, queue.ContentOptions{Body: m.NeedsBody()})
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {

@@ -515,3 +515,25 @@ func TestScanEmptyAndDefaultWorkers(t *testing.T) {
 		t.Errorf("empty queue: %v %d", err, len(res))
 	}
 }
+
+type panickySource struct{ memSource }
+
+func (s *panickySource) Read(r queue.Ref) (*queue.Message, error) {
+	if r.ID == s.refs[2].ID {
+		var m map[string]int
+		m["x"]++ // a reader bug
+	}
+	return s.memSource.Read(r)
+}
+
+func TestScanSourcePanicIsPerMessageError(t *testing.T) {
+	src := &panickySource{*bigSource(20)}
+	res, err := Select(context.Background(), src, mustCompile(t, Spec{}), Options{})
+	var pe *PartialError
+	if !errors.As(err, &pe) || pe.Total != 1 || pe.Errs[0].Ref.ID != src.refs[2].ID || !errors.Is(err, errPanic) {
+		t.Fatalf("Select = %v", err)
+	}
+	if len(res) != 19 {
+		t.Errorf("%d results, want 19", len(res))
+	}
+}
