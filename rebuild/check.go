@@ -166,23 +166,23 @@ func needIDs(ids IDs) error {
 type action int
 
 const (
-	actNone       action = iota
-	actMkdir             // create the directory
-	actMkfile            // create a lock file
-	actMkfifo            // create lock/trigger
-	actReplace           // move aside to lost+found, then create as in the table
-	actChown             // fix owner/group
-	actChmod             // fix mode
-	actLostFound         // move the file(s) to lost+found
-	actMoveMsg           // rename the message's parts to their right places
-	actLinkIntd          // link todo -> intd
-	actLinkTodo          // link intd -> todo
-	actMakeInfo          // recreate info from the mess
-	actDrainDir          // move entries of a wrong directory to their places, then rmdir it
-	actAsideTodo         // todo of a preprocessed message to lost+found
-	actAsideIntd         // stale intd of a preprocessed message to lost+found
-	actAsideBounce       // stale bounce to lost+found
-	actWait              // young leftover: leave it to qmail
+	actNone        action = iota
+	actMkdir              // create the directory
+	actMkfile             // create a lock file
+	actMkfifo             // create lock/trigger
+	actReplace            // move aside to lost+found, then create as in the table
+	actChown              // fix owner/group
+	actChmod              // fix mode
+	actLostFound          // move the file(s) to lost+found
+	actMoveMsg            // rename the message's parts to their right places
+	actLinkIntd           // link todo -> intd
+	actLinkTodo           // link intd -> todo
+	actMakeInfo           // recreate info from the mess
+	actDrainDir           // move entries of a wrong directory to their places, then rmdir it
+	actAsideTodo          // todo of a preprocessed message to lost+found
+	actAsideIntd          // stale intd of a preprocessed message to lost+found
+	actAsideBounce        // stale bounce to lost+found
+	actWait               // young leftover: leave it to qmail
 )
 
 // finding is a Problem plus what repair needs to act on it.
