@@ -1,0 +1,213 @@
+package qmailq
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Flat is the Subdir of a file that lies directly in its top-level
+// directory (todo/id, bounce/id, or a misplaced mess/id).
+const Flat = -1
+
+// Location is one file of a message found on disk.
+type Location struct {
+	Part Part
+	// Subdir is the numeric subdirectory the file is in, or Flat.
+	Subdir int
+}
+
+// Path is the file's path relative to the queue root.
+func (loc Location) Path(id uint64) string {
+	if loc.Subdir == Flat {
+		return loc.Part.Dir() + "/" + strconv.FormatUint(id, 10)
+	}
+	return loc.Part.Dir() + "/" + strconv.Itoa(loc.Subdir) + "/" + strconv.FormatUint(id, 10)
+}
+
+// absent marks a part not found in entry.where.
+const absent = -2
+
+// entry is where the files of one message were found. It is kept small:
+// a queue can hold a million messages.
+type entry struct {
+	where [numParts]int32 // subdir, Flat, or absent
+	extra []Location      // further copies of a part (rare)
+}
+
+func newEntry() *entry {
+	e := &entry{}
+	for i := range e.where {
+		e.where[i] = absent
+	}
+	return e
+}
+
+func (e *entry) add(p Part, sub int) {
+	if e.where[p] == absent {
+		e.where[p] = int32(sub)
+		return
+	}
+	e.extra = append(e.extra, Location{Part: p, Subdir: sub})
+}
+
+func (e *entry) has(p Part) bool { return e.where[p] != absent }
+
+// locations lists every file of the message, first copy of each part first.
+func (e *entry) locations() []Location {
+	var out []Location
+	for _, p := range Parts {
+		if e.has(p) {
+			out = append(out, Location{Part: p, Subdir: int(e.where[p])})
+		}
+	}
+	return append(out, e.extra...)
+}
+
+// Stray is a directory entry in the queue that is not a message file:
+// a name that is not a canonical decimal id, or something that is not a
+// regular file where a message file belongs.
+type Stray struct {
+	Path string // relative to the queue root
+	Mode fs.FileMode
+	// Why it is a stray.
+	Why string
+}
+
+// Inventory is what a directory walk of the queue found.
+type Inventory struct {
+	// IDs of every message that has at least one file, ascending.
+	IDs []uint64
+	// Strays are entries that belong to no message.
+	Strays  []Stray
+	entries map[uint64]*entry
+	// badDirs are split positions ("remote/3") holding something that is
+	// not a directory (a symbolic link, a file) or that could not be read.
+	badDirs map[string]bool
+}
+
+// Locations lists the files of message id found by the walk (nil if none).
+func (inv *Inventory) Locations(id uint64) []Location {
+	e := inv.entries[id]
+	if e == nil {
+		return nil
+	}
+	return e.locations()
+}
+
+// Has reports whether the walk found part p of message id anywhere.
+func (inv *Inventory) Has(id uint64, p Part) bool {
+	e := inv.entries[id]
+	return e != nil && e.has(p)
+}
+
+// Inventory lists every directory of the queue (directory reads only, no
+// stat per file unless the file system gives no d_type) and records where
+// each message's files are. Subdirectories at or beyond the split and files
+// lying in the wrong place are included: they are what a repair needs to
+// see. The result is also kept for Read.
+func (q *Queue) Inventory(ctx context.Context) (*Inventory, error) {
+	inv := &Inventory{entries: make(map[uint64]*entry, 1024), badDirs: map[string]bool{}}
+	for _, p := range Parts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		top := p.Dir()
+		ents, err := q.readDir(top)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue // the layout notes say so; not fatal for reading
+			}
+			return nil, err
+		}
+		for _, de := range ents {
+			name := de.Name()
+			t := de.Type()
+			rel := top + "/" + name
+			id, isID := ParseID(name)
+			switch {
+			case t.IsDir() && isID && p != PartBounce && id < 1<<31:
+				if err := q.inventorySubdir(ctx, inv, p, int(id)); err != nil {
+					return nil, err
+				}
+			case t.IsRegular() && isID:
+				inv.entry(id).add(p, Flat)
+			case isID && p != PartBounce && id < 1<<31:
+				inv.badDirs[rel] = true
+				inv.Strays = append(inv.Strays, Stray{Path: rel, Mode: t, Why: "not a directory where a split subdirectory belongs"})
+			case t.IsDir():
+				inv.Strays = append(inv.Strays, Stray{Path: rel, Mode: t, Why: "directory that is not a split subdirectory"})
+			case !isID:
+				inv.Strays = append(inv.Strays, Stray{Path: rel, Mode: t, Why: "name is not a message id"})
+			default:
+				inv.Strays = append(inv.Strays, Stray{Path: rel, Mode: t, Why: "not a regular file"})
+			}
+		}
+	}
+	inv.IDs = make([]uint64, 0, len(inv.entries))
+	for id := range inv.entries {
+		inv.IDs = append(inv.IDs, id)
+	}
+	sort.Slice(inv.IDs, func(i, j int) bool { return inv.IDs[i] < inv.IDs[j] })
+	q.inv.Store(inv)
+	return inv, nil
+}
+
+func (inv *Inventory) entry(id uint64) *entry {
+	e := inv.entries[id]
+	if e == nil {
+		e = newEntry()
+		inv.entries[id] = e
+	}
+	return e
+}
+
+func (q *Queue) inventorySubdir(ctx context.Context, inv *Inventory, p Part, sub int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dir := p.Dir() + "/" + strconv.Itoa(sub)
+	ents, err := q.readDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil // vanished since the parent was listed
+		}
+		inv.badDirs[dir] = true
+		inv.Strays = append(inv.Strays, Stray{Path: dir, Why: err.Error()})
+		return nil
+	}
+	for _, de := range ents {
+		name := de.Name()
+		t := de.Type()
+		id, isID := ParseID(name)
+		switch {
+		case t.IsRegular() && isID:
+			inv.entry(id).add(p, sub)
+		case !isID:
+			inv.Strays = append(inv.Strays, Stray{Path: dir + "/" + name, Mode: t, Why: "name is not a message id"})
+		default:
+			inv.Strays = append(inv.Strays, Stray{Path: dir + "/" + name, Mode: t, Why: "not a regular file"})
+		}
+	}
+	return nil
+}
+
+// readDir lists a directory below the root, never through a symbolic link.
+func (q *Queue) readDir(rel string) ([]fs.DirEntry, error) {
+	fd, err := openatBeneath(q.rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: q.layout.Abs(rel), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), q.layout.Abs(rel))
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		return ents, fmt.Errorf("qmailq: reading %s: %w", rel, err)
+	}
+	return ents, nil
+}

@@ -1,0 +1,371 @@
+package qmailq
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+)
+
+// This file is the one place that reads the trace headers qmail writes at
+// the top of every mess file.
+
+// Invocation is how qmail-queue was run, from its own Received line
+// (qmail-queue.c:receivedfmt()).
+type Invocation string
+
+// The injector classes qmail-queue.c:receivedfmt() writes.
+const (
+	InvokedFromNetwork Invocation = "from network" // uid == qmaild (qmail-smtpd)
+	InvokedByAlias     Invocation = "by alias"     // uid == alias (a ~alias/.qmail delivery, e.g. a forward)
+	InvokedForBounce   Invocation = "for bounce"   // uid == qmails (qmail-send's bounce)
+	InvokedByUID       Invocation = "by uid"       // anyone else: "by uid <n>"
+)
+
+// QueueReceived is qmail-queue's own first line:
+//
+//	Received: (qmail <qp> invoked from network|by uid <n>|by alias|for bounce); <date>
+type QueueReceived struct {
+	QP      uint64
+	Invoked Invocation
+	// UID is the uid of "by uid <n>", -1 otherwise.
+	UID  int64
+	Date string
+}
+
+// SMTPReceived is the header qmail-smtpd's received.c:received() writes
+// right after qmail-queue's line:
+//
+//	Received: from <host> [(HELO <helo>)] ([<remoteinfo>@]<ip>)
+//	  by <local> with <protocol>; <date>
+//
+// SMTP AUTH patches put the authenticated user into remoteinfo and set the
+// protocol to ESMTPA; ident (TCPREMOTEINFO) and an unauthenticated MAIL FROM
+// AUTH= parameter (mailfrom_auth()) use the same slot.
+type SMTPReceived struct {
+	Host string // TCPREMOTEHOST or "unknown"
+	// HELO is the HELO/EHLO argument; received.c omits "(HELO ...)" when it
+	// equals Host, in which case HELO is Host.
+	HELO string
+	// HELOShown: the "(HELO ...)" part was present.
+	HELOShown  bool
+	RemoteInfo string // the part before the last '@' in "(...@ip)"; "" if none
+	IP         string
+	By         string
+	// With is everything between " with " and ";": the protocol, possibly
+	// with a TLS cipher comment, e.g. "ESMTPS (TLS_AES_256 encrypted)".
+	With string
+	// Protocol is the protocol keyword of With (comments removed).
+	Protocol string
+	Date     string
+}
+
+// Trace is what the top of a mess file says about how it arrived.
+type Trace struct {
+	// Queue is qmail-queue's line at the very top; nil if the file does not
+	// start with one (then nothing else is trusted).
+	Queue *QueueReceived
+	// Hops counts the "invoked by alias" forwards walked through to reach
+	// the injection that carried SMTP (0 when the message came in directly).
+	Hops int
+	// Origin is the qmail-queue line of that injection (Queue itself when
+	// Hops is 0).
+	Origin *QueueReceived
+	// SMTP is qmail-smtpd's header directly after Origin, when Origin was
+	// "invoked from network"; nil otherwise.
+	SMTP *SMTPReceived
+	// AuthUser is the SMTP AUTH user, set only when a recognizer in
+	// AuthRecognizers accepted SMTP as proof of authentication.
+	AuthUser string
+	// AuthBy names the recognizer that accepted it.
+	AuthBy string
+}
+
+// ClientAddr is the SMTP client IP of the originating injection, or "".
+func (t *Trace) ClientAddr() string {
+	if t.SMTP == nil {
+		return ""
+	}
+	return t.SMTP.IP
+}
+
+// AuthRecognizer decides whether a qmail-smtpd Received header proves SMTP
+// authentication, and of which user. Add entries to AuthRecognizers for
+// AUTH patches that write other formats.
+type AuthRecognizer struct {
+	Name  string
+	Match func(r *SMTPReceived) (user string, ok bool)
+}
+
+// authProtocols are the "with" keywords that say the client authenticated:
+// RFC 3848 (ESMTPA, ESMTPSA, LMTPA, LMTPSA) and RFC 6531 (UTF8SMTPA,
+// UTF8SMTPSA, UTF8LMTPA, UTF8LMTPSA).
+var authProtocols = map[string]bool{
+	"ESMTPA": true, "ESMTPSA": true,
+	"LMTPA": true, "LMTPSA": true,
+	"UTF8SMTPA": true, "UTF8SMTPSA": true,
+	"UTF8LMTPA": true, "UTF8LMTPSA": true,
+}
+
+// AuthRecognizers is the table of known ways an AUTH patch marks an
+// authenticated session. The first one that matches wins.
+var AuthRecognizers = []AuthRecognizer{
+	{
+		// Erwin Hoffmann's qmail-authentication / netqmail smtp-auth patch,
+		// notqmail patches/smtp-auth, Gentoo auth+tls: after a successful
+		// AUTH, qmail-smtpd.c sets protocol = "ESMTPA" (or an RFC 3848
+		// variant) and remoteinfo = the user; received.c writes
+		// "(user@ip) ... with ESMTPA". "with SMTP" with a user there is
+		// ident or a forged MAIL FROM AUTH= value, never a login.
+		Name: "rfc3848-protocol",
+		Match: func(r *SMTPReceived) (string, bool) {
+			if r.RemoteInfo == "" || !authProtocols[strings.ToUpper(r.Protocol)] {
+				return "", false
+			}
+			return r.RemoteInfo, true
+		},
+	},
+}
+
+// MaxTraceHead is how much of a mess file ParseTrace needs: the qmail-queue
+// line, a few Delivered-To lines of forwards and qmail-smtpd's header.
+const MaxTraceHead = 8192
+
+// ParseTrace reads the trace headers at the top of a mess file (head is its
+// first bytes; MaxTraceHead is plenty). It never fails: whatever it cannot
+// recognise is simply not reported.
+//
+// Only headers qmail itself wrote are trusted: the first field must be
+// qmail-queue's line; if it says "invoked by alias" (a ~alias forward,
+// qmail-local.c:forward()), the forwarded copy starts with Delivered-To
+// lines and then the original's own qmail-queue line, and the walk goes on
+// there. qmail-smtpd's header is taken only directly after a qmail-queue
+// line that says "invoked from network", so a client cannot have forged it.
+func ParseTrace(head []byte) Trace {
+	var t Trace
+	fields := traceFields(head, 64)
+	if len(fields) == 0 {
+		return t
+	}
+	q, ok := parseQueueReceived(fields[0])
+	if !ok {
+		return t
+	}
+	t.Queue = q
+	i := 0
+	for q.Invoked == InvokedByAlias {
+		j := i + 1
+		for j < len(fields) && fieldNameIs(fields[j], "Delivered-To") {
+			j++
+		}
+		if j == i+1 || j >= len(fields) {
+			break
+		}
+		nq, ok := parseQueueReceived(fields[j])
+		if !ok {
+			break
+		}
+		q, i = nq, j
+		t.Hops++
+	}
+	t.Origin = q
+	if q.Invoked != InvokedFromNetwork || i+1 >= len(fields) {
+		return t
+	}
+	s, ok := parseSMTPReceived(fields[i+1])
+	if !ok {
+		return t
+	}
+	t.SMTP = s
+	for _, rc := range AuthRecognizers {
+		if u, ok := rc.Match(s); ok {
+			t.AuthUser, t.AuthBy = u, rc.Name
+			break
+		}
+	}
+	return t
+}
+
+// traceFields returns up to max unfolded header fields from the top of a
+// message ("Name: value" with continuation lines joined by one space). It
+// stops at the blank line and drops a field cut off by the end of head.
+func traceFields(head []byte, max int) []string {
+	var out []string
+	var cur []byte
+	have := false
+	complete := false // whether cur is known to have ended
+	for len(out) < max {
+		nl := bytes.IndexByte(head, '\n')
+		if nl < 0 {
+			// An incomplete line (or nothing): cur ended only if this
+			// line is not a continuation of it.
+			complete = len(head) > 0 && head[0] != ' ' && head[0] != '\t'
+			break
+		}
+		line := bytes.TrimSuffix(head[:nl], []byte("\r"))
+		head = head[nl+1:]
+		if len(line) == 0 {
+			complete = true
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if !have {
+				return out
+			}
+			cur = append(cur, ' ')
+			cur = append(cur, bytes.TrimLeft(line, " \t")...)
+			continue
+		}
+		if have {
+			out = append(out, string(cur))
+		}
+		cur = append(cur[:0:0], line...)
+		have = true
+	}
+	if have && complete && len(out) < max {
+		out = append(out, string(cur))
+	}
+	return out
+}
+
+func fieldNameIs(f, name string) bool {
+	return len(f) > len(name) && f[len(name)] == ':' && strings.EqualFold(f[:len(name)], name)
+}
+
+// fieldValue returns the value of field f if its name is name.
+func fieldValue(f, name string) (string, bool) {
+	if !fieldNameIs(f, name) {
+		return "", false
+	}
+	return strings.TrimLeft(f[len(name)+1:], " \t"), true
+}
+
+// parseQueueReceived parses qmail-queue.c:receivedfmt()'s line.
+func parseQueueReceived(f string) (*QueueReceived, bool) {
+	v, ok := fieldValue(f, "Received")
+	if !ok || !strings.HasPrefix(v, "(qmail ") {
+		return nil, false
+	}
+	v = v[len("(qmail "):]
+	sp := strings.IndexByte(v, ' ')
+	if sp <= 0 {
+		return nil, false
+	}
+	qp, err := strconv.ParseUint(v[:sp], 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	v = v[sp+1:]
+	if !strings.HasPrefix(v, "invoked ") {
+		return nil, false
+	}
+	v = v[len("invoked "):]
+	end := strings.Index(v, ");")
+	if end < 0 {
+		return nil, false
+	}
+	how, date := v[:end], strings.TrimSpace(v[end+2:])
+	q := &QueueReceived{QP: qp, UID: -1, Date: date}
+	switch {
+	case how == string(InvokedFromNetwork), how == string(InvokedByAlias), how == string(InvokedForBounce):
+		q.Invoked = Invocation(how)
+	case strings.HasPrefix(how, "by uid "):
+		uid, err := strconv.ParseInt(how[len("by uid "):], 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		q.Invoked, q.UID = InvokedByUID, uid
+	default:
+		return nil, false
+	}
+	return q, true
+}
+
+// parseSMTPReceived parses qmail-smtpd's received.c:received() header.
+func parseSMTPReceived(f string) (*SMTPReceived, bool) {
+	v, ok := fieldValue(f, "Received")
+	if !ok || !strings.HasPrefix(v, "from ") {
+		return nil, false
+	}
+	v = v[len("from "):]
+	r := &SMTPReceived{}
+	// safeput() turns every byte that could break the syntax into '?', so
+	// the host has no blank or parenthesis.
+	sp := strings.IndexByte(v, ' ')
+	if sp <= 0 {
+		return nil, false
+	}
+	r.Host, v = v[:sp], v[sp+1:]
+	if strings.HasPrefix(v, "(HELO ") {
+		end := strings.Index(v, ") (")
+		if end < 0 {
+			return nil, false
+		}
+		r.HELO, r.HELOShown = v[len("(HELO "):end], true
+		v = v[end+2:]
+	} else {
+		r.HELO = r.Host
+	}
+	if !strings.HasPrefix(v, "(") {
+		return nil, false
+	}
+	end := strings.Index(v, ") by ")
+	if end < 0 {
+		return nil, false
+	}
+	inner := v[1:end]
+	v = v[end+len(") by "):]
+	if at := strings.LastIndexByte(inner, '@'); at >= 0 {
+		r.RemoteInfo, r.IP = inner[:at], inner[at+1:]
+	} else {
+		r.IP = inner
+	}
+	if r.IP == "" {
+		return nil, false
+	}
+	w := strings.Index(v, " with ")
+	if w < 0 {
+		return nil, false
+	}
+	r.By, v = v[:w], v[w+len(" with "):]
+	semi := strings.LastIndex(v, "; ")
+	if semi < 0 {
+		r.With = strings.TrimSpace(v)
+	} else {
+		r.With, r.Date = strings.TrimSpace(v[:semi]), strings.TrimSpace(v[semi+2:])
+	}
+	r.Protocol = protocolKeyword(r.With)
+	return r, true
+}
+
+// protocolKeyword returns the first word of s outside parentheses: "ESMTPS
+// (cipher encrypted)" and "(cipher encrypted) SMTP" give ESMTPS and SMTP.
+func protocolKeyword(s string) string {
+	depth := 0
+	start := -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '(':
+			if start >= 0 && depth == 0 {
+				return s[start:i]
+			}
+			depth++
+		case c == ')':
+			if depth > 0 {
+				depth--
+			}
+		case c == ' ' || c == '\t':
+			if start >= 0 && depth == 0 {
+				return s[start:i]
+			}
+		default:
+			if depth == 0 && start < 0 {
+				start = i
+			}
+		}
+	}
+	if start >= 0 {
+		return s[start:]
+	}
+	return ""
+}
