@@ -139,6 +139,9 @@ type item struct {
 // ctx's error; an error from fn (other than ErrStop) or from src.Walk ends
 // the scan with that error.
 func Scan(ctx context.Context, src queue.Source, m *Matcher, opt Options, fn func(Result) error) error {
+	if m == nil {
+		return errors.New("filter: Scan without a Matcher")
+	}
 	var st Stats
 	err := scan(ctx, src, m, opt, fn, &st)
 	if opt.Stats != nil {

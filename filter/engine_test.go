@@ -537,3 +537,14 @@ func TestScanSourcePanicIsPerMessageError(t *testing.T) {
 		t.Errorf("%d results, want 19", len(res))
 	}
 }
+
+func BenchmarkScanMiss(b *testing.B) {
+	src := bigSource(100000)
+	m, _ := Compile(Spec{Senders: []string{"nobody@example.net"}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Scan(context.Background(), src, m, Options{}, func(Result) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
