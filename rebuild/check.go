@@ -251,7 +251,7 @@ func analyze(s *snapshot, ids IDs, opts Options) *analysis {
 			add(finding{Problem: Problem{Kind: KindWrongType, Path: r.Path, Detail: fmt.Sprintf("is a %s; want %s", typeName(n.Type), want), Fix: fix}, act: act, node: n, rule: &r})
 			continue
 		}
-		a.ownerMode(n, "", r.User, r.Group, r.Mode)
+		a.ownerMode(n, nil, r.User, r.Group, r.Mode)
 		if r.Type == File && n.Size != r.Size {
 			fix := "none needed (qmail-send only locks it)"
 			act := actNone
@@ -336,7 +336,11 @@ func typeMatches(n *node, t EntryType) bool {
 
 // ownerMode adds wrong-owner / wrong-mode findings for n. group "" means
 // the group is not checked.
-func (a *analysis) ownerMode(n *node, id, user, group string, mode fs.FileMode) {
+func (a *analysis) ownerMode(n *node, m *msg, user, group string, mode fs.FileMode) {
+	id := ""
+	if m != nil {
+		id = itoa(m.ID)
+	}
 	uid := a.ids.uid(user)
 	gid := -1
 	if group != "" {
@@ -348,10 +352,10 @@ func (a *analysis) ownerMode(n *node, id, user, group string, mode fs.FileMode) 
 			want += ":" + group
 		}
 		detail := fmt.Sprintf("owner %s:%s; want %s (%d:%s)", a.ids.userName(n.UID), a.ids.groupName(n.GID), want, uid, gidText(gid))
-		a.findings = append(a.findings, finding{Problem: Problem{Kind: KindWrongOwner, ID: id, Path: n.Rel, Detail: detail, Fix: "chown " + want}, act: actChown, node: n, uid: uid, gid: gid})
+		a.findings = append(a.findings, finding{Problem: Problem{Kind: KindWrongOwner, ID: id, Path: n.Rel, Detail: detail, Fix: "chown " + want}, act: actChown, node: n, msg: m, uid: uid, gid: gid})
 	}
 	if n.Perm != mode {
-		a.findings = append(a.findings, finding{Problem: Problem{Kind: KindWrongMode, ID: id, Path: n.Rel, Detail: fmt.Sprintf("mode %04o; want %04o", uint32(n.Perm.Perm())|extraBits(n.Perm), uint32(mode)), Fix: fmt.Sprintf("chmod %04o", uint32(mode))}, act: actChmod, node: n, perm: mode})
+		a.findings = append(a.findings, finding{Problem: Problem{Kind: KindWrongMode, ID: id, Path: n.Rel, Detail: fmt.Sprintf("mode %04o; want %04o", uint32(n.Perm.Perm())|extraBits(n.Perm), uint32(mode)), Fix: fmt.Sprintf("chmod %04o", uint32(mode))}, act: actChmod, node: n, msg: m, perm: mode})
 	}
 }
 
@@ -489,7 +493,7 @@ func (a *analysis) message(m *msg, now time.Time) {
 	for _, p := range qmailq.Parts {
 		for _, n := range m.parts[p] {
 			r := fileRules[p.Dir()]
-			a.ownerMode(n, idStr, r.User, r.Group, r.Mode)
+			a.ownerMode(n, m, r.User, r.Group, r.Mode)
 		}
 	}
 }
