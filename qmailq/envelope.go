@@ -273,3 +273,44 @@ func ParseBounce(path string, data []byte) ([]BounceEntry, error) {
 	}
 	return out, nil
 }
+
+// Bytes formats info as todo_do() writes it: F<sender>\0.
+func (in Info) Bytes() []byte {
+	return append(append([]byte{'F'}, in.Sender...), 0)
+}
+
+// Bytes formats the channel file: T<addr>\0 or D<addr>\0 per recipient, in
+// order, with no trailing extra NUL (qmail-send.c:todo_do()).
+func (c Channel) Bytes() []byte {
+	var b []byte
+	for _, r := range c.Recipients {
+		t := byte('T')
+		if r.Done {
+			t = 'D'
+		}
+		b = append(b, t)
+		b = append(b, r.Addr...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// Bytes formats the envelope in qmail-queue.c:main()'s order: u, p, F,
+// then the T records, no terminating extra NUL. u and p are written only
+// when known.
+func (e Envelope) Bytes() []byte {
+	var b []byte
+	if e.HasUID {
+		b = append(append(append(b, 'u'), strconv.FormatUint(e.UID, 10)...), 0)
+	}
+	if e.HasPID {
+		b = append(append(append(b, 'p'), strconv.FormatUint(e.PID, 10)...), 0)
+	}
+	if e.HasSender {
+		b = append(append(append(b, 'F'), e.Sender...), 0)
+	}
+	for _, r := range e.Recipients {
+		b = append(append(append(b, 'T'), r...), 0)
+	}
+	return b
+}
