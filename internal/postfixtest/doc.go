@@ -31,5 +31,25 @@
 // Every method that takes no error return fails the test (t.Fatal) on error,
 // so call them from the test goroutine. All waits are bounded, and t.Cleanup
 // stops Postfix, kills leftover Postfix and smtp-sink processes of this
-// instance and removes the directory, also when the test fails.
+// instance and removes the directory, also when the test fails. Directories
+// are $TMPDIR/qsurgeon-postfixtest-* and qsurgeon-smtpsink-* (mode 0755, so
+// unprivileged Postfix processes can reach them; t.TempDir's parent is
+// 0700). Each holds owner.pid; a later test process kills and removes the
+// leftovers of a test process that died before its cleanup ran.
+//
+// API overview:
+//
+//	Available() error; Require(t); MailVersion(); FreePort()
+//	New(t, Options) *Instance          // not started; fields ConfigDir, QueueDir, DataDir, MailDir, LogFile, SMTPAddr, ClosedRelay
+//	(*Instance).Start / Stop / Running / Reload / SetRelay(addr) / Flush
+//	(*Instance).Postconf(settings...) / PostconfValue(name)
+//	(*Instance).SendSMTP(Mail) id / TrySendSMTP(Mail) (id, error) / SendSMTPAuth(user, pass, from, to, data) id
+//	(*Instance).Sendmail(from, to, data) / TrySendmail
+//	(*Instance).Postqueue() []QueueEntry / PostqueueJSON() []map[string]any
+//	(*Instance).WaitQueue(timeout, what, cond) / WaitQueued(n, timeout)
+//	(*Instance).QueueFiles() map[id]relpath / QueueFile(id) abspath
+//	(*Instance).Postcat(args...) string / Postsuper(args...) (string, error)
+//	(*Instance).Maillog() / MaillogTail(n) / SASLLog()
+//	StartSink(t, extraArgs...) *Sink;  (*Sink).Messages() / WaitMessages(n, timeout) / Stop()
+//	NewMessage(from, to, subject, body) []byte
 package postfixtest

@@ -197,3 +197,32 @@ func TestTwoInstances(t *testing.T) {
 		t.Fatalf("b after a stopped: %+v", q)
 	}
 }
+
+// TestSinkReject: a relay that refuses every recipient (smtp-sink -f RCPT)
+// makes the instance bounce; the non-delivery report goes to the local
+// sender's mailbox through local(8).
+func TestSinkReject(t *testing.T) {
+	postfixtest.Require(t)
+	sink := postfixtest.StartSink(t, "-f", "RCPT")
+	pf := postfixtest.New(t, postfixtest.Options{LocalUsers: []string{"carol"}, RelayHost: "[" + strings.Replace(sink.Addr, ":", "]:", 1)})
+	pf.Start()
+	id := pf.SendSMTP(postfixtest.Mail{From: "carol@example.com", To: []string{"nobody@remote.example"}})
+	pf.WaitQueue(30*time.Second, "an empty queue after the bounce", func(q []postfixtest.QueueEntry) bool { return len(q) == 0 })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mbox, _ := os.ReadFile(filepath.Join(pf.MailDir, "carol"))
+		if strings.Contains(string(mbox), "Undelivered Mail Returned to Sender") && strings.Contains(string(mbox), id) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no bounce for %s in carol's mailbox:\n%s\nmaillog:\n%s", id, mbox, pf.MaillogTail(20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m := sink.Messages(); len(m) != 0 {
+		t.Errorf("sink accepted %d messages despite -f RCPT", len(m))
+	}
+	if !strings.Contains(pf.Maillog(), "status=bounced") {
+		t.Errorf("maillog has no status=bounced:\n%s", pf.MaillogTail(20))
+	}
+}

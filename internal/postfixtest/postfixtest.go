@@ -147,6 +147,9 @@ type Options struct {
 	MyNetworks string
 	// MainCF holds extra "name = value" settings, applied last.
 	MainCF []string
+	// MasterCF holds extra master.cf lines (e.g. a second smtpd on
+	// another port with "-o" overrides), appended verbatim.
+	MasterCF []string
 }
 
 // Instance is one private Postfix. Its fields are read-only.
@@ -201,8 +204,12 @@ func FreePort() (int, error) {
 // own and removes it in t.Cleanup after the processes are gone.
 func mkRoot(t testing.TB, pattern string) string {
 	t.Helper()
+	reapStale()
 	dir, err := os.MkdirTemp("", pattern)
 	if err != nil {
+		t.Fatalf("postfixtest: %v", err)
+	}
+	if err := writeOwner(dir); err != nil {
 		t.Fatalf("postfixtest: %v", err)
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -412,7 +419,7 @@ lmtp       unix  -       -       n       -       -       lmtp
 anvil      unix  -       -       n       -       1       anvil
 scache     unix  -       -       n       -       1       scache
 postlog    unix-dgram n  -       n       -       1       postlogd
-`
+` + strings.Join(append(in.opts.MasterCF, ""), "\n")
 }
 
 func yesNo(b bool) string {
@@ -506,6 +513,10 @@ func (in *Instance) Start() {
 	if in.running {
 		in.t.Fatal("postfixtest: Start: already running")
 	}
+	// New ran "postfix check"; postfix-script's start skips its slow
+	// check-fatal/check-warn pass when queue_directory/quick-start exists
+	// (and removes the file).
+	must(in.t, os.WriteFile(filepath.Join(in.QueueDir, "quick-start"), nil, 0o644))
 	if out, err := in.run("postfix", "-c", in.ConfigDir, "start"); err != nil {
 		in.t.Fatalf("postfixtest: postfix start: %v: %s\n%s", err, out, in.MaillogTail(30))
 	}
@@ -591,44 +602,77 @@ func (in *Instance) shutdown() {
 }
 
 // pids lists the processes whose working directory is this instance's
-// queue directory (or below it).
-func (in *Instance) pids() []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	self := os.Getpid()
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		if err != nil {
-			continue
-		}
-		if cwd == in.QueueDir || strings.HasPrefix(cwd, in.QueueDir+"/") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// queue directory or below it: every Postfix daemon chdirs there (master.c).
+func (in *Instance) pids() []int { return pidsIn(in.QueueDir) }
 
-// Reload runs postfix reload (when running), e.g. after Postconf. It waits
-// a moment so the new configuration is in effect for new deliveries.
+// Reload runs postfix reload (when running), e.g. after Postconf, and waits
+// (at most 10s) until every daemon that ran before the reload has exited and
+// a new qmgr runs, so later deliveries use the new main.cf.
 func (in *Instance) Reload() {
 	in.t.Helper()
 	if !in.Running() {
 		return
 	}
+	master := in.masterPID()
+	var old []int
+	for _, p := range in.pids() {
+		if p != master {
+			old = append(old, p)
+		}
+	}
 	if out, err := in.run("postfix", "-c", in.ConfigDir, "reload"); err != nil {
 		in.t.Fatalf("postfixtest: postfix reload: %v: %s", err, out)
 	}
-	// master re-reads main.cf on SIGHUP and tells its children to exit
-	// when idle; wait until the old qmgr is gone (new pid file content
-	// does not change, so look at the process list).
-	time.Sleep(500 * time.Millisecond)
+	// master.c: on SIGHUP master_refresh() re-reads the configuration and
+	// the children of the old generation exit once idle.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		alive := 0
+		for _, p := range old {
+			if procComm(p) != "" {
+				alive++
+			}
+		}
+		qmgr := false
+		for _, p := range in.pids() {
+			if procComm(p) == "qmgr" {
+				qmgr = true
+			}
+		}
+		if alive == 0 && qmgr {
+			return
+		}
+		if time.Now().After(deadline) {
+			in.t.Fatalf("postfixtest: reload: %d old processes still alive after 10s (qmgr running: %v)\n%s", alive, qmgr, in.MaillogTail(20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// masterPID reads pid/master.pid (0 when absent).
+func (in *Instance) masterPID() int {
+	b, err := os.ReadFile(filepath.Join(in.QueueDir, "pid", "master.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// procComm returns a live process's command name ("" when it is gone or a
+// zombie).
+func procComm(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// "pid (comm) state ..."; comm may contain spaces and parentheses.
+	s := string(b)
+	i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if i < 0 || j < i || j+2 >= len(s) || s[j+2] == 'Z' {
+		return ""
+	}
+	return s[i+1 : j]
 }
 
 // SetRelay points relayhost at addr ("127.0.0.1:port" or "[host]:port") and

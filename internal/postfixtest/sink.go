@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,7 +51,11 @@ func (m SinkMessage) Header() mail.Header {
 // StartSink runs smtp-sink on a free loopback port (as user postfix; it
 // needs -u when started by root) and waits, at most 10s, until it accepts
 // connections. t.Cleanup stops it and removes its directory.
-func StartSink(t testing.TB) *Sink {
+//
+// extra are further smtp-sink options placed before the address, e.g.
+// "-f", "RCPT" to reject every recipient with a hard 5xx error (so the
+// instance bounces), or "-r", "RCPT" for a soft 4xx error (it defers).
+func StartSink(t testing.TB, extra ...string) *Sink {
 	t.Helper()
 	Require(t)
 	tools, _ := lookTools()
@@ -72,13 +77,15 @@ func StartSink(t testing.TB) *Sink {
 	// a single-message file whose name is created by expanding the
 	// dump-template via strftime() and appending a pseudo-random
 	// hexadecimal number". Backlog 64.
-	s.cmd = exec.Command(tools["smtp-sink"], "-u", "postfix", "-d", filepath.Join(s.Dir, "msg."), s.Addr, "64")
+	args := append([]string{"-u", "postfix", "-d", filepath.Join(s.Dir, "msg.")}, extra...)
+	s.cmd = exec.Command(tools["smtp-sink"], append(args, s.Addr, "64")...)
 	var stderr bytes.Buffer
 	s.cmd.Stdout, s.cmd.Stderr = &stderr, &stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("postfixtest: smtp-sink: %v", err)
 	}
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	must(t, os.WriteFile(filepath.Join(root, "sink.pid"), []byte(strconv.Itoa(s.cmd.Process.Pid)+"\n"), 0o644))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp4", s.Addr, time.Second)
