@@ -38,7 +38,7 @@ type Step struct {
 
 	// exist: an existing target is fine (mkdir of a lost+found directory).
 	exist bool
-	run   func(m queue.Mutator) error
+	carry *carry
 }
 
 func (s Step) String() string {
@@ -239,10 +239,10 @@ func (p *Plan) do(m queue.Mutator, i int) error {
 			err = nil // something unexpected is inside: leave it, check reports it
 		}
 	default:
-		if s.run == nil {
+		if s.carry == nil {
 			err = fmt.Errorf("unknown step %q", s.Op)
 		} else {
-			err = s.run(m)
+			err = s.carry.run(m)
 		}
 	}
 	if err != nil {
