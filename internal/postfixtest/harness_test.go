@@ -2,6 +2,7 @@ package postfixtest_test
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,8 +43,8 @@ func TestHarness(t *testing.T) {
 	authed := pf.SendSMTP(postfixtest.Mail{From: "alice@example.com", To: []string{"r4@remote.example", "alice@example.com"},
 		AuthUser: "alice@example.com", AuthPass: "pw-alice",
 		Data: postfixtest.NewMessage("alice@example.com", []string{"r4@remote.example", "alice@example.com"}, "from alice", "hi\n.dot line\n")})
-	login := pf.SendSMTPAuth("bob", "pw-bob", "bob@example.com", []string{"r5@remote.example"}, nil)
-	_ = login
+	login := pf.SendSMTP(postfixtest.Mail{From: "bob@example.com", To: []string{"r5@remote.example"},
+		AuthUser: "bob", AuthPass: "pw-bob", AuthMech: "LOGIN", XClientAddr: "2001:db8::7"})
 	pf.Sendmail("cron@example.com", []string{"ops@remote.example"}, nil)
 
 	if got := pf.SASLLog(); !slices.Equal(got, []string{"FAIL alice@example.com", "OK alice@example.com", "OK bob"}) {
@@ -109,8 +110,11 @@ func TestHarness(t *testing.T) {
 			t.Errorf("postcat -q %s lacks %q:\n%s", xclient, want, pc)
 		}
 	}
-	if pc := pf.Postcat("-q", login); !strings.Contains(pc, "sasl_username=bob") {
-		t.Errorf("postcat -q %s lacks sasl_username=bob:\n%s", login, pc)
+	pc = pf.Postcat("-q", login)
+	for _, want := range []string{"sasl_method=LOGIN", "sasl_username=bob", "client_address=2001:db8::7"} {
+		if !strings.Contains(pc, want) {
+			t.Errorf("postcat -q %s lacks %q:\n%s", login, want, pc)
+		}
 	}
 	if pc := pf.Postcat("-q", plain); strings.Contains(pc, "sasl_username") {
 		t.Errorf("unauthenticated message has a sasl_username:\n%s", pc)
@@ -225,4 +229,23 @@ func TestSinkReject(t *testing.T) {
 	if !strings.Contains(pf.Maillog(), "status=bounced") {
 		t.Errorf("maillog has no status=bounced:\n%s", pf.MaillogTail(20))
 	}
+}
+
+// TestPortTaken: when another process grabbed the smtpd port between
+// FreePort and master's bind, Start moves smtpd to a new port.
+func TestPortTaken(t *testing.T) {
+	postfixtest.Require(t)
+	pf := postfixtest.New(t, postfixtest.Options{})
+	ln, err := net.Listen("tcp4", pf.SMTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	old := pf.SMTPAddr
+	pf.Start()
+	if pf.SMTPAddr == old {
+		t.Fatalf("smtpd still on the taken %s", old)
+	}
+	pf.SendSMTP(postfixtest.Mail{From: "a@example.com", To: []string{"x@remote.example"}})
+	pf.WaitQueued(1, 30*time.Second)
 }

@@ -339,7 +339,10 @@ func New(t testing.TB, opts Options) *Instance {
 		"myorigin = $mydomain",
 		"mydestination = $myhostname, localhost, $mydomain",
 		"inet_interfaces = 127.0.0.1",
-		"inet_protocols = ipv4",
+		// "all" so that XCLIENT may pretend IPv6 clients (smtpd.c
+		// xclient_cmd refuses IPV6: addresses otherwise); still only
+		// 127.0.0.1 listens.
+		"inet_protocols = all",
 		"mynetworks = " + opts.MyNetworks,
 		"relayhost = " + opts.RelayHost,
 		"smtp_dns_support_level = disabled",
@@ -516,8 +519,27 @@ func (in *Instance) Start() {
 	// New ran "postfix check"; postfix-script's start skips its slow
 	// check-fatal/check-warn pass when queue_directory/quick-start exists
 	// (and removes the file).
-	must(in.t, os.WriteFile(filepath.Join(in.QueueDir, "quick-start"), nil, 0o644))
-	if out, err := in.run("postfix", "-c", in.ConfigDir, "start"); err != nil {
+	for attempt := 1; ; attempt++ {
+		must(in.t, os.WriteFile(filepath.Join(in.QueueDir, "quick-start"), nil, 0o644))
+		out, err := in.run("postfix", "-c", in.ConfigDir, "start")
+		if err == nil {
+			break
+		}
+		// Another process (another test binary) may have taken the
+		// port FreePort chose; master then dies at startup with
+		// "bind 127.0.0.1 port PORT: Address already in use"
+		// (inet_listen.c). Move smtpd to another port.
+		_, port, _ := net.SplitHostPort(in.SMTPAddr)
+		if attempt < 3 && strings.Contains(in.Maillog(), "bind 127.0.0.1 port "+port+": Address already in use") {
+			_ = os.Remove(filepath.Join(in.QueueDir, "quick-start"))
+			port, perr := FreePort()
+			if perr != nil {
+				in.t.Fatal(perr)
+			}
+			in.SMTPAddr = fmt.Sprintf("127.0.0.1:%d", port)
+			must(in.t, os.WriteFile(filepath.Join(in.ConfigDir, "master.cf"), []byte(in.masterCF()), 0o644))
+			continue
+		}
 		in.t.Fatalf("postfixtest: postfix start: %v: %s\n%s", err, out, in.MaillogTail(30))
 	}
 	in.running = true
