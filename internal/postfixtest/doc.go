@@ -28,8 +28,10 @@
 // SASL packages are needed. Require fails the test when the toolchain is
 // missing; only QSURGEON_NO_POSTFIX=1 turns that into a skip (CI never sets it).
 //
-// Every method that takes no error return fails the test (t.Fatal) on error,
-// so call them from the test goroutine. All waits are bounded, and t.Cleanup
+// Every method that takes no error return fails the test (t.Fatal) on error.
+// Failures go to the testing.TB given to New or StartSink, so call the
+// methods from that test's goroutine (not from goroutines or parallel
+// subtests); the Try... variants return errors instead. All waits are bounded, and t.Cleanup
 // stops Postfix, kills leftover Postfix and smtp-sink processes of this
 // instance and removes the directory, also when the test fails. Directories
 // are $TMPDIR/qsurgeon-postfixtest-* and qsurgeon-smtpsink-* (mode 0755, so

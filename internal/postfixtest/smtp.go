@@ -223,7 +223,9 @@ func hasExt(ehlo, name string) bool {
 	return false
 }
 
-// Sendmail submits data with Postfix's sendmail(1) (-f from -i -- to...),
+// Sendmail submits data with Postfix's sendmail(1) (-f from -i -- to...;
+// from "" leaves out -f, so the sender is root@$myorigin; nil data sends
+// NewMessage(...)),
 // which hands it to postdrop(1): a file in maildrop/ that pickup(8) takes
 // when the instance runs, and that stays in maildrop/ while it is stopped.
 func (in *Instance) Sendmail(from string, to []string, data []byte) {
