@@ -396,6 +396,12 @@ func SendLocked(root string) (bool, error) {
 	if err != nil {
 		return false, &os.PathError{Op: "flock", Path: f.Name(), Err: err}
 	}
+	// A qmail built without HASFLOCK locks with lockf() (lock_exnb.c), a
+	// POSIX lock that flock() does not see; ask for it without taking it.
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err == nil && lk.Type != unix.F_UNLCK {
+		return true, nil
+	}
 	return false, nil // closing f releases the probe lock
 }
 

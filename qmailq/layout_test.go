@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
 const fixtureDir = "../testdata/queues/qmail-incident"
@@ -129,6 +131,42 @@ func TestSendLock(t *testing.T) {
 	unlock()
 	if locked, _ := SendLocked(root); locked {
 		t.Fatal("still locked after unlock")
+	}
+	// another process holding the lock the way qmail-send does (flock)
+	// (own process group: flock's child sleep inherits the locked fd)
+	cmd := exec.Command("flock", "--exclusive", filepath.Join(root, "lock/sendmutex"), "sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }
+	defer stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		locked, err := SendLocked(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if locked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("lock held by another process not seen")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := LockSend(root); !errors.Is(err, ErrSendRunning) {
+		t.Fatalf("LockSend while another process holds it: %v", err)
+	}
+	stop()
+	// the grandchild (sleep) exits asynchronously after SIGKILL
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if locked, _ := SendLocked(root); !locked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still locked after the holder died")
+		}
 	}
 	// a symbolic link in place of lock/ is never followed
 	os.Rename(filepath.Join(root, "lock"), filepath.Join(root, "lock.real"))

@@ -151,6 +151,18 @@ type fileData struct {
 	st   unix.Stat_t
 	data []byte
 	err  error // open/read error (the file was listed but could not be read)
+	// pooled is data's buffer when it came from headPool.
+	pooled *[]byte
+}
+
+var headPool = sync.Pool{New: func() any { b := make([]byte, MaxTraceHead); return &b }}
+
+// release returns a pooled buffer; data must not be used afterwards.
+func (fd *fileData) release() {
+	if fd.pooled != nil {
+		headPool.Put(fd.pooled)
+		fd.pooled, fd.data = nil, nil
+	}
 }
 
 // readPart opens the file at loc, fstats it and reads up to limit bytes
@@ -206,7 +218,15 @@ func (q *Queue) readPart(id uint64, loc Location, limit int) *fileData {
 		fd.err = &CorruptError{Path: fd.path, Offset: MaxEnvelopeSize, Err: errTooLarge}
 		n = MaxEnvelopeSize
 	}
-	buf := make([]byte, n)
+	var buf []byte
+	if loc.Part == PartMess && n <= MaxTraceHead {
+		// Only ParseTrace looks at it, and it copies what it keeps.
+		bp := headPool.Get().(*[]byte)
+		buf = (*bp)[:n]
+		fd.pooled = bp
+	} else {
+		buf = make([]byte, n)
+	}
 	got := 0
 	for got < len(buf) {
 		r, err := unix.Pread(f, buf[got:], int64(got))
@@ -304,6 +324,9 @@ func (q *Queue) Inspect(idStr string) (*queue.Message, []Problem, error) {
 	}
 	a := assembler{q: q, id: id, files: files}
 	m := a.assemble()
+	for _, fd := range files[PartMess] {
+		fd.release()
+	}
 	return m, a.probs, nil
 }
 
@@ -348,7 +371,7 @@ func (a *assembler) primary(p Part) *fileData {
 func (a *assembler) assemble() *queue.Message {
 	l := a.q.layout
 	id := a.id
-	m := &queue.Message{MTA: queue.Qmail, ID: strconv.FormatUint(id, 10), Size: -1, FileSize: -1}
+	m := &queue.Message{MTA: queue.Qmail, ID: strconv.FormatUint(id, 10)}
 	a.m = m
 
 	// Placement: every copy not where fmtqfn() puts it, and duplicates.

@@ -125,6 +125,52 @@ func strp(p *string) string {
 
 func TestReadCleanAgainstTruth(t *testing.T) {
 	root := extract(t, "queue.tar.gz")
+	checkAgainstTruth(t, root, 23)
+}
+
+// The same real messages moved into a non-prime split of 10 with big-todo
+// (todo/intd split too, hard links kept by rename) read the same.
+func TestReadResplitBigTodo(t *testing.T) {
+	root := extract(t, "queue.tar.gz")
+	const split = 10
+	for _, part := range []string{"mess", "info", "local", "remote", "todo", "intd"} {
+		dir := filepath.Join(root, part)
+		for i := 0; i < split; i++ {
+			if err := os.MkdirAll(filepath.Join(dir, strconv.Itoa(i)), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var files []string
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		for _, p := range files {
+			id, _ := strconv.ParseUint(filepath.Base(p), 10, 64)
+			to := filepath.Join(dir, strconv.FormatUint(id%split, 10), filepath.Base(p))
+			if to != p {
+				if err := os.Rename(p, to); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for i := split; i < 23; i++ {
+			os.Remove(filepath.Join(dir, strconv.Itoa(i)))
+		}
+	}
+	l, err := DetectLayout(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Split != split || !l.BigTodo || len(l.Notes) != 0 {
+		t.Fatalf("layout: split %d big-todo %v notes %q", l.Split, l.BigTodo, l.Notes)
+	}
+	checkAgainstTruth(t, root, split)
+}
+
+func checkAgainstTruth(t *testing.T, root string, split uint64) {
 	truth := loadTruth(t)
 	q, err := Open(root)
 	if err != nil {
@@ -156,7 +202,7 @@ func TestReadCleanAgainstTruth(t *testing.T) {
 		if ref.Queue != wantQueue || m.Queue != wantQueue {
 			t.Errorf("%s: queue ref %q msg %q, want %q", id, ref.Queue, m.Queue, wantQueue)
 		}
-		wantPath := fmt.Sprintf("mess/%d/%s", tm.Subdir, id)
+		wantPath := fmt.Sprintf("mess/%d/%s", tm.ID%split, id)
 		if ref.Path != wantPath || m.Path != wantPath {
 			t.Errorf("%s: path ref %q msg %q, want %q", id, ref.Path, m.Path, wantPath)
 		}
