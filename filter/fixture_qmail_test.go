@@ -165,6 +165,7 @@ func TestSelectQmailFixture(t *testing.T) {
 			}
 			slices.Sort(got)
 			slices.Sort(want)
+			t.Logf("%d of %d messages selected", len(got), st.Examined)
 			if !slices.Equal(got, want) {
 				t.Errorf("selected %d, want %d; extra %v missing %v", len(got), len(want), minus(got, want), minus(want, got))
 			}
