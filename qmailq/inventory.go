@@ -89,6 +89,22 @@ type Inventory struct {
 	// badDirs are split positions ("remote/3") holding something that is
 	// not a directory (a symbolic link, a file) or that could not be read.
 	badDirs map[string]bool
+	// odd are entries named like a message file that are not regular files
+	// (symbolic links, directories, FIFOs...): never opened, reported.
+	odd map[uint64][]oddFile
+}
+
+type oddFile struct {
+	loc  Location
+	mode fs.FileMode
+}
+
+func (inv *Inventory) addOdd(id uint64, loc Location, mode fs.FileMode) {
+	if inv.odd == nil {
+		inv.odd = map[uint64][]oddFile{}
+	}
+	inv.odd[id] = append(inv.odd[id], oddFile{loc, mode})
+	inv.entry(id) // listed, so the problem is seen
 }
 
 // Locations lists the files of message id found by the walk (nil if none).
@@ -146,6 +162,7 @@ func (q *Queue) Inventory(ctx context.Context) (*Inventory, error) {
 				inv.Strays = append(inv.Strays, Stray{Path: rel, Mode: t, Why: "name is not a message id"})
 			default:
 				inv.Strays = append(inv.Strays, Stray{Path: rel, Mode: t, Why: "not a regular file"})
+				inv.addOdd(id, Location{Part: p, Subdir: Flat}, t)
 			}
 		}
 	}
@@ -192,6 +209,7 @@ func (q *Queue) inventorySubdir(ctx context.Context, inv *Inventory, p Part, sub
 			inv.Strays = append(inv.Strays, Stray{Path: dir + "/" + name, Mode: t, Why: "name is not a message id"})
 		default:
 			inv.Strays = append(inv.Strays, Stray{Path: dir + "/" + name, Mode: t, Why: "not a regular file"})
+			inv.addOdd(id, Location{Part: p, Subdir: sub}, t)
 		}
 	}
 	return nil

@@ -319,11 +319,30 @@ func (q *Queue) Inspect(idStr string) (*queue.Message, []Problem, error) {
 		anyFile = true
 		files[loc.Part] = append(files[loc.Part], fd)
 	}
-	if !anyFile {
+	var odd []oddFile
+	if inv != nil {
+		odd = inv.odd[id]
+	}
+	if !anyFile && len(odd) == 0 {
 		return nil, nil, fmt.Errorf("qmailq: message %d: %w", id, fs.ErrNotExist)
 	}
 	a := assembler{q: q, id: id, files: files}
 	m := a.assemble()
+	for _, o := range odd {
+		what := "not a regular file"
+		switch {
+		case o.mode&fs.ModeSymlink != 0:
+			what = "a symbolic link (never followed)"
+		case o.mode.IsDir():
+			what = "a directory"
+		case o.mode&fs.ModeNamedPipe != 0:
+			what = "a FIFO"
+		case o.mode&fs.ModeDevice != 0:
+			what = "a device"
+		}
+		path := o.loc.Path(id)
+		a.probs = append(a.probs, Problem{Kind: KindUnreadable, ID: id, Path: path, Detail: path + " is " + what + ", not a regular file"})
+	}
 	for _, fd := range files[PartMess] {
 		fd.release()
 	}
@@ -390,7 +409,7 @@ func (a *assembler) assemble() *queue.Message {
 				if f.loc.Subdir >= l.Split {
 					extra = fmt.Sprintf(" (subdirectory %d is beyond conf-split %d: qmail never reads it)", f.loc.Subdir, l.Split)
 				}
-				a.problem(KindWrongSubdir, f.path, "%s is not where qmail looks (%s, %s)%s", f.path, where, l.Path(p, id), extra)
+				a.problem(KindWrongSubdir, f.path, "%s is not where qmail looks for it (%s: %s)%s", f.path, where, l.Path(p, id), extra)
 			}
 		}
 		if len(a.files[p]) > 1 {
@@ -426,7 +445,11 @@ func (a *assembler) assemble() *queue.Message {
 		m.UID, m.GID = int(st.Uid), int(st.Gid)
 		m.Size, m.FileSize = st.Size, st.Size
 		if st.Size == 0 {
-			a.problem(KindZeroLengthMess, mess.path, "%s is empty (qmail-queue died before writing anything)", mess.path)
+			if a.primary(PartInfo) != nil || a.primary(PartTodo) != nil {
+				a.problem(KindZeroLengthMess, mess.path, "%s is empty although the message is queued: its content is lost (qmail-queue always writes its Received line first)", mess.path)
+			} else {
+				a.problem(KindZeroLengthMess, mess.path, "%s is empty (qmail-queue died before writing anything)", mess.path)
+			}
 		} else {
 			t := ParseTrace(mess.data)
 			m.SASLUser = t.AuthUser

@@ -629,8 +629,21 @@ func TestSymlinkNotFollowed(t *testing.T) {
 	if m.NullSender {
 		t.Errorf("read through a symbolic link: %+v", m)
 	}
-	if !hasProblem(m, KindUnreadable) {
+	if !hasProblem(m, KindUnreadable) || !strings.Contains(strings.Join(m.Problems, "\n"), "symbolic link") {
 		t.Errorf("symlinked info not reported: %q", m.Problems)
+	}
+	if m.Sender != "" || m.Err != nil && !strings.Contains(m.Err.Error(), "symbolic") {
+		t.Errorf("sender %q err %v", m.Sender, m.Err)
+	}
+	// a FIFO where a mess file belongs is reported, never opened
+	fifoID := uint64(999999937)
+	if err := syscall.Mkfifo(filepath.Join(root, "mess", strconv.FormatUint(fifoID%23, 10), strconv.FormatUint(fifoID, 10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q.Walk(context.Background(), func(queue.Ref) error { return nil })
+	fm, err := q.Read(queue.Ref{ID: strconv.FormatUint(fifoID, 10)})
+	if err != nil || !hasProblem(fm, KindUnreadable) || !strings.Contains(strings.Join(fm.Problems, "\n"), "FIFO") {
+		t.Errorf("FIFO: %v %v", err, fm)
 	}
 	for _, tm := range truth {
 		if tm.Subdir == 3 && tm.Parts["remote"] {
