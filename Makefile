@@ -1,0 +1,54 @@
+# qsurgeon — see README.md. Every target works from a clean checkout.
+GO      ?= go
+BIN     := bin/qsurgeon
+PKGS    := ./...
+DEMO    ?= $(shell mktemp -d /tmp/qsurgeon-demo.XXXXXX)
+FUZZTIME ?= 20s
+
+.PHONY: all build test vet fmt-check demo fuzz bench docs accept clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/qsurgeon
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+
+# The whole test suite: unit tests over the real-MTA fixtures, fuzz seeds,
+# the CLI as the user runs it, real-Postfix integration tests, and the
+# acceptance scripts of ../shared/checks when they are there.
+test: fmt-check vet build
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+	@if [ -d ../shared/checks ]; then $(MAKE) --no-print-directory accept; fi
+
+# The acceptance scripts (the CLI contract) against the bundled fixtures.
+accept: build
+	bash scripts/accept.sh $(BIN)
+
+# Runs qsurgeon on the bundled Postfix incident queue: a summary, then the
+# stolen account's mail from one client network.
+demo: build
+	@mkdir -p $(DEMO)
+	@tar --numeric-owner -xpzf testdata/queues/postfix-incident/queue.tar.gz -C $(DEMO) 2>/dev/null
+	@echo "== qsurgeon summary  (queue extracted to $(DEMO)/postfix-incident-a)"
+	@$(BIN) --queue $(DEMO)/postfix-incident-a summary
+	@echo
+	@echo "== qsurgeon list --sasl-user hello@example.com --client 100.0.0.0/8"
+	@$(BIN) --queue $(DEMO)/postfix-incident-a list --sasl-user hello@example.com --client 100.0.0.0/8
+
+fuzz:
+	$(GO) test ./postfixq -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
+	$(GO) test ./postfixq -run '^$$' -fuzz FuzzParseID -fuzztime $(FUZZTIME)
+	$(GO) test ./qmailq -run '^$$' -fuzz FuzzEnvelope -fuzztime $(FUZZTIME)
+	$(GO) test ./qmailq -run '^$$' -fuzz FuzzReceived -fuzztime $(FUZZTIME)
+
+docs: build
+	$(BIN) gen-docs --man docs/qsurgeon.1 --bash docs/qsurgeon.bash --zsh docs/qsurgeon.zsh --markdown docs/commands.md
+
+clean:
+	rm -rf bin

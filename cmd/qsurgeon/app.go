@@ -1,0 +1,130 @@
+package main
+
+import (
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+// env is what every command needs from the process: its streams, and the
+// global options resolved from either side of the command name.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	app globalOpts // global flags given before the command
+	cmd globalOpts // the same flags given after the command
+}
+
+// globalOpts are the options every command accepts. They may be given
+// before the command name (qsurgeon --queue DIR list) or after it
+// (qsurgeon list --queue DIR); a value after the command wins.
+type globalOpts struct {
+	Queue     string
+	MTA       string
+	Format    string
+	Workers   int
+	ConfigDir string
+	NoProgress bool
+}
+
+const (
+	flagQueue     = "queue"
+	flagMTA       = "mta"
+	flagFormat    = "format"
+	flagWorkers   = "workers"
+	flagConfigDir = "config-dir"
+	flagNoProgress = "no-progress"
+)
+
+func globalFlags(g *globalOpts) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagQueue, Aliases: []string{"q"}, Destination: &g.Queue, Usage: "queue directory (default: postconf -h queue_directory, else /var/spool/postfix; /var/qmail/queue with --mta qmail)"},
+		&cli.StringFlag{Name: flagMTA, Value: "auto", Destination: &g.MTA, Usage: "auto|postfix|qmail: which MTA wrote the queue (auto: decide from the directory's layout)"},
+		&cli.StringFlag{Name: flagFormat, Aliases: []string{"o"}, Value: "table", Destination: &g.Format, Usage: "table|json|csv|ids: output format (json: one object per line; ids: bare queue IDs for postsuper -d -)"},
+		&cli.IntFlag{Name: flagWorkers, Aliases: []string{"j"}, Destination: &g.Workers, Usage: "parallel readers (default: 2 per CPU, at most 16)"},
+		&cli.StringFlag{Name: flagConfigDir, Aliases: []string{"c"}, Destination: &g.ConfigDir, Usage: "Postfix config directory of the instance (hash_queue_names/depth); optional: the hashing is discovered from the tree"},
+		&cli.BoolFlag{Name: flagNoProgress, Destination: &g.NoProgress, Usage: "never show a progress bar"},
+	}
+}
+
+// opts merges the two sets of global options for the running command.
+func (e *env) opts(c *cli.Context) globalOpts {
+	o := e.app
+	set := func(name string) bool {
+		// IsSet on the command's context looks at the command's own flag
+		// set first, where the global flags are defined again.
+		return c.Command != nil && c.Command.Name != "" && c.IsSet(name)
+	}
+	if set(flagQueue) {
+		o.Queue = e.cmd.Queue
+	}
+	if set(flagMTA) {
+		o.MTA = e.cmd.MTA
+	}
+	if set(flagFormat) {
+		o.Format = e.cmd.Format
+	}
+	if set(flagWorkers) {
+		o.Workers = e.cmd.Workers
+	}
+	if set(flagConfigDir) {
+		o.ConfigDir = e.cmd.ConfigDir
+	}
+	if set(flagNoProgress) {
+		o.NoProgress = e.cmd.NoProgress
+	}
+	return o
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// commandFactories build the command table; each cmd_<verb>.go adds itself.
+var commandFactories []func(e *env) *cli.Command
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	app := &cli.App{
+		Name:  "qsurgeon",
+		Usage: "mail-queue surgery for Postfix and qmail",
+		Description: "qsurgeon reads Postfix queue files and qmail's split queue directly, selects messages in\n" +
+			"parallel by sender, recipient, SASL user, client IP, age, size, headers and bounce status, and\n" +
+			"acts on exactly those. Destructive commands preview first, ask before acting, and can run as\n" +
+			"--dry-run.\n\n" + exitCodeHelp,
+		Flags:                globalFlags(&e.app),
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		HideHelpCommand:      false,
+		ExitErrHandler:       func(*cli.Context, error) {}, // run() maps errors to exit codes
+		OnUsageError: func(c *cli.Context, err error, isSub bool) error {
+			return usageErr("%v", err)
+		},
+	}
+	for _, f := range commandFactories {
+		cmd := f(e)
+		cmd.Flags = append(cmd.Flags, globalFlags(&e.cmd)...)
+		if cmd.OnUsageError == nil {
+			cmd.OnUsageError = app.OnUsageError
+		}
+		app.Commands = append(app.Commands, cmd)
+	}
+	return app
+}
+
+func isFlagError(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"flag provided but not defined", "Incorrect Usage", "invalid value", "flag needs an argument", "Required flag"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/urfave/cli/v2"
+)
+
+// An action is one verb of queue surgery applied message by message.
+type action struct {
+	name    string
+	usage   string
+	help    string // what it means on each MTA
+	example string
+}
+
+var actions = []action{
+	{
+		name:  "delete",
+		usage: "delete the selected messages (every part: message file, logs, qmail info/local/remote/bounce)",
+		help: `Postfix: what postsuper -d does: the bounce/, defer/ and trace/ logs are removed first, then the
+  message file (maildrop, incoming, deferred, hold; active only while Postfix is stopped).
+qmail: every part, in an order that leaves only states qmail itself tolerates if interrupted:
+  bounce, local, remote, info, intd, mess (todo first for messages not yet preprocessed).
+  qmail-send must be stopped; qsurgeon holds lock/sendmutex while it works.`,
+		example: `   # delete everything the stolen account sent, after a preview
+   qsurgeon delete --sasl-user hello@example.com
+   # the backscatter: bounces to remote addresses
+   qsurgeon delete --null-sender --queue-name deferred --yes`,
+	},
+	{
+		name:  "hold",
+		usage: "put the selected messages on hold (Postfix: postsuper -h; qmail: quarantine)",
+		help: `Postfix: what postsuper -h does: rename into hold/ keeping the inode (from incoming, active,
+  deferred; never maildrop). Held mail is not delivered and does not expire.
+qmail: qmail has no hold queue. Use 'qsurgeon quarantine DIR' (hold) and 'qsurgeon restore DIR'
+  (release) instead.`,
+		example: `   qsurgeon hold --sasl-user hello@example.com --yes`,
+	},
+	{
+		name:  "release",
+		usage: "release held messages back to the deferred queue (postsuper -H)",
+		help: `Postfix: what postsuper -H does: hold/ID to deferred/(hash)/ID, mtime unchanged.
+qmail: see 'qsurgeon restore'.`,
+		example: `   qsurgeon release --queue-name hold --sender alice@example.com`,
+	},
+	{
+		name:  "requeue",
+		usage: "requeue the selected messages (Postfix: postsuper -r; qmail: retry at next start)",
+		help: `Postfix: what postsuper -r does: rename into maildrop/ and set the time to now; pickup and
+  cleanup then resubmit the message under a new queue ID (done recipients are dropped, the
+  expiry clock restarts).
+qmail: with qmail-send stopped, set the next-retry time of local/ and remote/ to now, so the
+  message is retried as soon as qmail-send starts.`,
+		example: `   qsurgeon requeue --queue-name deferred --recipient @partner.example --yes`,
+	},
+	{
+		name:  "expire",
+		usage: "expire the selected messages: return them to the sender at the next attempt",
+		help: `Postfix: what postsuper -e does: set the forced-expire bit (g+x); qmgr bounces the message
+  with its delay reasons at the next delivery attempt.
+qmail: back-date info/ID (the birth time) to now minus queuelifetime, so the next attempt is
+  the last one and temporary failures bounce.`,
+		example: `   qsurgeon expire --older-than 3d --not-null-sender`,
+	},
+}
+
+func init() {
+	for _, a := range actions {
+		commandFactories = append(commandFactories, func(e *env) *cli.Command { return actCommand(e, a) })
+	}
+}
+
+func actCommand(e *env, a action) *cli.Command {
+	var ff filterFlags
+	var sf safetyFlags
+	return &cli.Command{
+		Name:      a.name,
+		Usage:     a.usage,
+		ArgsUsage: " ",
+		Description: a.help + `
+
+Before acting it prints the count per queue, the total size and a sample, then asks [y/N]
+(--yes skips; without a terminal and without --yes it exits with code 2 and changes nothing).
+--dry-run prints the plan and every file operation it would do. An empty filter is refused
+unless --all. Every change is appended to the journal.
+
+EXAMPLES:
+` + a.example,
+		Flags: append(ff.flags(), sf.flags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErr("%s takes no arguments (got %q); select messages with flags such as --id", a.name, c.Args().First())
+			}
+			return e.runAction(c, a.name, &ff, &sf)
+		},
+	}
+}
+
+// runAction is plan → preview → confirm → execute for one action.
+func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safetyFlags) error {
+	o := e.opts(c)
+	if ff.empty() && !sf.all {
+		return usageErr("%s with no selection would act on every message", name)
+	}
+	src, err := openSource(o)
+	if err != nil {
+		return err
+	}
+	sg, err := surgeonFor(src)
+	if err != nil {
+		return err
+	}
+	if err := sg.supports(name); err != nil {
+		return fail(exitUsage, err, "")
+	}
+	sel, err := e.selectMessages(c, o, ff, src)
+	if err != nil {
+		return err
+	}
+	return e.execute(c, o, name, sg, sel.results, sf, len(sel.errs) > 0)
+}
+
+// execute runs an action over a selection: preview, confirmation, the
+// MTA's lock, the journal, and one mutation per message.
+func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, results []filter.Result, sf *safetyFlags, partial bool) error {
+	src := sg.source()
+	if len(results) == 0 {
+		fmt.Fprintf(e.stderr, "%s: no message matches; nothing to do.\n", name)
+		if partial {
+			return silentExit(exitPartial)
+		}
+		return nil
+	}
+	if sf.max > 0 && len(results) > sf.max {
+		return fail(exitUsage, fmt.Errorf("the selection has %d messages, more than --max %d", len(results), sf.max),
+			"narrow the filter, or raise --max")
+	}
+	if sf.planOut != "" {
+		if err := writePlan(sf.planOut, src, results); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "wrote the plan for %d message(s) to %s; act on it with: qsurgeon --queue %s apply %s %s\n",
+			len(results), sf.planOut, src.Root(), sf.planOut, name)
+		return nil
+	}
+	if len(results) <= headerAutoLimit {
+		readContents(c.Context, src, results, o.Workers, func(error) {})
+	}
+	verb := name
+	if sf.dryRun {
+		verb = name + " (dry run)"
+	}
+	preview(e.stderr, verb, results, sf.sample)
+	if !sf.yes && !sf.dryRun {
+		if err := e.confirm(fmt.Sprintf("%s %d message(s)?", name, len(results))); err != nil {
+			return err
+		}
+	}
+	mut, dry, closeFS, err := mutatorFor(src.Root(), sf.dryRun)
+	if err != nil {
+		return err
+	}
+	defer closeFS()
+	release, err := sg.prepare(name, sf.dryRun)
+	if err != nil {
+		return err
+	}
+	defer release()
+	var run journalRun = nopRun{}
+	if !sf.dryRun {
+		jr, closeJ, err := openJournal(sf.journal, os.Args, filterDescription(c))
+		if err != nil {
+			return err
+		}
+		defer closeJ()
+		if jr != nil {
+			run = jr
+		}
+	}
+	var out outcome
+	var failures []string
+	for _, r := range results {
+		if c.Context.Err() != nil {
+			failures = append(failures, "interrupted: the remaining messages were not touched")
+			break
+		}
+		m := r.Msg
+		err := sg.act(name, m, mut)
+		switch {
+		case err == nil:
+			out.ok++
+			_ = run.Record(m.ID, m.Queue, name, "ok", nil)
+		case errors.Is(err, errSkipped):
+			out.skipped++
+			failures = append(failures, fmt.Sprintf("%s: skipped: %v", m.ID, err))
+			_ = run.Record(m.ID, m.Queue, name, "skipped", err)
+		default:
+			out.failed++
+			failures = append(failures, fmt.Sprintf("%s: %v", m.ID, err))
+			_ = run.Record(m.ID, m.Queue, name, "failed", err)
+		}
+	}
+	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped})
+	if dry != nil {
+		fmt.Fprintf(e.stdout, "dry run: %s of %d message(s) would do %d file operation(s):\n", name, len(results), len(dry.Ops()))
+		for _, op := range dry.Ops() {
+			fmt.Fprintf(e.stdout, "  %s\n", op)
+		}
+	} else {
+		fmt.Fprintf(e.stderr, "%s: %d done, %d skipped, %d failed\n", name, out.ok, out.skipped, out.failed)
+	}
+	for _, f := range failures {
+		fmt.Fprintf(e.stderr, "qsurgeon: %s\n", f)
+	}
+	if out.failed > 0 || out.skipped > 0 || partial {
+		return silentExit(exitPartial)
+	}
+	return nil
+}
+
+// journalRun is what execute needs of a journal run.
+type journalRun interface {
+	Record(id, queueName, action, result string, err error) error
+	End(summary any) error
+}
+
+type nopRun struct{}
+
+func (nopRun) Record(string, string, string, string, error) error { return nil }
+func (nopRun) End(any) error                                      { return nil }
+
+// filterDescription records the selection flags that were given.
+func filterDescription(c *cli.Context) map[string]any {
+	d := map[string]any{}
+	for _, name := range c.FlagNames() {
+		if !c.IsSet(name) {
+			continue
+		}
+		switch v := c.Value(name).(type) {
+		case cli.StringSlice:
+			d[name] = v.Value()
+		default:
+			d[name] = fmt.Sprint(v)
+		}
+	}
+	return d
+}
+
+// errSkipped marks a message left alone on purpose (it changed since it
+// was selected, or the MTA state forbids touching it).
+var errSkipped = errors.New("left alone")
+
+// surgeon applies actions to single messages of one MTA's queue.
+type surgeon interface {
+	source() queue.Source
+	// supports says whether an action exists for this MTA.
+	supports(action string) error
+	// prepare checks the MTA's state and takes its lock for the action;
+	// release gives the lock back.
+	prepare(action string, dryRun bool) (release func(), err error)
+	act(action string, m *queue.Message, mut queue.Mutator) error
+}
+
+func surgeonFor(src queue.Source) (surgeon, error) {
+	switch src.MTA() {
+	case queue.Postfix:
+		return newPostfixSurgeon(src)
+	case queue.Qmail:
+		return newQmailSurgeon(src)
+	}
+	return nil, fmt.Errorf("no surgeon for %s", src.MTA())
+}
+
+func joinHints(h ...string) string { return strings.Join(h, "; ") }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { commandFactories = append(commandFactories, exportCommand) }
+
+func exportCommand(e *env) *cli.Command {
+	var ff filterFlags
+	var mbox string
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "copy the selected messages out as .eml files (or one mbox), each with its envelope as JSON (read-only)",
+		ArgsUsage: "DIR",
+		Description: `Writes DIR/<queue-id>.eml (the exact message as RFC 5322 text) and DIR/<queue-id>.json (its
+envelope: sender, recipients, SASL user, client, reasons — the members of 'list --format json')
+for every selected message. With --mbox FILE, appends the messages to one mbox file instead
+(mboxrd quoting) and writes FILE.jsonl with the envelopes. The queue is not changed.
+
+EXAMPLES:
+   # keep evidence of the spam run before deleting it
+   qsurgeon export /root/evidence --sasl-user hello@example.com
+   qsurgeon export --mbox /root/bounces.mbox --null-sender`,
+		Flags: append(ff.flags(),
+			&cli.StringFlag{Name: "mbox", Destination: &mbox, Usage: "write one mbox FILE (and FILE.jsonl) instead of a directory of .eml files"},
+		),
+		Action: func(c *cli.Context) error {
+			dir := c.Args().First()
+			if (dir == "") == (mbox == "") || c.NArg() > 1 {
+				return usageErr("export needs a directory, or --mbox FILE (not both)")
+			}
+			o := e.opts(c)
+			src, err := openSource(o)
+			if err != nil {
+				return err
+			}
+			rw, ok := src.(rawWriter)
+			if !ok {
+				return fmt.Errorf("export is not supported for %s queues", src.MTA())
+			}
+			sel, err := e.selectMessages(c, o, &ff, src)
+			if err != nil {
+				return err
+			}
+			readContents(c.Context, src, sel.results, o.Workers, func(error) {})
+			failed := 0
+			if mbox != "" {
+				failed, err = exportMbox(mbox, rw, sel.results)
+			} else {
+				failed, err = exportDir(dir, rw, sel.results)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "exported %d message(s), %d failed\n", len(sel.results)-failed, failed)
+			if failed > 0 || len(sel.errs) > 0 {
+				return silentExit(exitPartial)
+			}
+			return nil
+		},
+	}
+}
+
+func exportDir(dir string, rw rawWriter, results []filter.Result) (int, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
+	failed := 0
+	for _, r := range results {
+		m := r.Msg
+		base := filepath.Join(dir, safeName(m.ID))
+		var buf bytes.Buffer
+		if err := rw.WriteRaw(&buf, m); err != nil {
+			fmt.Fprintf(os.Stderr, "qsurgeon: %s: %v\n", m.ID, err)
+			failed++
+			continue
+		}
+		env, _ := json.MarshalIndent(toJSON(m, nil), "", "  ")
+		if err := writeNew(base+".eml", buf.Bytes()); err != nil {
+			return failed, err
+		}
+		if err := writeNew(base+".json", append(env, '\n')); err != nil {
+			return failed, err
+		}
+	}
+	return failed, nil
+}
+
+func exportMbox(path string, rw rawWriter, results []filter.Result) (int, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	jf, err := os.OpenFile(path+".jsonl", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer jf.Close()
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(jf)
+	enc.SetEscapeHTML(false)
+	failed := 0
+	for _, r := range results {
+		m := r.Msg
+		var buf bytes.Buffer
+		if err := rw.WriteRaw(&buf, m); err != nil {
+			fmt.Fprintf(os.Stderr, "qsurgeon: %s: %v\n", m.ID, err)
+			failed++
+			continue
+		}
+		sender := m.Sender
+		if m.NullSender || sender == "" {
+			sender = "MAILER-DAEMON"
+		}
+		fmt.Fprintf(w, "From %s %s\n", sender, m.Arrival.UTC().Format(time.ANSIC))
+		writeMboxrd(w, buf.Bytes())
+		if err := enc.Encode(toJSON(m, nil)); err != nil {
+			return failed, err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return failed, err
+	}
+	return failed, f.Sync()
+}
+
+// writeMboxrd writes a message body with mboxrd quoting: every line that
+// matches ^>*From  gets one more '>'.
+func writeMboxrd(w *bufio.Writer, msg []byte) {
+	lines := bytes.SplitAfter(msg, []byte("\n"))
+	for _, l := range lines {
+		if bytes.HasPrefix(bytes.TrimLeft(l, ">"), []byte("From ")) {
+			w.WriteByte('>')
+		}
+		w.Write(l)
+	}
+	if len(msg) > 0 && msg[len(msg)-1] != '\n' {
+		w.WriteByte('\n')
+	}
+	w.WriteByte('\n')
+}
+
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// safeName keeps a queue ID usable as a file name.
+func safeName(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == 0 || r == '.' {
+			return '_'
+		}
+		return r
+	}, id)
+}
+

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+)
+
+func init() { commandFactories = append(commandFactories, listCommand) }
+
+// headerAutoLimit is how many selected messages the table format reads the
+// Subject of without --headers.
+const headerAutoLimit = 20000
+
+func listCommand(e *env) *cli.Command {
+	var ff filterFlags
+	var headers bool
+	return &cli.Command{
+		Name:      "list",
+		Aliases:   []string{"ls"},
+		Usage:     "list the messages the filter selects (read-only)",
+		ArgsUsage: " ",
+		Description: `Lists one line per selected message. --format json prints one JSON object per line whose
+members are a superset of postqueue -j (queue_name, queue_id, arrival_time, message_size,
+forced_expire, sender, recipients) plus mta, path, null_sender, done_recipients, next_retry,
+create_time, file_size, sasl_method, sasl_username, client_address, client_name, helo_name and,
+when headers were read, subject, from and message_id. --format ids prints bare queue IDs.
+
+EXAMPLES:
+   # everything the stolen account sent from outside 192.0.2.0/24 in the last 12 hours
+   qsurgeon list --sasl-user hello@example.com --not-client 192.0.2.0/24 --newer-than 12h
+
+   # feed the IDs of all backscatter to postsuper
+   qsurgeon --format ids list --null-sender --queue-name deferred | postsuper -d -`,
+		Flags: append(ff.flags(),
+			&cli.BoolFlag{Name: "headers", Destination: &headers, Usage: "read Subject, From and Message-ID of every selected message (table does so by itself up to 20000 messages)"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErr("list takes no arguments (got %q); use --id ID to select by queue ID", c.Args().First())
+			}
+			o := e.opts(c)
+			r, err := newRenderer(e.stdout, o.Format, ff.explain)
+			if err != nil {
+				return err
+			}
+			src, err := openSource(o)
+			if err != nil {
+				return err
+			}
+			sel, err := e.selectMessages(c, o, &ff, src)
+			if err != nil {
+				return err
+			}
+			if headers || (o.Format == "table" && len(sel.results) <= headerAutoLimit) {
+				readContents(c.Context, src, sel.results, o.Workers, func(err error) {
+					fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
+				})
+			}
+			if err := r.list(sel.results); err != nil {
+				return err
+			}
+			if len(sel.errs) > 0 {
+				fmt.Fprintf(e.stderr, "qsurgeon: %d message(s) could not be read (see warnings above)\n", len(sel.errs))
+				return silentExit(exitPartial)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { commandFactories = append(commandFactories, summaryCommand) }
+
+// ageBuckets are qshape's default buckets, in minutes.
+var ageBuckets = []int{5, 10, 20, 40, 80, 160, 320, 640, 1280}
+
+// counter counts messages and bytes per key.
+type counter map[string]*countSize
+
+type countSize struct {
+	Count int64 `json:"count"`
+	Bytes int64 `json:"bytes"`
+}
+
+func (c counter) add(k string, size int64) {
+	cs := c[k]
+	if cs == nil {
+		cs = &countSize{}
+		c[k] = cs
+	}
+	cs.Count++
+	cs.Bytes += size
+}
+
+type topEntry struct {
+	Key     string `json:"key"`
+	Count   int64  `json:"count"`
+	Bytes   int64  `json:"bytes"`
+	Clients int    `json:"distinct_clients,omitempty"`
+}
+
+func (c counter) top(n int) []topEntry {
+	out := make([]topEntry, 0, len(c))
+	for k, v := range c {
+		out = append(out, topEntry{Key: k, Count: v.Count, Bytes: v.Bytes})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Key < out[j].Key
+	})
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// summary is the first screen of an incident.
+type summary struct {
+	MTA            string                `json:"mta"`
+	Root           string                `json:"queue_directory"`
+	Messages       int64                 `json:"messages"`
+	Bytes          int64                 `json:"bytes"`
+	Recipients     int64                 `json:"pending_recipients"`
+	NullSender     int64                 `json:"null_sender"`
+	Bouncing       int64                 `json:"bouncing"`
+	Corrupt        int64                 `json:"corrupt"`
+	WithProblems   int64                 `json:"with_problems"`
+	Queues         map[string]*countSize `json:"queues"`
+	Channels       map[string]int64      `json:"channels,omitempty"`
+	TodoBacklog    int64                 `json:"todo_backlog"`
+	AgeBuckets     []ageBucket           `json:"age_buckets"`
+	Senders        []topEntry            `json:"top_senders"`
+	SASLUsers      []topEntry            `json:"top_sasl_users"`
+	Clients        []topEntry            `json:"top_client_addresses"`
+	RcptDomains    []topEntry            `json:"top_recipient_domains"`
+	Reasons        []topEntry            `json:"top_delay_reasons"`
+	DistinctSender int                   `json:"distinct_senders"`
+	DistinctSASL   int                   `json:"distinct_sasl_users"`
+	DistinctClient int                   `json:"distinct_client_addresses"`
+	DistinctDomain int                   `json:"distinct_recipient_domains"`
+	DistinctReason int                   `json:"distinct_delay_reasons"`
+}
+
+type ageBucket struct {
+	Label      string `json:"age"`
+	MaxMinutes int    `json:"max_minutes,omitempty"`
+	Count      int64  `json:"count"`
+}
+
+func summaryCommand(e *env) *cli.Command {
+	var ff filterFlags
+	var topN int
+	return &cli.Command{
+		Name:      "summary",
+		Aliases:   []string{"stat"},
+		Usage:     "counts per queue, age buckets, top senders, SASL users, clients, domains, reasons (read-only)",
+		ArgsUsage: " ",
+		Description: `The first screen of an incident: how many messages and bytes per queue, how old (qshape's
+buckets), and who: the top envelope senders, SASL users (with how many distinct client
+addresses each logged in from — a stolen account shows dozens), client addresses, recipient
+domains and delay reasons, the null-sender (bounce) count and, on qmail, the per-channel
+counts and the todo backlog. Takes the same filter flags as list.
+
+EXAMPLES:
+   qsurgeon summary
+   qsurgeon --format json summary --queue-name deferred --top 50`,
+		Flags: append(ff.flags(),
+			&cli.IntFlag{Name: "top", Value: 10, Destination: &topN, Usage: "how many entries in each top list (0: all)"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErr("summary takes no arguments")
+			}
+			o := e.opts(c)
+			if o.Format != "table" && o.Format != "json" {
+				return usageErr("summary prints --format table or json")
+			}
+			src, err := openSource(o)
+			if err != nil {
+				return err
+			}
+			spec, err := ff.spec(e.stdin, time.Now())
+			if err != nil {
+				return err
+			}
+			m, err := filter.Compile(spec)
+			if err != nil {
+				return fail(exitUsage, err, "")
+			}
+			s := &summary{MTA: string(src.MTA()), Root: src.Root(), Queues: map[string]*countSize{}}
+			senders, sasl, clients, domains, reasons := counter{}, counter{}, counter{}, counter{}, counter{}
+			saslClients := map[string]map[string]struct{}{}
+			buckets := make([]int64, len(ageBuckets)+1)
+			now := time.Now()
+			var nerr int
+			opt := filter.Options{Workers: o.Workers, OnError: func(err *filter.ReadError) error {
+				nerr++
+				fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
+				return nil
+			}}
+			bar := e.progress(o, "scanning "+src.Root())
+			if bar != nil {
+				opt.Progress = func(done, total int64) { _ = bar.Set64(done) }
+			}
+			err = filter.Scan(c.Context, src, m, opt, func(r filter.Result) error {
+				msg := r.Msg
+				s.Messages++
+				s.Bytes += msg.Size
+				qc := s.Queues[msg.Queue]
+				if qc == nil {
+					qc = &countSize{}
+					s.Queues[msg.Queue] = qc
+				}
+				qc.Count++
+				qc.Bytes += msg.Size
+				if msg.NullSender {
+					s.NullSender++
+				}
+				if msg.Bouncing {
+					s.Bouncing++
+				}
+				if msg.Err != nil {
+					s.Corrupt++
+				}
+				if len(msg.Problems) > 0 {
+					s.WithProblems++
+				}
+				if msg.Queue == queue.QmailTodo {
+					s.TodoBacklog++
+				}
+				senders.add(displaySender(msg), msg.Size)
+				if msg.SASLUser != "" {
+					sasl.add(msg.SASLUser, msg.Size)
+					if msg.ClientAddr != "" {
+						set := saslClients[msg.SASLUser]
+						if set == nil {
+							set = map[string]struct{}{}
+							saslClients[msg.SASLUser] = set
+						}
+						set[msg.ClientAddr] = struct{}{}
+					}
+				}
+				if msg.ClientAddr != "" {
+					clients.add(msg.ClientAddr, msg.Size)
+				}
+				seenReason := map[string]bool{}
+				for _, rc := range msg.Pending() {
+					s.Recipients++
+					if at := strings.LastIndexByte(rc.Address, '@'); at >= 0 {
+						domains.add(strings.ToLower(rc.Address[at+1:]), 0)
+					} else {
+						domains.add("(no domain)", 0)
+					}
+					if rc.Channel != "" {
+						if s.Channels == nil {
+							s.Channels = map[string]int64{}
+						}
+						s.Channels[rc.Channel]++
+					}
+					if rc.Reason != "" && !seenReason[rc.Reason] {
+						seenReason[rc.Reason] = true
+						reasons.add(rc.Reason, 0)
+					}
+				}
+				mins := int(now.Sub(msg.Arrival).Minutes())
+				i := sort.SearchInts(ageBuckets, mins+1)
+				buckets[i]++
+				return nil
+			})
+			if bar != nil {
+				_ = bar.Finish()
+				_ = bar.Clear()
+			}
+			if err != nil {
+				return err
+			}
+			for i, n := range buckets {
+				b := ageBucket{Count: n}
+				if i < len(ageBuckets) {
+					b.MaxMinutes = ageBuckets[i]
+					b.Label = fmt.Sprintf("<=%dm", ageBuckets[i])
+				} else {
+					b.Label = fmt.Sprintf(">%dm", ageBuckets[len(ageBuckets)-1])
+				}
+				s.AgeBuckets = append(s.AgeBuckets, b)
+			}
+			s.Senders, s.SASLUsers, s.Clients = senders.top(topN), sasl.top(topN), clients.top(topN)
+			for i := range s.SASLUsers {
+				s.SASLUsers[i].Clients = len(saslClients[s.SASLUsers[i].Key])
+			}
+			s.RcptDomains, s.Reasons = domains.top(topN), reasons.top(topN)
+			s.DistinctSender, s.DistinctSASL, s.DistinctClient = len(senders), len(sasl), len(clients)
+			s.DistinctDomain, s.DistinctReason = len(domains), len(reasons)
+			if o.Format == "json" {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetEscapeHTML(false)
+				if err := enc.Encode(s); err != nil {
+					return err
+				}
+			} else {
+				printSummary(e.stdout, s)
+			}
+			if nerr > 0 {
+				return silentExit(exitPartial)
+			}
+			return nil
+		},
+	}
+}
+
+func printSummary(w io.Writer, s *summary) {
+	fmt.Fprintf(w, "%s queue %s: %d messages, %s, %d pending recipients\n", s.MTA, s.Root, s.Messages, humanBytes(s.Bytes), s.Recipients)
+	fmt.Fprintf(w, "null sender (bounces): %d   bouncing: %d   corrupt: %d   with problems: %d\n", s.NullSender, s.Bouncing, s.Corrupt, s.WithProblems)
+	if s.MTA == string(queue.Qmail) {
+		fmt.Fprintf(w, "todo backlog (not yet preprocessed): %d   recipients per channel: local %d, remote %d\n",
+			s.TodoBacklog, s.Channels[queue.ChannelLocal], s.Channels[queue.ChannelRemote])
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	names := make([]string, 0, len(s.Queues))
+	for k := range s.Queues {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return queueRank(names[i]) < queueRank(names[j]) })
+	fmt.Fprint(tw, "QUEUE\tMESSAGES\tSIZE\t\n")
+	for _, k := range names {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t\n", k, s.Queues[k].Count, humanBytes(s.Queues[k].Bytes))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprint(tw, "AGE\t")
+	for _, b := range s.AgeBuckets {
+		fmt.Fprintf(tw, "%s\t", b.Label)
+	}
+	fmt.Fprint(tw, "\nMESSAGES\t")
+	for _, b := range s.AgeBuckets {
+		fmt.Fprintf(tw, "%d\t", b.Count)
+	}
+	fmt.Fprintln(tw)
+	tw.Flush()
+	section := func(title string, es []topEntry, distinct int, clients bool) {
+		if len(es) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s (%d distinct)\n", title, distinct)
+		t := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, e := range es {
+			extra := ""
+			if clients && e.Clients > 0 {
+				extra = fmt.Sprintf("from %d client address(es)", e.Clients)
+			}
+			fmt.Fprintf(t, "  %7d\t%s\t%s\n", e.Count, clip(printable(e.Key), 90), extra)
+		}
+		t.Flush()
+	}
+	section("Top SASL users", s.SASLUsers, s.DistinctSASL, true)
+	section("Top senders", s.Senders, s.DistinctSender, false)
+	section("Top client addresses", s.Clients, s.DistinctClient, false)
+	section("Top recipient domains (pending recipients)", s.RcptDomains, s.DistinctDomain, false)
+	section("Top delay/bounce reasons (messages)", s.Reasons, s.DistinctReason, false)
+}
+
+func queueRank(q string) int {
+	for i, n := range []string{queue.Maildrop, queue.Incoming, queue.Active, queue.Deferred, queue.Hold, queue.Corrupt, queue.Saved, queue.QmailTodo, queue.QmailQueue} {
+		if n == q {
+			return i
+		}
+	}
+	return 100
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n < 1024:
+		return fmt.Sprintf("%d B", n)
+	case n < 1024*1024:
+		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
+	case n < 1024*1024*1024:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1024*1024))
+	default:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1024*1024*1024))
+	}
+}

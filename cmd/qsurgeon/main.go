@@ -1,0 +1,97 @@
+// Command qsurgeon is mail-queue surgery for Postfix and qmail: it reads the
+// queue files directly, selects messages in parallel, and deletes, holds,
+// releases, requeues, quarantines or exports exactly those.
+//
+// This package is the only one that imports urfave/cli or progressbar,
+// reads the terminal or calls os.Exit.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+)
+
+// Exit codes. They never move: scripts depend on them.
+const (
+	exitOK       = 0 // success (check: queue is clean)
+	exitError    = 1 // an error stopped the command
+	exitUsage    = 2 // bad flags or arguments; or a confirmation that could not be asked
+	exitPartial  = 3 // the command ran, but some messages failed (see the report)
+	exitNoQueue  = 4 // the queue directory does not exist or is not a queue
+	exitLocked   = 5 // the MTA is running / holds the queue lock
+	exitProblems = 6 // check: problems were found
+)
+
+const exitCodeHelp = `EXIT CODES:
+   0  success (check: the queue is clean)
+   1  error
+   2  usage error, or a confirmation was needed but no terminal was there to ask
+   3  partial failure: some messages could not be processed (each is reported)
+   4  no queue: the directory does not exist or is not a Postfix/qmail queue
+   5  locked: the MTA is running on this queue (qmail-send holds lock/sendmutex,
+      or Postfix master runs where the action needs it stopped)
+   6  check found problems`
+
+// exitError is an error that carries its exit code and an optional hint.
+type exitErr struct {
+	code int
+	err  error
+	hint string
+}
+
+func (e *exitErr) Error() string { return e.err.Error() }
+func (e *exitErr) Unwrap() error { return e.err }
+
+func fail(code int, err error, hint string) error {
+	return &exitErr{code: code, err: err, hint: hint}
+}
+
+func usageErr(format string, args ...any) error {
+	return fail(exitUsage, fmt.Errorf(format, args...), "")
+}
+
+// silentExit ends the program with a code and no message (the command has
+// already reported what happened).
+type silentExit int
+
+func (s silentExit) Error() string { return fmt.Sprintf("exit %d", int(s)) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: tests call it directly too.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	var se silentExit
+	if errors.As(err, &se) {
+		return int(se)
+	}
+	var ee *exitErr
+	code := exitError
+	hint := ""
+	if errors.As(err, &ee) {
+		code, hint = ee.code, ee.hint
+	} else if isFlagError(err) {
+		code = exitUsage
+		hint = "see 'qsurgeon --help' or 'qsurgeon COMMAND --help'"
+	}
+	fmt.Fprintf(stderr, "qsurgeon: error: %v\n", err)
+	if hint != "" {
+		fmt.Fprintf(stderr, "qsurgeon: hint: %s\n", hint)
+	}
+	return code
+}

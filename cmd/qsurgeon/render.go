@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/queue"
+	"golang.org/x/sync/errgroup"
+)
+
+// jsonRecipient is a pending recipient as postqueue -j prints it, plus the
+// qmail channel and the DSN status when known.
+type jsonRecipient struct {
+	Address     string `json:"address"`
+	DelayReason string `json:"delay_reason,omitempty"`
+	Channel     string `json:"channel,omitempty"`
+	Status      string `json:"status,omitempty"`
+	Original    string `json:"original_recipient,omitempty"`
+}
+
+// jsonDone is a finished recipient.
+type jsonDone struct {
+	Address string `json:"address"`
+	Channel string `json:"channel,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// jsonMessage is one line of `list --format json`: the members of
+// postqueue -j first, in its order, then qsurgeon's own.
+type jsonMessage struct {
+	QueueName      string          `json:"queue_name"`
+	QueueID        string          `json:"queue_id"`
+	ArrivalTime    int64           `json:"arrival_time"`
+	MessageSize    int64           `json:"message_size"`
+	ForcedExpire   bool            `json:"forced_expire"`
+	Sender         string          `json:"sender"`
+	Recipients     []jsonRecipient `json:"recipients"`
+	MTA            string          `json:"mta"`
+	Path           string          `json:"path"`
+	NullSender     bool            `json:"null_sender"`
+	DoneRecipients []jsonDone      `json:"done_recipients"`
+	NextRetry      *int64          `json:"next_retry,omitempty"`
+	CreateTime     *int64          `json:"create_time,omitempty"`
+	FileSize       int64           `json:"file_size"`
+	Bouncing       bool            `json:"bouncing"`
+	SASLMethod     string          `json:"sasl_method,omitempty"`
+	SASLUsername   string          `json:"sasl_username,omitempty"`
+	ClientAddress  string          `json:"client_address,omitempty"`
+	ClientName     string          `json:"client_name,omitempty"`
+	HELOName       string          `json:"helo_name,omitempty"`
+	Subject        *string         `json:"subject,omitempty"`
+	From           *string         `json:"from,omitempty"`
+	MessageID      *string         `json:"message_id,omitempty"`
+	Problems       []string        `json:"problems,omitempty"`
+	Error          string          `json:"error,omitempty"`
+	Matched        []string        `json:"matched,omitempty"`
+}
+
+func unixPtr(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	v := t.Unix()
+	return &v
+}
+
+// displaySender is the sender as postqueue shows it: the null sender is
+// MAILER-DAEMON.
+func displaySender(m *queue.Message) string {
+	if m.NullSender {
+		return "MAILER-DAEMON"
+	}
+	return m.Sender
+}
+
+func toJSON(m *queue.Message, why []string) jsonMessage {
+	j := jsonMessage{
+		QueueName:      m.Queue,
+		QueueID:        m.ID,
+		ArrivalTime:    m.Arrival.Unix(),
+		MessageSize:    m.Size,
+		ForcedExpire:   m.ForcedExpire,
+		Sender:         displaySender(m),
+		Recipients:     []jsonRecipient{},
+		MTA:            string(m.MTA),
+		Path:           m.Path,
+		NullSender:     m.NullSender,
+		DoneRecipients: []jsonDone{},
+		NextRetry:      unixPtr(m.NextRetry),
+		CreateTime:     unixPtr(m.CreateTime),
+		FileSize:       m.FileSize,
+		Bouncing:       m.Bouncing,
+		SASLMethod:     m.SASLMethod,
+		SASLUsername:   m.SASLUser,
+		ClientAddress:  m.ClientAddr,
+		ClientName:     m.ClientName,
+		HELOName:       m.HELO,
+		Problems:       m.Problems,
+		Matched:        why,
+	}
+	if m.Arrival.IsZero() {
+		j.ArrivalTime = 0
+	}
+	for _, r := range m.Recipients {
+		switch {
+		case r.Canceled:
+		case r.Done:
+			j.DoneRecipients = append(j.DoneRecipients, jsonDone{Address: r.Address, Channel: r.Channel, Reason: r.Reason})
+		default:
+			orig := ""
+			if r.Original != "" && !strings.EqualFold(r.Original, r.Address) {
+				orig = r.Original
+			}
+			j.Recipients = append(j.Recipients, jsonRecipient{Address: r.Address, DelayReason: r.Reason, Channel: r.Channel, Status: r.Status, Original: orig})
+		}
+	}
+	if c := m.Content; c != nil {
+		j.Subject, j.From, j.MessageID = &c.Subject, &c.From, &c.MessageID
+	}
+	if m.Err != nil {
+		j.Error = m.Err.Error()
+	}
+	return j
+}
+
+// renderer prints a selection in one of the output formats.
+type renderer struct {
+	w       io.Writer
+	format  string
+	explain bool
+	now     time.Time
+}
+
+func newRenderer(w io.Writer, format string, explain bool) (*renderer, error) {
+	switch format {
+	case "table", "json", "csv", "ids":
+	default:
+		return nil, usageErr("--format %q: want table, json, csv or ids", format)
+	}
+	return &renderer{w: w, format: format, explain: explain, now: time.Now()}, nil
+}
+
+func (r *renderer) list(results []filter.Result) error {
+	switch r.format {
+	case "ids":
+		var b bytes.Buffer
+		for _, res := range results {
+			b.WriteString(res.Msg.ID)
+			b.WriteByte('\n')
+			if b.Len() > 64*1024 {
+				if _, err := r.w.Write(b.Bytes()); err != nil {
+					return err
+				}
+				b.Reset()
+			}
+		}
+		_, err := r.w.Write(b.Bytes())
+		return err
+	case "json":
+		enc := json.NewEncoder(r.w)
+		enc.SetEscapeHTML(false)
+		for _, res := range results {
+			var why []string
+			if r.explain {
+				why = res.Why
+			}
+			if err := enc.Encode(toJSON(res.Msg, why)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "csv":
+		cw := csv.NewWriter(r.w)
+		_ = cw.Write([]string{"mta", "queue_name", "queue_id", "arrival_time", "message_size", "sender", "recipients", "done_recipients", "sasl_username", "client_address", "helo_name", "subject", "path", "problems"})
+		for _, res := range results {
+			m := res.Msg
+			subj := ""
+			if m.Content != nil {
+				subj = m.Content.Subject
+			}
+			var pend, done []string
+			for _, rc := range m.Recipients {
+				if rc.Canceled {
+					continue
+				}
+				if rc.Done {
+					done = append(done, rc.Address)
+				} else {
+					pend = append(pend, rc.Address)
+				}
+			}
+			_ = cw.Write([]string{string(m.MTA), m.Queue, m.ID, strconv.FormatInt(m.Arrival.Unix(), 10), strconv.FormatInt(m.Size, 10),
+				displaySender(m), strings.Join(pend, " "), strings.Join(done, " "), m.SASLUser, m.ClientAddr, m.HELO, subj, m.Path,
+				strings.Join(m.Problems, "; ")})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	tw := tabwriter.NewWriter(r.w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tQUEUE\tAGE\tSIZE\tSENDER\tSASL USER\tCLIENT\tRCPTS\tSUBJECT/NOTE")
+	for _, res := range results {
+		m := res.Msg
+		note := ""
+		if m.Content != nil {
+			note = m.Content.Subject
+		}
+		if m.Err != nil {
+			note = "CORRUPT: " + m.Err.Error()
+		} else if len(m.Problems) > 0 {
+			note = "PROBLEM: " + strings.Join(m.Problems, "; ")
+		}
+		if r.explain && len(res.Why) > 0 {
+			note = strings.TrimSpace(note + " [" + strings.Join(res.Why, ", ") + "]")
+		}
+		pending := len(m.Pending())
+		rc := strconv.Itoa(pending)
+		if d := len(m.DoneRecipients()); d > 0 {
+			rc += "+" + strconv.Itoa(d) + "done"
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, idMark(m), m.Queue, age(r.now, m.Arrival), humanSize(m.Size),
+			clip(printable(displaySender(m)), 40), clip(dash(m.SASLUser), 30), dash(m.ClientAddr), rc, clip(printable(note), 60))
+	}
+	return tw.Flush()
+}
+
+// idMark decorates an ID the way mailq does: * active, ! hold, # expired.
+func idMark(m *queue.Message) string {
+	s := ""
+	switch m.Queue {
+	case queue.Active:
+		s = "*"
+	case queue.Hold:
+		s = "!"
+	}
+	if m.ForcedExpire {
+		s += "#"
+	}
+	return s
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// printable replaces control characters so a hostile header cannot drive
+// the admin's terminal.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			b.WriteByte('?')
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "0m"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n < 10*1024:
+		return strconv.FormatInt(n, 10)
+	case n < 10*1024*1024:
+		return fmt.Sprintf("%dK", n/1024)
+	default:
+		return fmt.Sprintf("%dM", n/(1024*1024))
+	}
+}
+
+// readContents reads the headers of every selected message that has none
+// yet, in parallel, for output that shows subjects.
+func readContents(ctx context.Context, src queue.Source, results []filter.Result, workers int, warn func(error)) {
+	if workers <= 0 {
+		workers = min(2*runtime.GOMAXPROCS(0), 16)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	errs := make([]error, len(results))
+	for i := range results {
+		m := results[i].Msg
+		if m.Content != nil || m.Err != nil || m.Path == "" {
+			continue
+		}
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			c, err := src.ReadContent(m, queue.ContentOptions{})
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: reading headers: %w", m.Path, err)
+				return nil
+			}
+			m.Content = c
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for _, err := range errs {
+		if err != nil {
+			warn(err)
+		}
+	}
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/postfixq"
+	"github.com/qsurgeon/qsurgeon/qmailq"
+	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+)
+
+const (
+	defaultPostfixQueue = "/var/spool/postfix"
+	defaultQmailQueue   = "/var/qmail/queue"
+)
+
+// queueDir resolves --queue: the flag, else Postfix's own idea of its
+// queue directory, else the compiled-in defaults.
+func queueDir(o globalOpts) string {
+	if o.Queue != "" {
+		return o.Queue
+	}
+	if o.MTA == string(queue.Qmail) {
+		return defaultQmailQueue
+	}
+	if path, err := exec.LookPath("postconf"); err == nil {
+		args := []string{"-h", "queue_directory"}
+		if o.ConfigDir != "" {
+			args = append([]string{"-c", o.ConfigDir}, args...)
+		}
+		if out, err := exec.Command(path, args...).Output(); err == nil {
+			if d := strings.TrimSpace(string(out)); d != "" {
+				return d
+			}
+		}
+	}
+	if o.MTA == "auto" || o.MTA == "" {
+		if _, err := os.Lstat(defaultPostfixQueue); err != nil {
+			if _, err := os.Lstat(defaultQmailQueue); err == nil {
+				return defaultQmailQueue
+			}
+		}
+	}
+	return defaultPostfixQueue
+}
+
+// openSource opens the queue named by the global options.
+func openSource(o globalOpts) (queue.Source, error) {
+	dir := queueDir(o)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fail(exitNoQueue, fmt.Errorf("queue %s: %w", dir, err), "give the queue directory with --queue DIR")
+	}
+	if !st.IsDir() {
+		return nil, fail(exitNoQueue, fmt.Errorf("queue %s: not a directory", dir), "give the queue directory with --queue DIR")
+	}
+	mta := o.MTA
+	switch mta {
+	case "", "auto":
+		if qmailq.IsQmailQueue(dir) {
+			mta = string(queue.Qmail)
+		} else if postfixq.IsPostfixQueue(dir) {
+			mta = string(queue.Postfix)
+		} else {
+			return nil, fail(exitNoQueue, fmt.Errorf("%s is neither a Postfix nor a qmail queue directory", dir),
+				"point --queue at the queue_directory (Postfix: it has deferred/, incoming/...; qmail: mess/, info/, todo/...) or force --mta")
+		}
+	case string(queue.Postfix), string(queue.Qmail):
+	default:
+		return nil, usageErr("--mta %q: want auto, postfix or qmail", mta)
+	}
+	if mta == string(queue.Qmail) {
+		q, err := qmailq.Open(dir)
+		if err != nil {
+			return nil, fail(exitNoQueue, err, "")
+		}
+		return q, nil
+	}
+	var popts postfixq.Options
+	if o.ConfigDir != "" {
+		cfg, err := postfixq.LoadConfig(o.ConfigDir)
+		if err != nil {
+			return nil, fail(exitError, err, "--config-dir names the Postfix config directory (the one with main.cf)")
+		}
+		popts.Config = &cfg
+	}
+	s, err := postfixq.Open(dir, popts)
+	if err != nil {
+		return nil, fail(exitNoQueue, err, "")
+	}
+	return s, nil
+}
+
+// selection is the result of running the filter over a source.
+type selection struct {
+	src     queue.Source
+	results []filter.Result
+	stats   filter.Stats
+	errs    []error
+}
+
+// selectMessages compiles the filter flags and runs the parallel engine,
+// with a progress bar on a terminal.
+func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src queue.Source) (*selection, error) {
+	spec, err := ff.spec(e.stdin, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	m, err := filter.Compile(spec)
+	if err != nil {
+		return nil, fail(exitUsage, err, "")
+	}
+	sel := &selection{src: src}
+	opt := filter.Options{
+		Workers: o.Workers,
+		Stats:   &sel.stats,
+		OnError: func(err *filter.ReadError) error {
+			sel.errs = append(sel.errs, err)
+			return nil
+		},
+	}
+	bar := e.progress(o, "scanning "+src.Root())
+	if bar != nil {
+		opt.Progress = func(done, total int64) { _ = bar.Set64(done) }
+	}
+	sel.results, err = filter.Select(c.Context, src, m, opt)
+	if bar != nil {
+		_ = bar.Finish()
+		_ = bar.Clear()
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil, fail(exitError, errors.New("interrupted"), "")
+		}
+		return nil, err
+	}
+	for _, err := range sel.errs {
+		fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
+	}
+	return sel, nil
+}
+
+// progress returns a progress bar on stderr, or nil when stderr is not a
+// terminal, the output is JSON, or --no-progress was given.
+func (e *env) progress(o globalOpts, what string) *progressbar.ProgressBar {
+	if o.NoProgress || o.Format == "json" || !isTerminal(e.stderr) {
+		return nil
+	}
+	return progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(e.stderr),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("msg"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+// notExist reports a missing file as the message having left the queue.
+func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/qsurgeon/qsurgeon/qmailq"
+	"github.com/qsurgeon/qsurgeon/queue"
+)
+
+// qmailSurgeon applies actions to a qmail queue with qmail-send stopped.
+type qmailSurgeon struct {
+	q *qmailq.Queue
+}
+
+func newQmailSurgeon(src queue.Source) (surgeon, error) {
+	q, ok := src.(*qmailq.Queue)
+	if !ok {
+		return nil, fmt.Errorf("not a qmail queue")
+	}
+	return &qmailSurgeon{q: q}, nil
+}
+
+func (s *qmailSurgeon) source() queue.Source { return s.q }
+
+func (s *qmailSurgeon) supports(action string) error {
+	switch action {
+	case "hold", "release":
+		return fmt.Errorf("qmail has no hold queue: use 'qsurgeon quarantine DIR' to hold and 'qsurgeon restore DIR' to release")
+	}
+	return nil
+}
+
+// prepare refuses while qmail-send runs and holds lock/sendmutex so it
+// cannot start while qsurgeon works (qmail-send.c: main() takes the same
+// lock with lock_exnb()).
+func (s *qmailSurgeon) prepare(action string, dryRun bool) (func(), error) {
+	unlock, err := qmailq.LockSend(s.q.Root())
+	if err != nil {
+		return nil, fail(exitLocked, err, joinHints("stop qmail-send first: svc -d /service/qmail-send (daemontools) or systemctl stop qmail",
+			"qmail-smtpd may keep running"))
+	}
+	return unlock, nil
+}
+
+func (s *qmailSurgeon) act(action string, m *queue.Message, mut queue.Mutator) error {
+	return fmt.Errorf("%s: not implemented yet", action)
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/internal/journal"
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/urfave/cli/v2"
+)
+
+// defaultJournal is where every run that changes a queue is recorded.
+const defaultJournal = "/var/lib/qsurgeon/journal.jsonl"
+
+// safetyFlags are the flags every destructive command shares.
+type safetyFlags struct {
+	all     bool
+	yes     bool
+	dryRun  bool
+	max     int
+	planOut string
+	journal string
+	sample  int
+}
+
+func (s *safetyFlags) flags() []cli.Flag {
+	cat := "Safety:"
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "all", Category: cat, Destination: &s.all, Usage: "allow an empty filter (act on EVERY message of the queue)"},
+		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Category: cat, Destination: &s.yes, Usage: "do not ask for confirmation (needed when there is no terminal)"},
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Category: cat, Destination: &s.dryRun, Usage: "print the plan and every file operation it would do; change nothing"},
+		&cli.IntFlag{Name: "max", Category: cat, Destination: &s.max, Usage: "refuse when the selection has more than this many messages (0: no limit)"},
+		&cli.StringFlag{Name: "plan-out", Category: cat, Destination: &s.planOut, Usage: "write the selection to FILE and stop; act on it later with 'qsurgeon apply FILE ACTION'"},
+		&cli.StringFlag{Name: "journal", Category: cat, Value: defaultJournal, Destination: &s.journal, Usage: "append a JSON-lines record of every change to this file ('' or 'none': no journal)"},
+		&cli.IntFlag{Name: "sample", Category: cat, Value: 10, Destination: &s.sample, Usage: "how many messages the preview shows"},
+	}
+}
+
+// preview prints what an action is about to do: the count per queue, the
+// total size and a sample.
+func preview(w io.Writer, action string, results []filter.Result, sample int) {
+	perQueue := map[string]int{}
+	var bytes int64
+	for _, r := range results {
+		perQueue[r.Msg.Queue]++
+		bytes += r.Msg.Size
+	}
+	names := make([]string, 0, len(perQueue))
+	for k := range perQueue {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return queueRank(names[i]) < queueRank(names[j]) })
+	var parts []string
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", k, perQueue[k]))
+	}
+	fmt.Fprintf(w, "%s: %d message(s), %s (%s)\n", action, len(results), humanBytes(bytes), strings.Join(parts, ", "))
+	now := time.Now()
+	for i, r := range results {
+		if i == sample {
+			fmt.Fprintf(w, "  ... and %d more\n", len(results)-sample)
+			break
+		}
+		m := r.Msg
+		subj := ""
+		if m.Content != nil {
+			subj = m.Content.Subject
+		}
+		fmt.Fprintf(w, "  %-16s %-9s %5s  %-32s %-24s %s\n", m.ID+idMark(m), m.Queue, age(now, m.Arrival),
+			clip(printable(displaySender(m)), 32), clip(dash(m.SASLUser), 24), clip(printable(subj), 50))
+	}
+}
+
+// confirm asks [y/N] on the terminal. Without a terminal it fails with the
+// usage code instead of waiting.
+func (e *env) confirm(question string) error {
+	in, ok := e.stdin.(*os.File)
+	if !ok || !isTerminal(in) {
+		return fail(exitUsage, errors.New("confirmation needed, but standard input is not a terminal"),
+			"check the preview with --dry-run, then run again with --yes")
+	}
+	fmt.Fprintf(e.stderr, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	fmt.Fprintln(e.stderr, "nothing changed.")
+	return silentExit(exitOK)
+}
+
+// openJournal starts a journal run, or returns nil for --journal none.
+func openJournal(path string, args []string, filterDesc any) (*journal.Run, func(), error) {
+	if path == "" || path == "none" {
+		return nil, func() {}, nil
+	}
+	j, err := journal.Open(path)
+	if err != nil {
+		return nil, nil, fail(exitError, fmt.Errorf("journal: %w", err), "give a writable file with --journal FILE, or --journal none")
+	}
+	run, err := j.Begin(args, filterDesc)
+	if err != nil {
+		j.Close()
+		return nil, nil, fail(exitError, fmt.Errorf("journal: %w", err), "")
+	}
+	return run, func() { j.Close() }, nil
+}
+
+// outcome counts what an action did.
+type outcome struct {
+	ok, failed, skipped int
+}
+
+// mutatorFor returns the root-confined mutator of a queue, or the recorder
+// that changes nothing for --dry-run. Dry-run is enforced here, below every
+// command: the commands never see a writing mutator when it is set.
+func mutatorFor(root string, dryRun bool) (queue.Mutator, *safefs.DryRun, func(), error) {
+	fsys, err := safefs.Open(root)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if dryRun {
+		d := safefs.NewDryRun(fsys)
+		return d, d, func() { fsys.Close() }, nil
+	}
+	return fsys, nil, func() { fsys.Close() }, nil
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// TestEveryCommandAndFlagHasUsage fails when a command or flag has no usage
+// text, or a command's help has no example (gopass checks the same).
+func TestEveryCommandAndFlagHasUsage(t *testing.T) {
+	app := newApp(strings.NewReader(""), io.Discard, io.Discard)
+	if len(app.Commands) < 3 {
+		t.Fatalf("only %d commands", len(app.Commands))
+	}
+	checkFlags := func(where string, flags []cli.Flag) {
+		for _, f := range flags {
+			df, ok := f.(cli.DocGenerationFlag)
+			if !ok || strings.TrimSpace(df.GetUsage()) == "" {
+				t.Errorf("%s: flag %v has no usage text", where, f.Names())
+			}
+		}
+	}
+	checkFlags("qsurgeon", app.Flags)
+	for _, c := range app.Commands {
+		if strings.TrimSpace(c.Usage) == "" {
+			t.Errorf("command %s has no usage text", c.Name)
+		}
+		if !strings.Contains(c.Description, "EXAMPLES:") || !strings.Contains(c.Description, "qsurgeon ") {
+			t.Errorf("command %s: its help has no example", c.Name)
+		}
+		checkFlags(c.Name, c.Flags)
+	}
+}
+
+// TestGlobalFlagsEitherSide: a global flag after the command wins over the
+// same flag before it, and one given only before is kept.
+func TestGlobalFlagsEitherSide(t *testing.T) {
+	e := &env{app: globalOpts{Queue: "/before", Format: "json"}, cmd: globalOpts{Queue: "/after", Format: "table"}}
+	var got globalOpts
+	app := &cli.App{Flags: globalFlags(&e.app)}
+	app.Commands = []*cli.Command{{Name: "x", Flags: globalFlags(&e.cmd), Action: func(c *cli.Context) error {
+		got = e.opts(c)
+		return nil
+	}}}
+	if err := app.Run([]string{"qs", "--queue", "/before", "--format", "json", "x", "--queue", "/after"}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Queue != "/after" || got.Format != "json" {
+		t.Fatalf("got queue %q format %q, want /after json", got.Queue, got.Format)
+	}
+}
