@@ -23,20 +23,20 @@ type env struct {
 // before the command name (qsurgeon --queue DIR list) or after it
 // (qsurgeon list --queue DIR); a value after the command wins.
 type globalOpts struct {
-	Queue     string
-	MTA       string
-	Format    string
-	Workers   int
-	ConfigDir string
+	Queue      string
+	MTA        string
+	Format     string
+	Workers    int
+	ConfigDir  string
 	NoProgress bool
 }
 
 const (
-	flagQueue     = "queue"
-	flagMTA       = "mta"
-	flagFormat    = "format"
-	flagWorkers   = "workers"
-	flagConfigDir = "config-dir"
+	flagQueue      = "queue"
+	flagMTA        = "mta"
+	flagFormat     = "format"
+	flagWorkers    = "workers"
+	flagConfigDir  = "config-dir"
 	flagNoProgress = "no-progress"
 )
 

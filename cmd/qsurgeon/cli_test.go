@@ -281,8 +281,8 @@ func TestFilterFlagsPostfix(t *testing.T) {
 	truth := loadPostfixTruth(t)
 	type tm = struct {
 		queue, id, sender, sasl, ip, subject string
-		pending                             []string
-		reasons                             []string
+		pending                              []string
+		reasons                              []string
 	}
 	var msgs []tm
 	for _, m := range truth.Messages {

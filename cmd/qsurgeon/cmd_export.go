@@ -173,4 +173,3 @@ func safeName(id string) string {
 		return r
 	}, id)
 }
-

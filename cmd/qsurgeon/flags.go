@@ -17,8 +17,8 @@ import (
 // a typo there silently gives an empty value).
 type filterFlags struct {
 	ids, queues, senders, recipients, saslUsers, clients, helos cli.StringSlice
-	notSenders, notRecipients, notSASLUsers, notClients           cli.StringSlice
-	reasons, headers, subjects, bodies                            cli.StringSlice
+	notSenders, notRecipients, notSASLUsers, notClients         cli.StringSlice
+	reasons, headers, subjects, bodies                          cli.StringSlice
 
 	olderThan, newerThan string
 	minSize, maxSize     string

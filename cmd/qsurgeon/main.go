@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
 )
 
 // Exit codes. They never move: scripts depend on them.
