@@ -646,7 +646,11 @@ func (a *assembler) consistency(mess, info, local, remote, todo, intd, bounce *f
 	if todo != nil && info != nil {
 		a.problem(KindTodoAndInfo, todo.path, "%s and %s both exist: qmail-send will preprocess it again, turning done recipients back to pending (duplicate deliveries)", todo.path, info.path)
 	}
-	if bounce != nil && info == nil && todo == nil {
+	switch {
+	case bounce != nil && info == nil && todo == nil:
 		a.problem(KindBounceWithoutInfo, bounce.path, "%s without %s: stale failure text that the next message with this id would inherit", bounce.path, l.InfoPath(id))
+	case bounce != nil && info == nil:
+		// qmail-send.c:todo_do() unlinks info/local/remote but not bounce.
+		a.problem(KindBounceWithoutInfo, bounce.path, "%s next to a message not yet preprocessed: stale failure text of an earlier message with this id, which this one will inherit (todo_do() does not remove bounce/)", bounce.path)
 	}
 }

@@ -660,3 +660,41 @@ func TestSymlinkNotFollowed(t *testing.T) {
 		}
 	}
 }
+
+// Names that are not message ids are reported as strays, never dropped
+// silently and never taken for messages.
+func TestInventoryStrays(t *testing.T) {
+	root := extract(t, "queue.tar.gz")
+	for _, p := range []string{"mess/5/123.tmp", "todo/abc", "info/7/0123", "bounce/x"} {
+		if err := os.WriteFile(filepath.Join(root, p), []byte("F\x00"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, "remote/junk"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	q, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	inv, err := q.Inventory(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range inv.Strays {
+		got[s.Path] = true
+	}
+	for _, p := range []string{"mess/5/123.tmp", "todo/abc", "info/7/0123", "bounce/x", "remote/junk"} {
+		if !got[p] {
+			t.Errorf("stray %s not reported (strays %v)", p, inv.Strays)
+		}
+	}
+	if len(inv.IDs) != len(loadTruth(t)) {
+		t.Errorf("%d ids, want %d", len(inv.IDs), len(loadTruth(t)))
+	}
+	if inv.Has(123, PartMess) {
+		t.Error("123.tmp taken for message 123")
+	}
+}
