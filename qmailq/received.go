@@ -288,8 +288,9 @@ func parseSMTPReceived(f string) (*SMTPReceived, bool) {
 	}
 	v = v[len("from "):]
 	r := &SMTPReceived{}
-	// safeput() turns every byte that could break the syntax into '?', so
-	// the host has no blank or parenthesis.
+	// received.c:safeput() turns every byte but [A-Za-z0-9.@%+/=:-[]] into
+	// '?', so host, HELO, remoteinfo and IP hold no blank or parenthesis.
+	// The protocol is written as is (a TLS patch may put a comment there).
 	sp := strings.IndexByte(v, ' ')
 	if sp <= 0 {
 		return nil, false

@@ -277,13 +277,14 @@ func (q *Queue) Inspect(idStr string) (*queue.Message, []Problem, error) {
 	}
 	l := q.layout
 	// Candidate locations: the inventory's, plus the canonical ones.
-	var locs []Location
-	seen := map[Location]bool{}
+	locs := make([]Location, 0, numParts)
 	addLoc := func(loc Location) {
-		if !seen[loc] {
-			seen[loc] = true
-			locs = append(locs, loc)
+		for _, l := range locs {
+			if l == loc {
+				return
+			}
 		}
+		locs = append(locs, loc)
 	}
 	inv := q.inv.Load()
 	if inv != nil {
