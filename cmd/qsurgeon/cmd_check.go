@@ -1,0 +1,321 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/qmailq"
+	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/qsurgeon/qsurgeon/rebuild"
+	"github.com/urfave/cli/v2"
+)
+
+func init() {
+	commandFactories = append(commandFactories, checkCommand, repairCommand, rebuildCommand)
+}
+
+// accountFlags are --user NAME=UID and --group NAME=GID, for queues copied
+// from another machine and for containers without the qmail accounts.
+type accountFlags struct {
+	users, groups cli.StringSlice
+	split         int
+}
+
+func (a *accountFlags) flags() []cli.Flag {
+	cat := "qmail accounts and layout:"
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "user", Category: cat, Destination: &a.users, Usage: "NAME=UID of a qmail user (qmailq, qmails, qmailr, ...), instead of the system's; repeatable"},
+		&cli.StringSliceFlag{Name: "group", Category: cat, Destination: &a.groups, Usage: "NAME=GID of a qmail group (qmail, nofiles), instead of the system's; repeatable"},
+		&cli.IntFlag{Name: "split", Category: cat, Destination: &a.split, Usage: "conf-split of the queue (default: detected from the tree, else 23)"},
+	}
+}
+
+func (a *accountFlags) ids() (rebuild.IDs, error) {
+	var ids rebuild.IDs
+	for kind, vals := range map[string][]string{"user": a.users.Value(), "group": a.groups.Value()} {
+		for _, v := range vals {
+			name, id, err := rebuild.ParseAssignment(v)
+			if err != nil {
+				return ids, usageErr("--%s: %v", kind, err)
+			}
+			ids.Set(kind, name, id)
+		}
+	}
+	r, err := rebuild.Resolve(ids)
+	if err != nil {
+		return ids, fail(exitUsage, err, "give the numbers with --user qmailq=UID --user qmails=UID --user qmailr=UID --group qmail=GID")
+	}
+	return r, nil
+}
+
+func qmailRoot(o globalOpts) (string, error) {
+	if o.Queue == "" && o.MTA != string(queue.Qmail) {
+		o.MTA = string(queue.Qmail)
+	}
+	dir := queueDir(o)
+	if !qmailq.IsQmailQueue(dir) {
+		return "", fail(exitNoQueue, fmt.Errorf("%s is not a qmail queue", dir), "point --queue at the qmail queue directory (it has mess/, info/, todo/, lock/)")
+	}
+	return dir, nil
+}
+
+func checkCommand(e *env) *cli.Command {
+	var af accountFlags
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "check a queue's structure, owners, modes and every message's parts (read-only)",
+		ArgsUsage: " ",
+		Description: `qmail: the split of every split directory, flat or big-todo todo/intd, every directory's and
+file's owner, group and mode against qmail's own hierarchy (hier.c), lock/trigger (a FIFO),
+lock/sendmutex and lock/tcpto, names equal to inodes, and every message's parts forming a legal
+state — orphans, zero-length mess files, stale pid/ files, stale bounce/ files, files in the
+wrong subdirectory. One line per problem with the fix 'repair' would apply; --format json prints
+one object per problem (kind, id, path, detail, fix). Exit code 0: clean, 6: problems found.
+
+EXAMPLES:
+   qsurgeon --queue /var/qmail/queue check
+   qsurgeon --queue ./queue --format json check --user qmailq=992 --user qmails=990 --user qmailr=991 --group qmail=995`,
+		Flags: af.flags(),
+		Action: func(c *cli.Context) error {
+			o := e.opts(c)
+			root, err := qmailRoot(o)
+			if err != nil {
+				return err
+			}
+			ids, err := af.ids()
+			if err != nil {
+				return err
+			}
+			rep, err := rebuild.InspectQmail(root, ids, rebuild.Options{Split: af.split})
+			if err != nil {
+				return err
+			}
+			if o.Format == "json" {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetEscapeHTML(false)
+				for _, p := range rep.Problems {
+					if err := enc.Encode(p); err != nil {
+						return err
+					}
+				}
+			} else {
+				todo := "flat todo/intd"
+				if rep.BigTodo {
+					todo = "big-todo (split todo/intd)"
+				}
+				fmt.Fprintf(e.stdout, "qmail queue %s: conf-split %d, %s, %d messages, %d problem(s)\n", root, rep.Split, todo, rep.Messages, len(rep.Problems))
+				for _, p := range rep.Problems {
+					fmt.Fprintln(e.stdout, printable(p.String()))
+				}
+			}
+			if len(rep.Problems) > 0 {
+				return silentExit(exitProblems)
+			}
+			return nil
+		},
+	}
+}
+
+func repairCommand(e *env) *cli.Command {
+	var af accountFlags
+	var sf safetyFlags
+	var lostFound string
+	return &cli.Command{
+		Name:      "repair",
+		Usage:     "fix what check found, as a plan shown first; nothing that could be mail is deleted",
+		ArgsUsage: " ",
+		Description: `Builds a plan from what 'check' finds, prints it, asks, and executes it once. Recoverable
+messages are put back into a legal state (renamed to their inode with their side files, moved
+to the right subdirectory, re-preprocessed into todo/intd when only the envelope is missing);
+unrecoverable fragments go to a lost+found directory outside the queue (--lost-found, default
+QUEUE.lost+found next to it) with a note of where each came from. Owners, modes, missing
+directories and the lock/trigger FIFO are fixed as in qmail's hier.c. qmail-send must be
+stopped; repair holds lock/sendmutex while it works.
+
+EXAMPLES:
+   qsurgeon --queue /var/qmail/queue repair --dry-run
+   qsurgeon --queue /var/qmail/queue repair --yes`,
+		Flags: append(append(af.flags(), sf.flags()...),
+			&cli.StringFlag{Name: "lost-found", Destination: &lostFound, Usage: "where unrecoverable fragments go (outside the queue, same filesystem)"},
+		),
+		Action: func(c *cli.Context) error {
+			o := e.opts(c)
+			root, err := qmailRoot(o)
+			if err != nil {
+				return err
+			}
+			ids, err := af.ids()
+			if err != nil {
+				return err
+			}
+			plan, err := rebuild.PlanRepair(root, nil, ids, rebuild.Options{Split: af.split, LostFound: lostFound})
+			if err != nil {
+				if errors.Is(err, qmailq.ErrSendRunning) {
+					return fail(exitLocked, err, "stop qmail-send first: svc -d /service/qmail-send, or systemctl stop qmail")
+				}
+				return err
+			}
+			return e.runPlan(c, plan, &sf, "repair")
+		},
+	}
+}
+
+// runPlan prints a rebuild plan, asks, and executes it once through a
+// mutator rooted at the plan's base (or the dry-run recorder).
+func (e *env) runPlan(c *cli.Context, plan *rebuild.Plan, sf *safetyFlags, what string) error {
+	fmt.Fprint(e.stdout, plan.String())
+	if len(plan.Steps) == 0 {
+		return nil
+	}
+	if !sf.yes && !sf.dryRun {
+		if err := e.confirm(fmt.Sprintf("%s: carry out these %d steps?", what, len(plan.Steps))); err != nil {
+			return err
+		}
+	}
+	fsys, err := safefs.Open(plan.Base)
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+	var mut queue.Mutator = fsys
+	if sf.dryRun {
+		mut = safefs.NewDryRun(fsys)
+	}
+	o := e.opts(c)
+	bar := e.progress(o, what)
+	var progress queue.Progress
+	if bar != nil {
+		bar.ChangeMax64(int64(len(plan.Steps)))
+		progress = func(done, total int64) { _ = bar.Set64(done) }
+	}
+	err = plan.Execute(mut, progress)
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err != nil {
+		if errors.Is(err, qmailq.ErrSendRunning) {
+			return fail(exitLocked, err, "stop qmail-send first: svc -d /service/qmail-send, or systemctl stop qmail")
+		}
+		return fail(exitError, err, "the steps before the failing one were done; run 'qsurgeon check' and then this command again")
+	}
+	if sf.dryRun {
+		fmt.Fprintf(e.stdout, "dry run: nothing changed (%d steps planned)\n", len(plan.Steps))
+	} else {
+		fmt.Fprintf(e.stderr, "%s: %d steps done\n", what, len(plan.Steps))
+	}
+	return nil
+}
+
+func rebuildCommand(e *env) *cli.Command {
+	var af accountFlags
+	var sf safetyFlags
+	var ff filterFlags
+	var newDir, carryFrom string
+	var bigTodo, flatTodo, swap bool
+	return &cli.Command{
+		Name:      "rebuild",
+		Usage:     "build a complete, empty, correct qmail queue; optionally carry selected messages into it and swap it in",
+		ArgsUsage: " ",
+		Description: `Builds every directory, owner, group, mode, FIFO and lock file of qmail's hier.c in a new
+directory (--new). With --carry-from OLD and filter flags, the selected messages of the old queue
+are copied in the way qmail-queue makes a message (new inode, new name, re-split; envelope, done
+marks, birth and next-retry times kept). --swap then renames the old queue aside (it is never
+deleted) and the new one into its place. qmail-send must be stopped.
+
+EXAMPLES:
+   qsurgeon rebuild --new /var/qmail/queue.new --split 23
+   qsurgeon rebuild --new /var/qmail/queue.new --carry-from /var/qmail/queue --not-sasl-user hello@example.com --swap`,
+		Flags: append(append(append(af.flags(), sf.flags()...), ff.flags()...),
+			&cli.StringFlag{Name: "new", Destination: &newDir, Usage: "the directory to build the new queue in (must not exist)"},
+			&cli.StringFlag{Name: "carry-from", Destination: &carryFrom, Usage: "the old queue to copy the selected messages from"},
+			&cli.BoolFlag{Name: "big-todo", Destination: &bigTodo, Usage: "split todo/ and intd/ (for qmail built with the big-todo patch)"},
+			&cli.BoolFlag{Name: "flat-todo", Destination: &flatTodo, Usage: "flat todo/ and intd/ (stock qmail, netqmail, notqmail; the default)"},
+			&cli.BoolFlag{Name: "swap", Destination: &swap, Usage: "after building, rename the old queue aside and the new one into its place"},
+		),
+		Action: func(c *cli.Context) error {
+			if newDir == "" {
+				return usageErr("rebuild needs --new DIR")
+			}
+			if bigTodo && flatTodo {
+				return usageErr("--big-todo and --flat-todo exclude each other")
+			}
+			if swap && carryFrom == "" {
+				return usageErr("--swap needs --carry-from OLD (the queue to swap out)")
+			}
+			ids, err := af.ids()
+			if err != nil {
+				return err
+			}
+			split := af.split
+			big := bigTodo
+			var sel []uint64
+			if carryFrom != "" {
+				l, err := qmailq.DetectLayout(carryFrom)
+				if err != nil {
+					return fail(exitNoQueue, err, "")
+				}
+				if split == 0 {
+					split = l.Split
+				}
+				if !bigTodo && !flatTodo {
+					big = l.BigTodo
+				}
+				if ff.empty() && !sf.all {
+					return usageErr("rebuild --carry-from with no selection would carry every message; add filter flags or --all")
+				}
+				src, err := qmailq.OpenLayout(l)
+				if err != nil {
+					return err
+				}
+				defer src.Close()
+				o := e.opts(c)
+				o.Format = "table"
+				selRes, err := e.selectMessages(c, o, &ff, src)
+				if err != nil {
+					return err
+				}
+				for _, r := range selRes.results {
+					id, err := strconv.ParseUint(r.Msg.ID, 10, 64)
+					if err == nil {
+						sel = append(sel, id)
+					}
+				}
+				fmt.Fprintf(e.stderr, "carrying %d message(s) of %s\n", len(sel), carryFrom)
+			}
+			if split == 0 {
+				split = 23
+			}
+			plan, err := rebuild.PlanRebuild(newDir, split, big, ids)
+			if err != nil {
+				return err
+			}
+			if carryFrom != "" {
+				cp, err := rebuild.PlanCarry(carryFrom, newDir, sel, ids, rebuild.CarryOptions{Split: split, BigTodo: big})
+				if err != nil {
+					if errors.Is(err, qmailq.ErrSendRunning) {
+						return fail(exitLocked, err, "stop qmail-send first")
+					}
+					return err
+				}
+				plan.Append(cp)
+			}
+			if err := e.runPlan(c, plan, &sf, "rebuild"); err != nil {
+				return err
+			}
+			if swap && !sf.dryRun {
+				sp, err := rebuild.PlanSwap(filepath.Clean(carryFrom), filepath.Clean(newDir), time.Time{})
+				if err != nil {
+					return err
+				}
+				sf.yes = true // the rebuild's confirmation covered the swap
+				return e.runPlan(c, sp, &sf, "swap")
+			}
+			return nil
+		},
+	}
+}
