@@ -1,0 +1,263 @@
+package postfixq
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qsurgeon/qsurgeon/queue"
+)
+
+func TestDiscoveredHashing(t *testing.T) {
+	s, err := Open(fixtureRoot(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// README: hash_queue_names = deferred, defer; depth 1; the rest flat.
+	for dir, want := range map[string]int{"deferred": 1, "defer": 1, "bounce": 0, "incoming": 0, "active": 0, "hold": 0, "maildrop": 0} {
+		if got := s.HashDepth(dir); got != want {
+			t.Errorf("HashDepth(%s) = %d, want %d", dir, got, want)
+		}
+	}
+	if got := s.MessagePath("deferred", "7A6D1BE4D7"); got != "deferred/7/7A6D1BE4D7" {
+		t.Errorf("MessagePath = %s", got)
+	}
+	if got := s.LogPath("defer", "7A6D1BE4D7"); got != "defer/7/7A6D1BE4D7" {
+		t.Errorf("LogPath = %s", got)
+	}
+	if got := s.LogPath("bounce", "81713BE51B"); got != "bounce/81713BE51B" {
+		t.Errorf("LogPath = %s", got)
+	}
+	// Every defer log of the fixture is where LogPath says.
+	for _, m := range loadTruth(t).Messages {
+		if m.HasDeferLog {
+			if _, err := os.Lstat(filepath.Join(s.Root(), s.LogPath("defer", m.QueueID))); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
+
+func TestConfigHashing(t *testing.T) {
+	dir := t.TempDir()
+	mainCF := "# test\nhash_queue_names = deferred,\n   defer bounce, $extra\nextra = hold\nhash_queue_depth = ${depth}\ndepth = 2\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(mainCF), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.HashQueueNames, " ") != "deferred defer bounce hold" || c.HashQueueDepth != 2 || c.QueueDirectory != "/var/spool/postfix" {
+		t.Errorf("config = %+v", c)
+	}
+	// Cross-check with the real postconf.
+	out, err := exec.Command("/usr/sbin/postconf", "-c", dir, "-x", "-h", "hash_queue_names", "hash_queue_depth").Output()
+	if err != nil {
+		t.Fatalf("postconf: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	names := strings.FieldsFunc(lines[0], func(r rune) bool { return r == ' ' || r == ',' })
+	if strings.Join(names, " ") != strings.Join(c.HashQueueNames, " ") || lines[1] != "2" {
+		t.Errorf("postconf says %q, we parsed %+v", lines, c)
+	}
+	s, err := Open(fixtureRoot(t), Options{Config: &c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.MessagePath("hold", "7A6D1BE4D7"); got != "hold/7/A/7A6D1BE4D7" {
+		t.Errorf("MessagePath = %s", got)
+	}
+	if got := s.MessagePath("maildrop", "7A6D1BE4D7"); got != "maildrop/7A6D1BE4D7" {
+		t.Errorf("maildrop hashed: %s", got)
+	}
+	// Empty main.cf: Postfix defaults.
+	os.WriteFile(filepath.Join(dir, "main.cf"), nil, 0o644)
+	if c, err := LoadConfig(dir); err != nil || strings.Join(c.HashQueueNames, ",") != "deferred,defer" || c.HashQueueDepth != 1 {
+		t.Errorf("defaults = %+v %v", c, err)
+	}
+}
+
+// TestWalkSkipsUnsafeEntries damages a private copy of the fixture: a
+// symlinked hash directory, a symlinked file, a file still being written,
+// temporary names, a FIFO; Walk reports each and lists none, and Read
+// refuses to go through a symbolic link or out of the root.
+func TestWalkSkipsUnsafeEntries(t *testing.T) {
+	root := copyFixture(t)
+	outside := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A symlinked hash dir pointing at a real hash dir elsewhere.
+	must(os.Mkdir(filepath.Join(outside, "Z"), 0o700))
+	must(os.WriteFile(filepath.Join(outside, "Z", "ZZZZZ1"), []byte("x"), 0o700))
+	must(os.Symlink(filepath.Join(outside, "Z"), filepath.Join(root, "deferred", "Z")))
+	// A symlinked queue file.
+	must(os.Symlink(filepath.Join(root, "deferred/7/7A6D1BE4D7"), filepath.Join(root, "hold", "ABCDE123")))
+	// In progress: mode 0600.
+	must(os.Chmod(filepath.Join(root, "incoming/D23C1BE526"), 0o600))
+	// Temporary names.
+	must(os.WriteFile(filepath.Join(root, "incoming", "123456.789"), nil, 0o600))
+	must(os.WriteFile(filepath.Join(root, "deferred", "7", "7A6D1BE4D7#FIX"), nil, 0o700))
+	must(unix.Mkfifo(filepath.Join(root, "active", "FIFO1"), 0o700))
+	must(os.Mkdir(filepath.Join(root, "maildrop", "0"), 0o700))
+
+	var notes []Note
+	s, err := Open(root, Options{OnNote: func(n Note) { notes = append(notes, n) }})
+	must(err)
+	defer s.Close()
+	refs := walkAll(t, s)
+	if len(refs) != 297 {
+		t.Errorf("walk listed %d messages, want 298 - 1 in progress", len(refs))
+	}
+	for _, r := range refs {
+		if r.ID == "D23C1BE526" || r.ID == "ZZZZZ1" || r.ID == "ABCDE123" {
+			t.Errorf("walk listed %s", r.Path)
+		}
+	}
+	got := map[string]string{}
+	for _, n := range notes {
+		got[n.Path] = n.Kind
+	}
+	for p, kind := range map[string]string{
+		"deferred/Z":                NoteSymlink,
+		"hold/ABCDE123":             NoteSymlink,
+		"incoming/D23C1BE526":       NoteInProgress,
+		"incoming/123456.789":       NoteTemporary,
+		"deferred/7/7A6D1BE4D7#FIX": NoteTemporary,
+		"active/FIFO1":              NoteNotRegular,
+		"maildrop/0":                NoteUnexpectedDir,
+	} {
+		if got[p] != kind {
+			t.Errorf("note for %s = %q, want %q (all: %v)", p, got[p], kind, notes)
+		}
+	}
+	if len(notes) != 7 {
+		t.Errorf("%d notes: %v", len(notes), notes)
+	}
+	// Read never crosses a symlink or leaves the root.
+	for _, p := range []string{"deferred/Z/ZZZZZ1", "hold/ABCDE123", "../x", "/etc/passwd", "deferred/../../x"} {
+		if _, err := s.Read(queue.Ref{Path: p}); err == nil {
+			t.Errorf("Read(%s) succeeded", p)
+		}
+	}
+	if _, err := s.Read(queue.Ref{Queue: "incoming", ID: "D23C1BE526", Path: "incoming/D23C1BE526"}); !errors.Is(err, ErrInProgress) {
+		t.Errorf("Read of a 0600 file: %v", err)
+	}
+	if _, err := s.Read(queue.Ref{Queue: "deferred", ID: "0123456789"}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Read of a missing file: %v", err)
+	}
+	// Forced expiration: g+x (postsuper -e), mode 0710.
+	must(os.Chmod(filepath.Join(root, "deferred/7/7A6D1BE4D7"), 0o710))
+	m, err := s.Read(queue.Ref{Queue: "deferred", ID: "7A6D1BE4D7"})
+	must(err)
+	if !m.ForcedExpire || m.Path != "deferred/7/7A6D1BE4D7" {
+		t.Errorf("forced expire not seen: %+v", m)
+	}
+}
+
+// TestDiscoveryFlatAndDeep hashes a copy of the fixture two levels deep
+// (as postsuper does after hash_queue_depth = 2) and checks discovery.
+func TestDiscoveryFlatAndDeep(t *testing.T) {
+	root := copyFixture(t)
+	var moved []string
+	err := filepath.WalkDir(filepath.Join(root, "deferred"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		moved = append(moved, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range moved {
+		id := filepath.Base(p)
+		dst := filepath.Join(root, "deferred", HashDir(id, 2), id)
+		os.MkdirAll(filepath.Dir(dst), 0o700)
+		if err := os.Rename(p, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.HashDepth("deferred") != 2 || s.HashDepth("defer") != 1 {
+		t.Errorf("depths %d %d", s.HashDepth("deferred"), s.HashDepth("defer"))
+	}
+	var ids []string
+	for _, r := range walkAll(t, s) {
+		if r.Queue == "deferred" {
+			if r.Path != s.MessagePath("deferred", r.ID) {
+				t.Errorf("%s is not at MessagePath %s", r.Path, s.MessagePath("deferred", r.ID))
+			}
+			ids = append(ids, r.ID)
+		}
+	}
+	sort.Strings(ids)
+	if len(ids) != 274 {
+		t.Errorf("%d deferred messages after rehashing", len(ids))
+	}
+}
+
+func TestMasterRunning(t *testing.T) {
+	root := copyFixture(t)
+	// The fixture's pid/master.pid is stale (Postfix was stopped).
+	if up, err := MasterRunning(root); err != nil || up {
+		t.Errorf("stale pid file: running=%v err=%v", up, err)
+	}
+	// Hold the lock the way master does (flock, another open file).
+	f, err := os.Open(filepath.Join(root, "pid", "master.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if up, err := MasterRunning(root); err != nil || !up {
+		t.Errorf("locked pid file: running=%v err=%v", up, err)
+	}
+	f.Close()
+	if up, err := MasterRunning(root); err != nil || up {
+		t.Errorf("after unlock: running=%v err=%v", up, err)
+	}
+	os.Remove(filepath.Join(root, "pid", "master.pid"))
+	if up, err := MasterRunning(root); err != nil || up {
+		t.Errorf("no pid file: running=%v err=%v", up, err)
+	}
+}
+
+func TestParseLog(t *testing.T) {
+	root := fixtureRoot(t)
+	data, err := os.ReadFile(filepath.Join(root, "bounce", "81713BE51B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ParseLog(data)
+	if len(e) != 1 || e[0].Recipient != "j.doe@example.com" || e[0].Offset != 1016 || e[0].Status != "5.1.1" ||
+		e[0].Action != "failed" || e[0].Reason != `unknown user: "j.doe"` || e[0].DSNOrigRcpt != "rfc822;j.doe@example.com" {
+		t.Errorf("entries = %+v", e)
+	}
+	// Old-style only entries (backwards compatible logs).
+	e = ParseLog([]byte("<a@b>: old reason\n\n<\"x y\"@c>: other\n"))
+	if len(e) != 2 || e[0].Recipient != "a@b" || e[1].Reason != "other" || logAddress(e[1].Recipient) != "x y@c" {
+		t.Errorf("legacy entries = %+v", e)
+	}
+	if quote822Local("x y@c") != `"x y"@c` || quote822Local("a.b@c") != "a.b@c" || quote822Local("a..b@c") != `"a..b"@c` {
+		t.Error("quote822Local")
+	}
+}
