@@ -44,13 +44,6 @@ var (
 	errBadBounce    = errors.New("bounce entry without a <recipient>: line")
 )
 
-// ErrTrailingNUL marks an envelope that ends with an extra empty record
-// (the terminating NUL qmail-queue reads on fd 1 but never writes). It is
-// tolerated by the parsers, which set TrailingNUL, but qmail-send itself
-// would stop at it ("unknown record type": qmail-send.c:todo_do(),
-// pass_dochan()).
-var ErrTrailingNUL = errors.New("extra empty record at the end")
-
 // splitRecords cuts data into NUL-terminated records and calls fn with each
 // record (without its NUL) and its offset. A single empty record at the very
 // end is tolerated and reported by the return value trailingNUL. The first
