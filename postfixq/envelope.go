@@ -110,7 +110,7 @@ func ParseEnvelope(r io.ReaderAt, size int64, rel string) (*queue.Message, *Enve
 	rd.reset(r, size, rel)
 	parseEnvelope(rd, m, env)
 	rd.reset(nil, 0, "")
-	if cap(rd.buf) <= 1<<20 {
+	if cap(rd.buf)+cap(rd.alt) <= 1<<20 {
 		readerPool.Put(rd)
 	}
 	return m, env

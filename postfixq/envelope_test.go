@@ -1,6 +1,7 @@
 package postfixq
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -268,3 +269,50 @@ func TestPostqueueOrder(t *testing.T) {
 }
 
 var _ = time.Second
+
+// countingReaderAt counts the bytes read through it.
+type countingReaderAt struct {
+	r     *bytes.Reader
+	bytes int64
+	calls int
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	c.calls++
+	n, err := c.r.ReadAt(p, off)
+	c.bytes += int64(n)
+	return n, err
+}
+
+// TestEnvelopeSkipsBody checks the performance promise: the envelope of a
+// large message is read with two small preads (the start and the
+// extracted segment), never the body.
+func TestEnvelopeSkipsBody(t *testing.T) {
+	root := fixtureRoot(t)
+	n := 0
+	for _, want := range loadTruth(t).Messages {
+		if want.FileSize < 100<<10 {
+			continue
+		}
+		data := readFixtureFile(t, root, want.Path)
+		c := &countingReaderAt{r: bytes.NewReader(data)}
+		m, _ := ParseEnvelope(c, int64(len(data)), want.Path)
+		if m.Err != nil {
+			t.Fatal(m.Err)
+		}
+		if c.bytes > 3*defaultWindow || c.calls > 3 {
+			t.Errorf("%s (%d bytes): envelope read %d bytes in %d calls", want.Path, len(data), c.bytes, c.calls)
+		}
+		c = &countingReaderAt{r: bytes.NewReader(data)}
+		if _, err := ReadContent(c, int64(len(data)), want.Path, queue.ContentOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if c.bytes > 2*contentWindow+defaultWindow {
+			t.Errorf("%s: headers-only read %d bytes", want.Path, c.bytes)
+		}
+		n++
+	}
+	if n != 13 {
+		t.Errorf("%d files over 100 KB, README says 13", n)
+	}
+}

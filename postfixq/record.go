@@ -128,6 +128,10 @@ type Reader struct {
 
 	buf    []byte // buf holds the file bytes [bufOff, bufOff+len(buf))
 	bufOff int64
+	// alt is a second window (the one used before buf), so that a jump to
+	// the heap after E and the reverse jump back cost no extra read.
+	alt    []byte
+	altOff int64
 
 	pos  int64 // offset of the next record
 	err  error // sticky error
@@ -140,19 +144,19 @@ type Reader struct {
 
 // NewReader returns a logical Reader for a queue file of the given size.
 func NewReader(r io.ReaderAt, size int64) *Reader {
-	return &Reader{r: r, size: size, window: defaultWindow}
+	return &Reader{r: r, size: size, window: defaultWindow, bufOff: -1, altOff: -1}
 }
 
 // NewPhysicalReader returns a Reader that does not follow pointers, skip
 // padding or stop at E.
 func NewPhysicalReader(r io.ReaderAt, size int64) *Reader {
-	return &Reader{r: r, size: size, physical: true, window: defaultWindow}
+	return &Reader{r: r, size: size, physical: true, window: defaultWindow, bufOff: -1, altOff: -1}
 }
 
 // reset prepares a pooled Reader for another file, keeping its buffer.
 func (rd *Reader) reset(r io.ReaderAt, size int64, path string) {
-	buf := rd.buf[:0]
-	*rd = Reader{r: r, size: size, path: path, window: defaultWindow, buf: buf, bufOff: -1}
+	buf, alt := rd.buf[:0], rd.alt[:0]
+	*rd = Reader{r: r, size: size, path: path, window: defaultWindow, buf: buf, bufOff: -1, alt: alt, altOff: -1}
 }
 
 // SetPath sets the file name used in CorruptError values.
@@ -187,6 +191,12 @@ func (rd *Reader) Next() (Record, error) {
 
 // fill makes buf cover [off, off+n). n must not run past the file size.
 func (rd *Reader) fill(off int64, n int) error {
+	if rd.bufOff >= 0 && off >= rd.bufOff && off+int64(n) <= rd.bufOff+int64(len(rd.buf)) {
+		return nil
+	}
+	// Swap windows: the other one may hold what we need.
+	rd.buf, rd.alt = rd.alt, rd.buf
+	rd.bufOff, rd.altOff = rd.altOff, rd.bufOff
 	if rd.bufOff >= 0 && off >= rd.bufOff && off+int64(n) <= rd.bufOff+int64(len(rd.buf)) {
 		return nil
 	}
