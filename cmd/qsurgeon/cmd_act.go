@@ -243,7 +243,7 @@ func filterDescription(c *cli.Context) map[string]any {
 			continue
 		}
 		switch v := c.Value(name).(type) {
-		case cli.StringSlice:
+		case *cli.StringSlice:
 			d[name] = v.Value()
 		default:
 			d[name] = fmt.Sprint(v)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/qsurgeon/qsurgeon/postfixq"
@@ -9,8 +10,8 @@ import (
 
 // postfixSurgeon applies actions to a Postfix queue the way postsuper does.
 type postfixSurgeon struct {
-	spool   *postfixq.Spool
-	running bool // master runs on this queue directory
+	spool *postfixq.Spool
+	opt   postfixq.ActOptions
 }
 
 func newPostfixSurgeon(src queue.Source) (surgeon, error) {
@@ -23,17 +24,46 @@ func newPostfixSurgeon(src queue.Source) (surgeon, error) {
 
 func (p *postfixSurgeon) source() queue.Source { return p.spool }
 
-func (p *postfixSurgeon) supports(action string) error { return nil }
+func (p *postfixSurgeon) supports(action string) error {
+	switch action {
+	case "delete", "hold", "release", "requeue", "expire":
+		return nil
+	}
+	return fmt.Errorf("%s is not an action on a Postfix queue", action)
+}
 
+// prepare finds out whether master runs on this queue directory (the flock
+// test of 'postfix status'): messages in active/ are then left alone.
 func (p *postfixSurgeon) prepare(action string, dryRun bool) (func(), error) {
 	running, err := postfixq.MasterRunning(p.spool.Root())
 	if err != nil {
 		return nil, err
 	}
-	p.running = running
+	p.opt.MasterRunning = running
 	return func() {}, nil
 }
 
 func (p *postfixSurgeon) act(action string, m *queue.Message, mut queue.Mutator) error {
-	return fmt.Errorf("%s: not implemented yet", action)
+	var err error
+	switch action {
+	case "delete":
+		err = p.spool.Delete(mut, m, p.opt)
+	case "hold":
+		err = p.spool.Hold(mut, m, p.opt)
+	case "release":
+		err = p.spool.Release(mut, m, p.opt)
+	case "requeue":
+		err = p.spool.Requeue(mut, m, p.opt)
+	case "expire":
+		err = p.spool.Expire(mut, m, p.opt)
+	default:
+		return fmt.Errorf("%s is not an action on a Postfix queue", action)
+	}
+	switch {
+	case errors.Is(err, postfixq.ErrChanged), errors.Is(err, postfixq.ErrWrongQueue):
+		return fmt.Errorf("%w: %v", errSkipped, err)
+	case errors.Is(err, postfixq.ErrActiveLive):
+		return fmt.Errorf("%w: %v (stop Postfix, or use postsuper for active messages)", errSkipped, err)
+	}
+	return err
 }
