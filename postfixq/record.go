@@ -101,6 +101,12 @@ const (
 	// MaxRecordLen is the largest record length this package reads or
 	// writes: the largest non-negative C int.
 	MaxRecordLen = math.MaxInt32
+	// maxRecordAlloc caps the buffer a single record may need. Postfix
+	// splits content lines at line_length_limit (2048) and envelope records
+	// are addresses and attributes, so a longer record means a damaged
+	// length; refusing it keeps a corrupt length from allocating up to the
+	// whole (possibly huge) rest of the file.
+	maxRecordAlloc = 64 << 20
 	// reverseJumpLimit is record.c:rec_goto REVERSE_JUMP_LIMIT.
 	reverseJumpLimit = 10000
 	// defaultWindow is how much a Reader reads at once: a typical
@@ -265,7 +271,7 @@ func (rd *Reader) next() (RecType, int64, []byte, error) {
 				break
 			}
 		}
-		if n > MaxRecordLen {
+		if n > MaxRecordLen || n > maxRecordAlloc {
 			return 0, off, nil, rd.fail(corrupt(rd.path, off, int(typ), errLengthOverflow))
 		}
 		if int64(n) > rd.size-off-int64(hdr) {

@@ -2,12 +2,14 @@ package postfixq
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -259,5 +261,49 @@ func TestParseLog(t *testing.T) {
 	}
 	if quote822Local("x y@c") != `"x y"@c` || quote822Local("a.b@c") != "a.b@c" || quote822Local("a..b@c") != `"a..b"@c` {
 		t.Error("quote822Local")
+	}
+}
+
+// TestConcurrentRead reads every message from several goroutines at once
+// (the filter engine's workers); run with -race to check the pooled
+// readers.
+func TestConcurrentRead(t *testing.T) {
+	s, err := Open(fixtureRoot(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	refs := walkAll(t, s)
+	want := map[string]string{}
+	for _, r := range refs {
+		m, err := s.Read(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[r.ID] = fmt.Sprint(m.Sender, m.Recipients, m.Size, m.Attrs)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(refs); i += 4 {
+				m, err := s.Read(refs[i])
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := fmt.Sprint(m.Sender, m.Recipients, m.Size, m.Attrs); got != want[refs[i].ID] {
+					errs <- fmt.Errorf("%s differs when read concurrently", refs[i].Path)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
