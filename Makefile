@@ -45,7 +45,8 @@ fuzz:
 	$(GO) test ./postfixq -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
 	$(GO) test ./postfixq -run '^$$' -fuzz FuzzParseID -fuzztime $(FUZZTIME)
 	$(GO) test ./qmailq -run '^$$' -fuzz FuzzEnvelope -fuzztime $(FUZZTIME)
-	$(GO) test ./qmailq -run '^$$' -fuzz FuzzReceived -fuzztime $(FUZZTIME)
+	$(GO) test ./qmailq -run '^$$' -fuzz FuzzParseTrace -fuzztime $(FUZZTIME)
+	$(GO) test ./filter -run '^$$' -fuzz FuzzCompileMatch -fuzztime $(FUZZTIME)
 
 docs: build
 	$(BIN) gen-docs --man docs/qsurgeon.1 --bash docs/qsurgeon.bash --zsh docs/qsurgeon.zsh --markdown docs/commands.md

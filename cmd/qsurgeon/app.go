@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -116,7 +117,24 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		}
 		app.Commands = append(app.Commands, cmd)
 	}
+	sort.SliceStable(app.Commands, func(i, j int) bool {
+		return commandRank(app.Commands[i].Name) < commandRank(app.Commands[j].Name)
+	})
 	return app
+}
+
+// commandOrder is the order --help lists the commands in: looking first,
+// then surgery, then queue repair.
+var commandOrder = []string{"summary", "list", "show", "export", "delete", "hold", "release", "requeue", "expire", "apply",
+	"quarantine", "restore", "check", "repair", "rebuild"}
+
+func commandRank(name string) int {
+	for i, n := range commandOrder {
+		if n == name {
+			return i
+		}
+	}
+	return len(commandOrder)
 }
 
 func isFlagError(err error) bool {

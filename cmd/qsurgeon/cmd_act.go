@@ -35,7 +35,7 @@ qmail: every part, in an order that leaves only states qmail itself tolerates if
 	},
 	{
 		name:  "hold",
-		usage: "put the selected messages on hold (Postfix: postsuper -h; qmail: quarantine)",
+		usage: "put the selected messages on hold (Postfix: postsuper -h; qmail has no hold queue)",
 		help: `Postfix: what postsuper -h does: rename into hold/ keeping the inode (from incoming, active,
   deferred; never maildrop). Held mail is not delivered and does not expire.
 qmail: qmail has no hold queue. Use 'qsurgeon quarantine DIR' (hold) and 'qsurgeon restore DIR'
