@@ -2,6 +2,7 @@ package postfixq
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qsurgeon/qsurgeon/queue"
 )
@@ -19,48 +21,10 @@ import (
 // in an N record, which the fixture does not contain. The reader must join
 // them, in the headers and in the body, exactly as postcat does.
 func TestRealSendmailLongLines(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "cfg")
-	q := filepath.Join(dir, "q")
-	for _, d := range []string{cfg, filepath.Join(q, "maildrop"), filepath.Join(q, "public")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfg, "main.cf"), []byte("queue_directory = "+q+"\ncompatibility_level = 3.6\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// conf/postfix-files: maildrop is postfix:postdrop 1730, public 2710.
-	pf, err := user.Lookup("postfix")
-	if err != nil {
-		t.Fatalf("no postfix user: %v", err)
-	}
-	pd, err := user.LookupGroup("postdrop")
-	if err != nil {
-		t.Fatalf("no postdrop group: %v", err)
-	}
-	uid, _ := strconv.Atoi(pf.Uid)
-	gid, _ := strconv.Atoi(pd.Gid)
-	for d, mode := range map[string]os.FileMode{"maildrop": 0o730 | os.ModeSticky, "public": 0o710 | os.ModeSetgid} {
-		p := filepath.Join(q, d)
-		if err := os.Chown(p, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-	}
 	longHeader := "X-Long: " + strings.Repeat("y", 3000)
 	longBody := strings.Repeat("x", 5000)
 	msg := "Subject: long line test\nFrom: a@example.com\n" + longHeader + "\n\n" + longBody + "\nshort\n"
-	cmd := exec.Command("/usr/sbin/sendmail", "-C", cfg, "-i", "-f", "a@example.com", "--", "b@example.net", "c@example.org")
-	cmd.Stdin = strings.NewReader(msg)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sendmail: %v: %s", err, out)
-	}
+	q := realMaildrop(t, "", msg)
 	s, err := Open(q, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +37,10 @@ func TestRealSendmailLongLines(t *testing.T) {
 	m, err := s.Read(refs[0])
 	if err != nil || m.Err != nil {
 		t.Fatalf("%v %v", err, m.Err)
+	}
+	// A short ID names the file's inode (mail_queue.c:mail_queue_enter).
+	if id, err := ParseID(m.ID); err != nil || id.Kind != ShortID || id.Inode != m.Inode {
+		t.Errorf("ID %s = %+v %v, file inode %d", m.ID, id, err, m.Inode)
 	}
 	if m.Sender != "a@example.com" || len(m.Recipients) != 2 || m.Recipients[1].Address != "c@example.org" || m.Size != m.FileSize {
 		t.Errorf("envelope = %+v", m)
@@ -114,4 +82,83 @@ func TestRealSendmailLongLines(t *testing.T) {
 	if raw.String() != msg {
 		t.Errorf("WriteRaw is not the submitted message")
 	}
+}
+
+// TestRealLongQueueID has postdrop name a file with a long queue ID
+// (enable_long_queue_ids = yes) and checks the parsed time and inode
+// against the file itself.
+func TestRealLongQueueID(t *testing.T) {
+	before := time.Now().Add(-2 * time.Second)
+	q := realMaildrop(t, "enable_long_queue_ids = yes\n", "Subject: long id\n\nbody\n")
+	s, err := Open(q, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	refs := walkAll(t, s)
+	if len(refs) != 1 {
+		t.Fatalf("refs = %+v", refs)
+	}
+	m, err := s.Read(refs[0])
+	if err != nil || m.Err != nil {
+		t.Fatalf("%v %v", err, m.Err)
+	}
+	id, err := ParseID(m.ID)
+	if err != nil || id.Kind != LongID {
+		t.Fatalf("ParseID(%s) = %+v, %v", m.ID, id, err)
+	}
+	created := time.Unix(id.Sec, int64(id.Usec)*1000)
+	if id.Inode != m.Inode || created.Before(before) || created.After(time.Now().Add(2*time.Second)) || id.String() != m.ID {
+		t.Errorf("long ID %s = %+v (created %v), file inode %d", m.ID, id, created, m.Inode)
+	}
+	if got, want := HashDir(m.ID, 1), fmt.Sprintf("%05X", id.Usec)[:1]+"/"; got != want {
+		t.Errorf("HashDir(%s) = %s, want %s", m.ID, got, want)
+	}
+}
+
+// realMaildrop runs the real sendmail/postdrop against a private queue
+// directory and returns it; the file lands in maildrop/ (Postfix is not
+// running, as in the fixture's maildrop files).
+func realMaildrop(t *testing.T, mainCF, msg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cfg")
+	q := filepath.Join(dir, "q")
+	for _, d := range []string{cfg, filepath.Join(q, "maildrop"), filepath.Join(q, "public")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg, "main.cf"), []byte("queue_directory = "+q+"\ncompatibility_level = 3.6\n"+mainCF), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// conf/postfix-files: maildrop is postfix:postdrop 1730, public 2710.
+	pf, err := user.Lookup("postfix")
+	if err != nil {
+		t.Fatalf("no postfix user: %v", err)
+	}
+	pd, err := user.LookupGroup("postdrop")
+	if err != nil {
+		t.Fatalf("no postdrop group: %v", err)
+	}
+	uid, _ := strconv.Atoi(pf.Uid)
+	gid, _ := strconv.Atoi(pd.Gid)
+	for d, mode := range map[string]os.FileMode{"maildrop": 0o730 | os.ModeSticky, "public": 0o710 | os.ModeSetgid} {
+		p := filepath.Join(q, d)
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("/usr/sbin/sendmail", "-C", cfg, "-i", "-f", "a@example.com", "--", "b@example.net", "c@example.org")
+	cmd.Stdin = strings.NewReader(msg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sendmail: %v: %s", err, out)
+	}
+	return q
 }
