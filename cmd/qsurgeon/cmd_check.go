@@ -125,6 +125,7 @@ func repairCommand(e *env) *cli.Command {
 	var af accountFlags
 	var sf safetyFlags
 	var lostFound string
+	var detached bool
 	return &cli.Command{
 		Name:      "repair",
 		Usage:     "fix what check found, as a plan shown first; nothing that could be mail is deleted",
@@ -133,7 +134,8 @@ func repairCommand(e *env) *cli.Command {
 messages are put back into a legal state (renamed to their inode with their side files, moved
 to the right subdirectory, re-preprocessed into todo/intd when only the envelope is missing);
 unrecoverable fragments go to a lost+found directory outside the queue (--lost-found, default
-QUEUE.lost+found next to it) with a note of where each came from. Owners, modes, missing
+QUEUE.lost+found next to it) with a note of where each came from. Fragments younger than 36
+hours are left alone, as qmail itself does, unless --detached says nothing can be writing them. Owners, modes, missing
 directories and the lock/trigger FIFO are fixed as in qmail's hier.c. qmail-send must be
 stopped; repair holds lock/sendmutex while it works.
 
@@ -142,6 +144,7 @@ EXAMPLES:
    qsurgeon --queue /var/qmail/queue repair --yes`,
 		Flags: append(append(af.flags(), sf.flags()...),
 			&cli.StringFlag{Name: "lost-found", Destination: &lostFound, Usage: "where unrecoverable fragments go (outside the queue, same filesystem)"},
+			&cli.BoolFlag{Name: "detached", Destination: &detached, Usage: "the queue is detached or copied (no qmail-queue can be writing to it): treat fragments younger than 36 hours as abandoned too"},
 		),
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
@@ -153,7 +156,15 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			plan, err := rebuild.PlanRepair(root, nil, ids, rebuild.Options{Split: af.split, LostFound: lostFound})
+			opts := rebuild.Options{Split: af.split, LostFound: lostFound}
+			if detached {
+				// qmail's own rule leaves an orphan alone until it is
+				// 36 hours old, because a live qmail-queue may own it
+				// (qmail-send.c OSSIFIED). On a detached queue nothing
+				// can: judge ages as if that time had passed.
+				opts.Now = time.Now().Add(rebuild.Ossified)
+			}
+			plan, err := rebuild.PlanRepair(root, nil, ids, opts)
 			if err != nil {
 				if errors.Is(err, qmailq.ErrSendRunning) {
 					return fail(exitLocked, err, "stop qmail-send first: svc -d /service/qmail-send, or systemctl stop qmail")

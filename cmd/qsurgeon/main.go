@@ -71,7 +71,7 @@ func main() {
 // run is main without the process: tests call it directly too.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, permuteArgs(app, args))
 	if err == nil {
 		return exitOK
 	}
