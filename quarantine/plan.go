@@ -1,0 +1,320 @@
+package quarantine
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/queue"
+	"golang.org/x/sys/unix"
+)
+
+const nofollow = unix.O_NOFOLLOW
+
+// Root says which tree a step's path is relative to.
+type Root int
+
+const (
+	// InQueue: the queue root (for a restore, the queue restored into).
+	InQueue Root = iota
+	// InDir: the quarantine directory.
+	InDir
+)
+
+func (r Root) String() string {
+	if r == InDir {
+		return "dir"
+	}
+	return "queue"
+}
+
+// Step kinds.
+const (
+	OpRecord  = "record"  // append Entry to the manifest
+	OpMkdir   = "mkdir"   // create directory Path (an existing one is fine)
+	OpMove    = "move"    // rename Path (under Root) to Dest (under DestRoot), same inode
+	OpChown   = "chown"   // set UID, GID of Path
+	OpChmod   = "chmod"   // set Perm of Path
+	OpChtimes = "chtimes" // set Atime, Mtime of Path (zero: unchanged)
+)
+
+// Step is one change of a plan. A plan is printed for --dry-run and then
+// executed step by step; every step can be executed again after a crash
+// (a move whose source is gone and whose destination holds the expected
+// inode counts as done).
+type Step struct {
+	Op       string
+	Root     Root
+	Path     string
+	DestRoot Root
+	Dest     string
+	// Inode is what a move expects to move.
+	Inode    uint64
+	Perm     fs.FileMode
+	UID, GID int
+	Atime    time.Time
+	Mtime    time.Time
+	// Entry is the manifest line of a record step.
+	Entry *Entry
+}
+
+func (s Step) String() string {
+	switch s.Op {
+	case OpRecord:
+		return fmt.Sprintf("record %s %s (%s %s)", s.Entry.Key, s.Entry.State, s.Entry.MTA, s.Entry.ID)
+	case OpMove:
+		return fmt.Sprintf("move %s:%s -> %s:%s", s.Root, s.Path, s.DestRoot, s.Dest)
+	case OpMkdir:
+		return fmt.Sprintf("mkdir %s:%s %04o", s.Root, s.Path, uint32(s.Perm.Perm()))
+	case OpChown:
+		return fmt.Sprintf("chown %d:%d %s:%s", s.UID, s.GID, s.Root, s.Path)
+	case OpChmod:
+		return fmt.Sprintf("chmod %04o %s:%s", unixMode(s.Perm), s.Root, s.Path)
+	case OpChtimes:
+		return fmt.Sprintf("chtimes %s:%s atime=%s mtime=%s", s.Root, s.Path, fmtTime(s.Atime), fmtTime(s.Mtime))
+	}
+	return s.Op + " " + s.Path
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "unchanged"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// Plan is what Quarantine or Restore will do for one message.
+type Plan struct {
+	// Entry is the manifest entry as it will be recorded at the end.
+	Entry Entry
+	Steps []Step
+	// NewID is the message's name after a restore.
+	NewID string
+}
+
+// Mover carries out a plan's steps. Disk is the real one; tests wrap it to
+// inject faults, and a dry run simply does not execute the plan.
+type Mover interface {
+	// Move renames from (under fromRoot) to to (under toRoot) without
+	// replacing anything, keeping the inode.
+	Move(fromRoot Root, from string, toRoot Root, to string) error
+	// Mutator returns the queue.Mutator for in-tree changes of r.
+	Mutator(r Root) queue.Mutator
+	// Lstat describes a path without following a symbolic link.
+	Lstat(r Root, p string) (fs.FileInfo, error)
+	// Record appends e to the manifest.
+	Record(e Entry) error
+}
+
+// Disk is the Mover acting on the file system: Queue is the queue root,
+// Dir the quarantine directory (both opened with safefs, so nothing below
+// either root is reached through a symbolic link).
+type Disk struct {
+	Queue *safefs.FS
+	Dir   *safefs.FS
+}
+
+func (d *Disk) fs(r Root) *safefs.FS {
+	if r == InDir {
+		return d.Dir
+	}
+	return d.Queue
+}
+
+// Move uses safefs.MoveBetween (renameat2 RENAME_NOREPLACE); on different
+// file systems it fails with safefs.ErrCrossDevice and changes nothing.
+func (d *Disk) Move(fromRoot Root, from string, toRoot Root, to string) error {
+	return safefs.MoveBetween(d.fs(fromRoot), from, d.fs(toRoot), to)
+}
+
+// Mutator returns the safefs.FS of r.
+func (d *Disk) Mutator(r Root) queue.Mutator { return d.fs(r) }
+
+// Lstat describes p under r.
+func (d *Disk) Lstat(r Root, p string) (fs.FileInfo, error) { return d.fs(r).Lstat(p) }
+
+// Record appends e to DIR/manifest.jsonl and fsyncs it.
+func (d *Disk) Record(e Entry) error {
+	return appendManifest(filepath.Join(d.Dir.Root(), ManifestName), e)
+}
+
+// StepError is a failed step of a plan.
+type StepError struct {
+	Key  string
+	ID   string
+	Step Step
+	Err  error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("quarantine: %s (%s): %s: %v", e.ID, e.Key, e.Step, e.Err)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Errors a caller can test with errors.Is.
+var (
+	// ErrInside: the quarantine directory is inside the queue (or the queue
+	// inside it).
+	ErrInside = errors.New("the quarantine directory must be outside the queue directory")
+	// ErrChanged: a file is not the one the message was read from.
+	ErrChanged = errors.New("message changed since it was read")
+	// ErrMissing: a part recorded in the manifest is neither in the
+	// quarantine directory nor in place in the queue.
+	ErrMissing = errors.New("part is neither in the quarantine directory nor in the queue")
+	// ErrOccupied: the place a part is restored to holds another file.
+	ErrOccupied = errors.New("destination holds another file")
+	// ErrState: the entry is in a state the operation does not accept.
+	ErrState = errors.New("entry is in the wrong state")
+	// ErrNotRegular: a message part is not a regular file.
+	ErrNotRegular = errors.New("not a regular file")
+)
+
+// Execute carries out the plan's steps in order through m and returns the
+// final entry. It stops at the first failing step: every step done so far
+// stays done, and running a fresh plan (or Restore) later continues from
+// there.
+func (p *Plan) Execute(m Mover) (Entry, error) {
+	for _, s := range p.Steps {
+		if err := execStep(m, s); err != nil {
+			return p.Entry, &StepError{Key: p.Entry.Key, ID: p.Entry.ID, Step: s, Err: err}
+		}
+	}
+	return p.Entry, nil
+}
+
+func execStep(m Mover, s Step) error {
+	switch s.Op {
+	case OpRecord:
+		return m.Record(*s.Entry)
+	case OpMkdir:
+		err := m.Mutator(s.Root).Mkdir(s.Path, s.Perm, s.UID, s.GID)
+		if errors.Is(err, fs.ErrExist) {
+			if fi, lerr := m.Lstat(s.Root, s.Path); lerr == nil && fi.IsDir() {
+				return nil
+			}
+		}
+		return err
+	case OpChown:
+		return m.Mutator(s.Root).Chown(s.Path, s.UID, s.GID)
+	case OpChmod:
+		return m.Mutator(s.Root).Chmod(s.Path, s.Perm)
+	case OpChtimes:
+		return m.Mutator(s.Root).Chtimes(s.Path, s.Atime, s.Mtime)
+	case OpMove:
+		fi, err := m.Lstat(s.Root, s.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Done before a crash?
+			if dfi, derr := m.Lstat(s.DestRoot, s.Dest); derr == nil && inode(dfi) == s.Inode {
+				return nil
+			}
+			return fmt.Errorf("%w: %w", ErrMissing, err)
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return ErrNotRegular
+		}
+		if s.Inode != 0 && inode(fi) != s.Inode {
+			return fmt.Errorf("%w: inode %d, expected %d", ErrChanged, inode(fi), s.Inode)
+		}
+		if s.Root == s.DestRoot {
+			return m.Mutator(s.Root).Rename(s.Path, s.Dest)
+		}
+		return m.Move(s.Root, s.Path, s.DestRoot, s.Dest)
+	}
+	return fmt.Errorf("unknown step %q", s.Op)
+}
+
+func inode(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}
+
+func statOf(fi fs.FileInfo) *syscall.Stat_t {
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	if st == nil {
+		return &syscall.Stat_t{}
+	}
+	return st
+}
+
+// unixMode converts Go's FileMode permission and special bits to the Unix
+// numbering (04000 set-uid, 02000 set-gid, 01000 sticky).
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
+
+// goMode is the inverse of unixMode.
+func goMode(u uint32) fs.FileMode {
+	m := fs.FileMode(u & 0o777)
+	if u&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if u&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if u&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// CheckOutside refuses a quarantine directory that is inside the queue
+// root, or a queue root inside the quarantine directory (symbolic links
+// resolved on both sides), and one on a different file system (a move
+// would have to be a copy: safefs.ErrCrossDevice).
+func CheckOutside(queueRoot, dir string) error {
+	q, err := filepath.EvalSymlinks(queueRoot)
+	if err != nil {
+		return err
+	}
+	d, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	if q, err = filepath.Abs(q); err != nil {
+		return err
+	}
+	if d, err = filepath.Abs(d); err != nil {
+		return err
+	}
+	if within(d, q) || within(q, d) {
+		return fmt.Errorf("%w: %s and %s", ErrInside, dir, queueRoot)
+	}
+	var qs, ds unix.Stat_t
+	if err := unix.Stat(q, &qs); err != nil {
+		return err
+	}
+	if err := unix.Stat(d, &ds); err != nil {
+		return err
+	}
+	if qs.Dev != ds.Dev {
+		return fmt.Errorf("%w (%s is not on the file system of %s)", safefs.ErrCrossDevice, dir, queueRoot)
+	}
+	return nil
+}
+
+// within reports whether p is base or below it.
+func within(p, base string) bool {
+	rel, err := filepath.Rel(base, p)
+	return err == nil && (rel == "." || (rel != ".." && !strings.HasPrefix(rel, "../")))
+}

@@ -1,0 +1,272 @@
+package quarantine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/postfixq"
+	"github.com/qsurgeon/qsurgeon/queue"
+)
+
+const hello = "hello@example.com"
+
+type postfixCopy struct {
+	tmp, root, qdir string
+	queueFS, dirFS  *safefs.FS
+}
+
+func newPostfixCopy(t *testing.T) *postfixCopy {
+	t.Helper()
+	tmp := extract(t, "postfix-incident")
+	c := &postfixCopy{tmp: tmp, root: filepath.Join(tmp, "postfix-incident-a"), qdir: filepath.Join(tmp, "quarantine")}
+	if err := os.Mkdir(c.qdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The extracted files have new inodes, so their names (which encode
+	// the generating machine's inodes) are stale: let the real postsuper
+	// -s rename them first, as a postfix start would, to get a valid queue.
+	postsuper(t, c.root, false)
+	c.queueFS = openFS(t, c.root)
+	c.dirFS = openFS(t, c.qdir)
+	return c
+}
+
+func (c *postfixCopy) spool(t *testing.T) *postfixq.Spool {
+	t.Helper()
+	s, err := postfixq.Open(c.root, postfixq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// postsuperCheck runs the real postsuper -s on the copy (a config dir
+// pointing at it) and fails if it renamed or fixed anything: every
+// remaining name must encode its inode and sit at its hashed path.
+func postsuperCheck(t *testing.T, root string) {
+	t.Helper()
+	postsuper(t, root, true)
+}
+
+// postsuper runs the real postsuper -s on the queue at root; with
+// noChange it fails the test if postsuper changed anything.
+func postsuper(t *testing.T, root string, noChange bool) {
+	t.Helper()
+	bin := "/usr/sbin/postsuper"
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatal("postsuper is not installed (Debian package postfix)")
+	}
+	// postsuper drops privileges to mail_owner: the path down to the
+	// queue directory must be searchable by it.
+	for d := filepath.Dir(root); d != "/" && strings.HasPrefix(d, os.TempDir()) && d != filepath.Clean(os.TempDir()); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	conf := filepath.Join(filepath.Dir(filepath.Dir(root)), "postsuper-conf-"+filepath.Base(filepath.Dir(root)))
+	os.MkdirAll(conf, 0o755)
+	data := filepath.Join(conf, "data")
+	os.MkdirAll(data, 0o755)
+	mainCF := fmt.Sprintf("compatibility_level = 3.6\nqueue_directory = %s\ndata_directory = %s\nmail_owner = postfix\nsetgid_group = postdrop\nhash_queue_depth = 1\nhash_queue_names = deferred, defer\n", root, data)
+	if err := os.WriteFile(filepath.Join(conf, "main.cf"), []byte(mainCF), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(conf, "master.cf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, root)
+	out, err := exec.Command(bin, "-c", conf, "-s").CombinedOutput()
+	if err != nil {
+		t.Fatalf("postsuper -s: %v\n%s", err, out)
+	}
+	if !noChange {
+		return
+	}
+	if d := diffSnapshots(before, snapshot(t, root), nil); len(d) > 0 {
+		t.Errorf("postsuper -s changed the queue:\n%s\n%s", strings.Join(d, "\n"), out)
+	}
+	if strings.Contains(strings.ToLower(string(out)), "renam") {
+		t.Errorf("postsuper -s output: %s", out)
+	}
+}
+
+func selectSASL(msgs map[string]*queue.Message, user string) []*queue.Message {
+	var sel []*queue.Message
+	for _, m := range msgs {
+		if m.SASLUser == user {
+			sel = append(sel, m)
+		}
+	}
+	sort.Slice(sel, func(i, j int) bool { return sel[i].ID < sel[j].ID })
+	return sel
+}
+
+func TestPostfixRoundTrip(t *testing.T) {
+	c := newPostfixCopy(t)
+	sp := c.spool(t)
+	orig := snapshot(t, c.root)
+	msgs := readAll(t, sp)
+	sel := selectSASL(msgs, hello)
+	if len(sel) == 0 {
+		t.Fatal("no message of", hello)
+	}
+	picked := map[string]bool{}
+	var withLogs int
+	for _, m := range sel {
+		picked[m.ID] = true
+		e, err := Quarantine(sp, m, c.dirFS, c.queueFS, Options{})
+		if err != nil {
+			t.Fatalf("quarantine %s: %v", m.ID, err)
+		}
+		if e.State != StateQuarantined || e.Envelope.SASLUser != hello || e.Envelope.Sender != m.Sender {
+			t.Errorf("%s: entry %+v", m.ID, e)
+		}
+		if len(e.Parts) > 1 {
+			withLogs++
+		}
+	}
+	if withLogs == 0 {
+		t.Error("no selected message had a log file: the log moves are untested")
+	}
+	// Gone from the reader's view; all others unchanged.
+	after := readAll(t, c.spool(t))
+	for id := range picked {
+		if _, ok := after[id]; ok {
+			t.Errorf("%s still in the queue", id)
+		}
+	}
+	if len(after) != len(msgs)-len(sel) {
+		t.Errorf("%d messages left, want %d", len(after), len(msgs)-len(sel))
+	}
+	moved := map[string]bool{}
+	entries := readManifest(t, c.qdir)
+	if len(entries) != len(sel) {
+		t.Fatalf("manifest has %d entries, want %d", len(entries), len(sel))
+	}
+	for _, e := range entries {
+		for _, p := range e.Parts {
+			moved[p.QueuePath] = true
+			if fi, err := os.Lstat(filepath.Join(c.qdir, p.DirPath)); err != nil || inode(fi) != p.Inode {
+				t.Errorf("%s: %s not in quarantine with inode %d: %v", e.ID, p.DirPath, p.Inode, err)
+			}
+		}
+	}
+	mid := snapshot(t, c.root)
+	if d := diffSnapshots(orig, mid, func(p string) bool { return moved[p] }); len(d) > 0 {
+		t.Errorf("quarantine changed other files:\n%s", strings.Join(d, "\n"))
+	}
+	for p := range moved {
+		if _, ok := mid[p]; ok {
+			t.Errorf("%s still in the queue", p)
+		}
+	}
+	postsuperCheck(t, c.root)
+
+	// Restore: the queue is as before, file for file.
+	for _, e := range entries {
+		id, err := Restore(e, c.dirFS, c.queueFS, RestoreOptions{})
+		if err != nil {
+			t.Fatalf("restore %s: %v", e.Key, err)
+		}
+		if id != e.ID {
+			t.Errorf("restore %s gave id %s", e.ID, id)
+		}
+	}
+	if d := diffSnapshots(orig, snapshot(t, c.root), nil); len(d) > 0 {
+		t.Errorf("restore did not give back the queue:\n%s", strings.Join(d, "\n"))
+	}
+	back := readAll(t, c.spool(t))
+	for id, m := range msgs {
+		b, ok := back[id]
+		if !ok {
+			t.Errorf("%s missing after restore", id)
+			continue
+		}
+		if envelopeKey(m) != envelopeKey(b) {
+			t.Errorf("%s: envelope differs:\n%s\n%s", id, envelopeKey(m), envelopeKey(b))
+		}
+	}
+	for _, e := range readManifest(t, c.qdir) {
+		if e.State != StateRestored {
+			t.Errorf("%s: state %s after restore", e.Key, e.State)
+		}
+	}
+	// A second restore of a restored entry is refused.
+	if _, err := Restore(readManifest(t, c.qdir)[0], c.dirFS, c.queueFS, RestoreOptions{}); !errors.Is(err, ErrState) {
+		t.Errorf("restore of a restored entry: %v", err)
+	}
+	postsuperCheck(t, c.root)
+}
+
+func TestPostfixRefusals(t *testing.T) {
+	c := newPostfixCopy(t)
+	sp := c.spool(t)
+	msgs := readAll(t, sp)
+	var m *queue.Message
+	for _, x := range msgs {
+		if x.Queue == queue.Deferred {
+			m = x
+			break
+		}
+	}
+	// Quarantine directory inside the queue.
+	inside := openFS(t, filepath.Join(c.root, "hold"))
+	if _, err := PlanQuarantine(sp, m, inside, c.queueFS, Options{}); !errors.Is(err, ErrInside) {
+		t.Errorf("dir inside the queue: %v", err)
+	}
+	// Another file system (/dev/shm is a tmpfs).
+	if shm, err := os.MkdirTemp("/dev/shm", "quarantine-test-"); err == nil {
+		defer os.RemoveAll(shm)
+		if _, err := PlanQuarantine(sp, m, openFS(t, shm), c.queueFS, Options{}); !errors.Is(err, safefs.ErrCrossDevice) {
+			t.Errorf("other file system: %v", err)
+		}
+	}
+	// A message whose file was replaced (queue ID reuse) is refused.
+	stale := *m
+	stale.Inode++
+	if _, err := Quarantine(sp, &stale, c.dirFS, c.queueFS, Options{}); !errors.Is(err, ErrChanged) {
+		t.Errorf("changed inode: %v", err)
+	}
+	// active/ while master runs.
+	for _, x := range msgs {
+		if x.Queue == queue.Active {
+			if _, err := PlanQuarantine(sp, x, c.dirFS, c.queueFS, Options{MasterRunning: true}); !errors.Is(err, postfixq.ErrActiveLive) {
+				t.Errorf("active while master runs: %v", err)
+			}
+			break
+		}
+	}
+	// Restore refuses (per message) when the name is taken.
+	e, err := Quarantine(sp, m, c.dirFS, c.queueFS, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.root, m.Path), []byte("other"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(e, c.dirFS, c.queueFS, RestoreOptions{}); !errors.Is(err, ErrOccupied) {
+		t.Errorf("occupied name: %v", err)
+	}
+	if fi, err := os.Lstat(filepath.Join(c.qdir, e.Parts[len(e.Parts)-1].DirPath)); err != nil || inode(fi) != m.Inode {
+		t.Errorf("refused restore moved the quarantined file: %v", err)
+	}
+	// Nothing was done, and the plan printed for a dry run names the moves.
+	os.Remove(filepath.Join(c.root, m.Path))
+	p, err := PlanRestore(e, c.dirFS, c.queueFS, RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, st := range p.Steps {
+		s = append(s, st.String())
+	}
+	if !strings.Contains(strings.Join(s, "\n"), "move dir:"+e.Key+"/"+m.Path+" -> queue:"+m.Path) {
+		t.Errorf("plan:\n%s", strings.Join(s, "\n"))
+	}
+}
