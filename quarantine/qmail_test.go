@@ -1,0 +1,249 @@
+package quarantine
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/qmailq"
+	"github.com/qsurgeon/qsurgeon/queue"
+)
+
+type qmailCopy struct {
+	tmp, root, qdir string
+	queueFS, dirFS  *safefs.FS
+}
+
+func (c *qmailCopy) open(t *testing.T) *qmailq.Queue {
+	t.Helper()
+	q, err := qmailq.Open(c.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+// newQmailCopy extracts the qmail fixture and makes its names valid: the
+// extracted files have new inodes, so every name (the generating machine's
+// inode) is stale. All messages are quarantined into a scratch directory
+// and restored, which names each after its mess inode; the test checks
+// that this kept every message's envelope and every file's content.
+func newQmailCopy(t *testing.T) *qmailCopy {
+	t.Helper()
+	tmp := extract(t, "qmail-incident")
+	c := &qmailCopy{tmp: tmp, root: filepath.Join(tmp, "queue"), qdir: filepath.Join(tmp, "quarantine")}
+	for _, d := range []string{c.qdir, filepath.Join(tmp, "normalize")} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.queueFS = openFS(t, c.root)
+	c.dirFS = openFS(t, c.qdir)
+	unlock, err := qmailq.LockSend(c.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+
+	q := c.open(t)
+	before := readAll(t, q)
+	stale := 0
+	for _, m := range before {
+		for _, p := range m.Problems {
+			if strings.HasPrefix(p, qmailq.KindIDNotInode) {
+				stale++
+			}
+		}
+	}
+	if stale == 0 {
+		t.Fatal("extracted qmail fixture has no stale names: the normalization is untested")
+	}
+	contents := multiset(t, c.root)
+	norm := openFS(t, filepath.Join(tmp, "normalize"))
+	var entries []Entry
+	for _, m := range sorted(before) {
+		e, err := Quarantine(q, m, norm, c.queueFS, Options{})
+		if err != nil {
+			t.Fatalf("normalize: quarantine %s: %v", m.ID, err)
+		}
+		entries = append(entries, e)
+	}
+	for _, e := range entries {
+		if _, err := Restore(e, norm, c.queueFS, RestoreOptions{Layout: q.Layout()}); err != nil {
+			t.Fatalf("normalize: restore %s: %v", e.Key, err)
+		}
+	}
+	after := readAll(t, c.open(t))
+	if len(after) != len(before) {
+		t.Fatalf("normalize: %d messages, had %d", len(after), len(before))
+	}
+	for _, m := range after {
+		for _, p := range m.Problems {
+			if strings.HasPrefix(p, qmailq.KindIDNotInode) {
+				t.Errorf("normalize: %s still misnamed: %s", m.ID, p)
+			}
+		}
+	}
+	// Same contents per part kind (names changed, bytes did not).
+	if got := multiset(t, c.root); strings.Join(got, "\n") != strings.Join(contents, "\n") {
+		t.Fatal("normalize changed file contents")
+	}
+	// Same envelopes: match by the (unchanged) envelope text.
+	var eb, ea []string
+	for _, m := range before {
+		eb = append(eb, envelopeNoName(m))
+	}
+	for _, m := range after {
+		ea = append(ea, envelopeNoName(m))
+	}
+	sort.Strings(eb)
+	sort.Strings(ea)
+	if strings.Join(eb, "\n") != strings.Join(ea, "\n") {
+		t.Fatal("normalize changed envelopes")
+	}
+	return c
+}
+
+// multiset lists "dir:sha" of every regular file in the message
+// directories, sorted.
+func multiset(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	for p, s := range snapshot(t, root) {
+		top, _, _ := strings.Cut(p, "/")
+		switch top {
+		case "mess", "info", "local", "remote", "todo", "intd", "bounce":
+			if s.typ == 0o100000 {
+				out = append(out, top+":"+string(s.sum[:]))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func envelopeNoName(m *queue.Message) string {
+	var b strings.Builder
+	b.WriteString(m.Queue + "|" + m.Sender + "|" + m.SASLUser + "|" + m.ClientAddr + "|")
+	for _, r := range m.Recipients {
+		b.WriteString(r.Address + "/" + r.Channel)
+		if r.Done {
+			b.WriteString("/done")
+		}
+		b.WriteString(";")
+	}
+	for _, p := range m.Problems {
+		if !strings.HasPrefix(p, qmailq.KindIDNotInode) {
+			b.WriteString(p + ";")
+		}
+	}
+	return b.String()
+}
+
+func sorted(msgs map[string]*queue.Message) []*queue.Message {
+	var out []*queue.Message
+	for _, m := range msgs {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// qmailSelect: the compromised account's mail and every todo message.
+func qmailSelect(msgs map[string]*queue.Message) []*queue.Message {
+	var sel []*queue.Message
+	for _, m := range sorted(msgs) {
+		if m.SASLUser == hello || m.Queue == queue.QmailTodo {
+			sel = append(sel, m)
+		}
+	}
+	return sel
+}
+
+func TestQmailRoundTrip(t *testing.T) {
+	c := newQmailCopy(t)
+	unlock, err := qmailq.LockSend(c.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	q := c.open(t)
+	orig := snapshot(t, c.root)
+	msgs := readAll(t, q)
+	sel := qmailSelect(msgs)
+	var todo, hellos, bounces int
+	for _, m := range sel {
+		if m.Queue == queue.QmailTodo {
+			todo++
+		}
+		if m.SASLUser == hello {
+			hellos++
+		}
+	}
+	if todo == 0 || hellos == 0 {
+		t.Fatalf("selection has %d todo and %d %s messages", todo, hellos, hello)
+	}
+	moved := map[string]bool{}
+	for _, m := range sel {
+		e, err := Quarantine(q, m, c.dirFS, c.queueFS, Options{})
+		if err != nil {
+			t.Fatalf("quarantine %s: %v", m.ID, err)
+		}
+		for _, p := range e.Parts {
+			moved[p.QueuePath] = true
+			if p.Name == "bounce" {
+				bounces++
+			}
+		}
+	}
+	if bounces == 0 {
+		t.Error("no selected message had a bounce file: that part is untested")
+	}
+	after := readAll(t, c.open(t))
+	if len(after) != len(msgs)-len(sel) {
+		t.Errorf("%d messages left, want %d", len(after), len(msgs)-len(sel))
+	}
+	for _, m := range sel {
+		if _, ok := after[m.ID]; ok {
+			t.Errorf("%s still in the queue", m.ID)
+		}
+	}
+	for id, m := range after {
+		if envelopeKey(m) != envelopeKey(msgs[id]) {
+			t.Errorf("%s changed:\n%s\n%s", id, envelopeKey(msgs[id]), envelopeKey(m))
+		}
+	}
+	if d := diffSnapshots(orig, snapshot(t, c.root), func(p string) bool { return moved[p] }); len(d) > 0 {
+		t.Errorf("quarantine changed other files:\n%s", strings.Join(d, "\n"))
+	}
+
+	entries := readManifest(t, c.qdir)
+	if len(entries) != len(sel) {
+		t.Fatalf("manifest: %d entries, want %d", len(entries), len(sel))
+	}
+	for _, e := range entries {
+		id, err := Restore(e, c.dirFS, c.queueFS, RestoreOptions{Layout: q.Layout()})
+		if err != nil {
+			t.Fatalf("restore %s: %v", e.Key, err)
+		}
+		if id != e.ID {
+			t.Errorf("restore %s: new id %s (the name was already the inode)", e.ID, id)
+		}
+	}
+	if d := diffSnapshots(orig, snapshot(t, c.root), nil); len(d) > 0 {
+		t.Errorf("restore did not give back the queue:\n%s", strings.Join(d, "\n"))
+	}
+	back := readAll(t, c.open(t))
+	if len(back) != len(msgs) {
+		t.Errorf("%d messages after restore, had %d", len(back), len(msgs))
+	}
+	for id, m := range msgs {
+		if b, ok := back[id]; !ok || envelopeKey(b) != envelopeKey(m) {
+			t.Errorf("%s not restored as it was", id)
+		}
+	}
+}
