@@ -1,0 +1,430 @@
+#!/usr/bin/env bash
+# bench/run.sh — `make bench`: qsurgeon against the tools admins use today, on
+# generated queues in the real Postfix and qmail formats (internal/gen).
+#
+# Every figure is measured in this run, with the real tools (postqueue,
+# postsuper, postcat, qshape, grep, find/cat, rm). Nothing is estimated except
+# the postcat-per-message row, which is sampled and extrapolated (and says so).
+#
+# Environment:
+#   BENCH_SIZES="100000 1000000"  Postfix queue sizes
+#   BENCH_QMAIL=450000            qmail queue size (0: skip qmail)
+#   QUICK=1                       BENCH_SIZES=20000 BENCH_QMAIL=20000, output to $BENCH_DIR only
+#   BENCH_CACHE=warm|cold         warm (default): one untimed read pass before each
+#                                 block, every timed command then runs on a warm page
+#                                 cache; cold: drop_caches before every timed command
+#   BENCH_DIR=/var/tmp/qsurgeon-bench   scratch space (needs ~8 GB per 1M messages)
+#   BENCH_OUT=docs/benchmarks.md  the report (regenerated)
+#   BENCH_SAMPLE=1000             postcat sample size
+#   BENCH_KEEP=1                  keep the generated queues
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+REPO=$PWD
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	BENCH_SIZES=${BENCH_SIZES:-20000}
+	BENCH_QMAIL=${BENCH_QMAIL:-20000}
+fi
+BENCH_SIZES=${BENCH_SIZES:-100000 1000000}
+BENCH_QMAIL=${BENCH_QMAIL:-450000}
+BENCH_CACHE=${BENCH_CACHE:-warm}
+BENCH_DIR=${BENCH_DIR:-/var/tmp/qsurgeon-bench}
+BENCH_SAMPLE=${BENCH_SAMPLE:-1000}
+if [ "$QUICK" = 1 ]; then
+	BENCH_OUT=${BENCH_OUT:-$BENCH_DIR/benchmarks-quick.md}
+else
+	BENCH_OUT=${BENCH_OUT:-docs/benchmarks.md}
+fi
+SEED=${BENCH_SEED:-1}
+NOW=${BENCH_NOW:-2026-11-22T16:00:00Z}
+USER_U=hello@example.com
+SENDER_S=newsletter@example.com
+
+log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (postqueue/postsuper on a private queue, drop_caches, chown)"
+
+# ---- tools ---------------------------------------------------------------
+need_apt=()
+[ -x /usr/bin/time ] || need_apt+=(time)
+command -v jq >/dev/null || need_apt+=(jq)
+if [ ${#need_apt[@]} -gt 0 ]; then
+	log "installing ${need_apt[*]} with apt-get (bench only)"
+	apt-get install -y -q "${need_apt[@]}" >/dev/null || die "apt-get install ${need_apt[*]} failed"
+	APT_NOTE="Installed for the benchmark with apt-get: ${need_apt[*]}."
+else
+	APT_NOTE="jq and GNU time were already installed."
+fi
+for t in postqueue postsuper postcat qshape grep find xargs; do
+	command -v $t >/dev/null || die "$t not found"
+done
+
+mkdir -p "$BENCH_DIR" bin
+chmod 755 "$BENCH_DIR"
+W=$BENCH_DIR/work
+rm -rf "$W"
+mkdir -p "$W"
+
+log "building qsurgeon-gen and qsurgeon"
+go build -o bin/qsurgeon-gen ./cmd/qsurgeon-gen || die "cannot build qsurgeon-gen"
+GEN=$REPO/bin/qsurgeon-gen
+QS=$REPO/bin/qsurgeon
+QS_BUILT=1
+if ! go build -o bin/qsurgeon ./cmd/qsurgeon 2>"$W/build.err"; then
+	QS_BUILT=0
+	log "qsurgeon does not build; its rows will say n/a (not built)"
+fi
+QS_DELETE=0
+if [ $QS_BUILT = 1 ] && "$QS" delete --help >/dev/null 2>&1; then
+	QS_DELETE=1
+fi
+
+# ---- measuring -------------------------------------------------------------
+declare -A T RSS N NOTE
+CACHE_STATE="warm"
+prep() {
+	if [ "$BENCH_CACHE" = cold ]; then
+		sync
+		if echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then CACHE_STATE=cold; else CACHE_STATE="warm (drop_caches refused)"; fi
+	fi
+}
+# warm ROOT DIRS...: one untimed read pass over every file (warm mode only).
+warm() {
+	[ "$BENCH_CACHE" = warm ] && [ "${BENCH_WARMUP:-0}" = 1 ] || return 0
+	local root=$1; shift
+	(cd "$root" && find "$@" -type f -print0 2>/dev/null | xargs -0 -r cat >/dev/null 2>&1)
+}
+# timed KEY COUNTCMD CMD: run CMD (bash) under GNU time; T = wall seconds,
+# RSS = peak resident MB of the largest process, N = lines of stdout (or
+# the output of COUNTCMD run on the stdout file when given).
+timed() {
+	local key=$1 count=$2 cmd=$3
+	prep
+	log "  $key"
+	/usr/bin/time -f '%e %M' -o "$W/time.$key" bash -c "$cmd" >"$W/out.$key" 2>"$W/err.$key"
+	local rc=$?
+	local secs kb
+	read -r secs kb < <(tail -n1 "$W/time.$key")
+	T[$key]=$secs
+	RSS[$key]=$(( ${kb:-0} / 1024 ))
+	if [ -n "$count" ]; then
+		N[$key]=$(bash -c "$count" <"$W/out.$key")
+	else
+		N[$key]=$(wc -l <"$W/out.$key")
+	fi
+	if [ $rc != 0 ]; then
+		NOTE[$key]="exit $rc: $(head -c 200 "$W/err.$key" | tr '\n' ' ')"
+		log "  $key failed (exit $rc): $(head -c 300 "$W/err.$key")"
+	fi
+}
+na() { T[$1]="n/a"; RSS[$1]=""; N[$1]=""; NOTE[$1]=$2; }
+
+# ratio A B: A/B to 2 decimals, or "" when either is missing.
+ratio() {
+	local a=${T[$1]:-} b=${T[$2]:-}
+	case "$a$b" in *n/a*|"") echo ""; return;; esac
+	awk -v a="$a" -v b="$b" 'BEGIN { if (b+0 == 0) { print "" } else printf "%.2f×", a/b }'
+}
+
+# row KEY "task" "tool": a table row; the ratio is against $BASE.
+row() {
+	local key=$1 task=$2 tool=$3 r=""
+	[ "$key" != "$BASE" ] && r=$(ratio "$key" "$BASE")
+	[ "$key" = "$BASE" ] && [ "${T[$key]}" != "n/a" ] && r="1.00×"
+	local rss=${RSS[$key]:-}
+	[ -n "$rss" ] && rss="$rss MB"
+	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$task" "$tool" "${T[$key]:-n/a}" "$r" "$rss" "${N[$key]:-}" "${NOTE[$key]:-}" >>"$REPORT"
+}
+
+pfconf() { # pfconf ROOT CONFDIR
+	mkdir -p "$2"
+	printf 'queue_directory = %s\ncompatibility_level = 3.6\n' "$1" >"$2/main.cf"
+	: >"$2/master.cf"
+}
+
+gen() { # gen MTA ROOT N [extra flags]
+	local mta=$1 root=$2 n=$3; shift 3
+	rm -rf "$root"
+	mkdir -p "$(dirname "$root")"
+	chmod 755 "$(dirname "$root")"
+	local t0=$SECONDS
+	"$GEN" -mta "$mta" -root "$root" -n "$n" -seed "$SEED" -now "$NOW" "$@" >"$root.stats.json" || die "generation failed"
+	log "  generated $n $mta messages in $((SECONDS - t0)) s"
+}
+
+jsonval() { jq -r "$2" "$1"; }
+
+REPORT=$W/report.md
+: >"$REPORT"
+GROWTH=$W/growth.tsv
+: >"$GROWTH"
+
+# ---- Postfix -----------------------------------------------------------------
+postfix_size() {
+	local n=$1 D=$BENCH_DIR/pf-$n
+	rm -rf "$D"
+	mkdir -p "$D"
+	chmod 755 "$D"
+	log "Postfix $n: generating"
+	local t0=$SECONDS
+	gen postfix "$D/a" "$n" -manifest "$D/a.manifest.jsonl"
+	local gen_secs=$((SECONDS - t0))
+	pfconf "$D/a" "$D/conf-a"
+	local want sel_files
+	want=$(jsonval "$D/a.stats.json" .compromised_messages)
+	jq -r --arg u "$USER_U" 'select(.SASLUser == $u) | .Path' "$D/a.manifest.jsonl" >"$D/sel.paths"
+	awk -F/ '{print $NF}' "$D/sel.paths" >"$D/sel.ids"
+	local bytes files
+	bytes=$(jsonval "$D/a.stats.json" .bytes)
+	files=$(jsonval "$D/a.stats.json" .files)
+	local Q="deferred hold incoming active maildrop"
+
+	log "Postfix $n: select"
+	warm "$D/a" $Q defer bounce
+	if [ $QS_BUILT = 1 ]; then
+		timed pf_qs_list "" "exec $QS --queue $D/a --format ids list --sasl-user $USER_U"
+	else
+		na pf_qs_list "n/a (not built)"
+	fi
+	timed pf_grep "" "cd $D/a && exec grep -rl --binary-files=text 'sasl_username=$USER_U' $Q"
+	timed pf_cat "" "cd $D/a && find $Q -type f -print0 | xargs -0 cat | wc -c"
+	N[pf_cat]="$(awk '{printf "%.0f MB", $1/1048576}' "$W/out.pf_cat")"
+	timed pf_pq "" "postqueue -c $D/conf-a -j | jq -r --arg s $SENDER_S 'select(.sender == \$s) | .queue_id'"
+	NOTE[pf_pq]="${NOTE[pf_pq]:-}selects sender $SENDER_S: postqueue -j shows no SASL user or client"
+	# postcat per message, sampled.
+	(cd "$D/a" && find $Q -type f) | awk -v n="$BENCH_SAMPLE" -v tot="$n" 'BEGIN{step=int(tot/n); if(step<1)step=1} NR%step==0 && c<n {print; c++}' >"$D/sample"
+	local ns
+	ns=$(wc -l <"$D/sample")
+	timed pf_postcat "" "cd $D/a && while read -r f; do postcat -c $D/conf-a \"\$f\" 2>/dev/null | grep -q 'sasl_username=$USER_U' && echo \"\$f\"; done <$D/sample; true"
+	local sampled=${T[pf_postcat]} hits=${N[pf_postcat]}
+	T[pf_postcat]=$(awk -v t="$sampled" -v s="$ns" -v n="$n" 'BEGIN{printf "%.1f", t*n/s}')
+	N[pf_postcat]="~$(awk -v h="$hits" -v s="$ns" -v n="$n" 'BEGIN{printf "%.0f", h*n/s}')"
+	NOTE[pf_postcat]="extrapolated: $ns files took ${sampled} s, ×$n/$ns"
+
+	log "Postfix $n: summary"
+	if [ $QS_BUILT = 1 ]; then
+		timed pf_qs_summary "" "exec $QS --queue $D/a summary"
+	else
+		na pf_qs_summary "n/a (not built)"
+	fi
+	timed pf_qshape "" "exec qshape -c $D/conf-a hold incoming active deferred maildrop"
+
+	log "Postfix $n: delete"
+	# One queue, three disjoint sets of the same size: qsurgeon deletes the
+	# SASL user's mail (scanning the whole queue), then postsuper -d - and
+	# xargs rm delete as many other messages, given their IDs/paths.
+	local k
+	k=$(wc -l <"$D/sel.ids")
+	jq -r 'select(.Kind == "legit-sasl") | [.ID, .Path, (if .DeferLog then "defer/" + (.Path | split("/") | if length == 3 then .[1] + "/" else "" end) + .ID else "" end), (if .Bouncing then "bounce/" + .ID else "" end)] | @tsv' "$D/a.manifest.jsonl" >"$D/legit.tsv"
+	head -n "$k" "$D/legit.tsv" | cut -f1 >"$D/P.ids"
+	tail -n +"$((k + 1))" "$D/legit.tsv" | head -n "$k" | cut -f2- | tr '\t' '\n' | grep -v '^$' >"$D/R.paths"
+	if [ $QS_DELETE = 1 ]; then
+		local before
+		before=$(find "$D/a" -type f | wc -l)
+		timed pf_qs_delete "" "exec $QS --queue $D/a delete --sasl-user $USER_U --yes"
+		N[pf_qs_delete]="$(( before - $(find "$D/a" -type f | wc -l) )) files"
+		NOTE[pf_qs_delete]="${NOTE[pf_qs_delete]:-}messages + their logs; includes the scan of the whole queue"
+	else
+		na pf_qs_delete "n/a (not built)"
+	fi
+	local left_a
+	left_a=$(cd "$D/a" && grep -rl --binary-files=text "sasl_username=$USER_U" $Q | wc -l)
+	timed pf_postsuper "grep -o 'Deleted: [0-9]*' $W/err.pf_postsuper | grep -o '[0-9]*'" "exec postsuper -c $D/conf-a -d - <$D/P.ids"
+	N[pf_postsuper]="${N[pf_postsuper]} msgs"
+	NOTE[pf_postsuper]="fed $k IDs of other messages on stdin (no selection; see Method)"
+	timed pf_rm "" "cd $D/a && xargs rm <$D/R.paths"
+	N[pf_rm]="$(wc -l <"$D/R.paths") files"
+	NOTE[pf_rm]="$k other messages + their logs, paths given (no selection)"
+
+	BASE=pf_qs_list
+	{
+		echo
+		echo "### Postfix, $n messages"
+		echo
+		echo "$files files, $((bytes / 1048576)) MB ($(jq -r '.by_queue | to_entries | map("\(.value) \(.key)") | join(", ")' "$D/a.stats.json")); generated in $gen_secs s."
+		echo "Selection: SASL user \`$USER_U\`, $want messages ($(awk -v a="$want" -v b="$n" 'BEGIN{printf "%.1f", 100*a/b}')%). Cache: $CACHE_STATE."
+		echo
+		echo "| task | tool | seconds | vs qsurgeon | peak RSS | result | note |"
+		echo "|---|---|---:|---:|---:|---:|---|"
+	} >>"$REPORT"
+	row pf_qs_list "select SASL user" "\`qsurgeon --format ids list --sasl-user\`"
+	row pf_grep "select SASL user" "\`grep -rl 'sasl_username=U'\` (raw floor)"
+	row pf_cat "read every byte" "\`find -type f | xargs cat\` (read floor)"
+	row pf_pq "select by sender" "\`postqueue -j | jq\`"
+	row pf_postcat "select SASL user" "\`postcat\` per message + grep"
+	BASE=pf_qs_summary
+	row pf_qs_summary "summary" "\`qsurgeon summary\`"
+	row pf_qshape "summary" "\`qshape\` (all queues)"
+	BASE=pf_qs_delete
+	row pf_qs_delete "delete the selection" "\`qsurgeon delete --sasl-user U --yes\`"
+	row pf_postsuper "delete as many other messages" "\`postsuper -d -\`"
+	row pf_rm "delete as many other messages" "\`xargs rm\` (unlink floor)"
+	if [ "${T[pf_qs_delete]}" != "n/a" ]; then
+		echo >>"$REPORT"
+		echo "After \`qsurgeon delete\`, grep finds $left_a files of \`$USER_U\` left in the queue." >>"$REPORT"
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "${T[pf_qs_list]}" "${RSS[pf_qs_list]}" "${T[pf_qs_summary]}" "${RSS[pf_qs_summary]}" "${T[pf_qs_delete]}" "${RSS[pf_qs_delete]}" "${T[pf_grep]}" "${T[pf_pq]}" >>"$GROWTH"
+	# Targets (the issue's), for the largest size the last one wins.
+	TGT_N=$n
+	TGT_SELECT="$(ratio pf_qs_list pf_grep) of grep -rl; postqueue -j is $(ratio pf_pq pf_qs_list) qsurgeon"
+	TGT_DELETE="$(ratio pf_qs_delete pf_postsuper) of postsuper -d -"
+	TGT_RSS="list ${RSS[pf_qs_list]:-n/a} MB, summary ${RSS[pf_qs_summary]:-n/a} MB, delete ${RSS[pf_qs_delete]:-n/a} MB"
+	TGT_E2E="${T[pf_qs_delete]} s"
+	for k in "${!T[@]}"; do unset "T[$k]" "RSS[$k]" "N[$k]" "NOTE[$k]"; done
+}
+
+# ---- qmail ---------------------------------------------------------------------
+qmail_size() {
+	local n=$1 D=$BENCH_DIR/qm-$n
+	rm -rf "$D"
+	mkdir -p "$D/a"
+	chmod 755 "$D"
+	log "qmail $n: generating"
+	local t0=$SECONDS
+	gen qmail "$D/a/queue" "$n" -manifest "$D/a.manifest.jsonl"
+	local gen_secs=$((SECONDS - t0))
+	local R=$D/a/queue
+	local want_u want_s bytes files
+	want_u=$(jsonval "$R.stats.json" .compromised_messages)
+	want_s=$(jsonval "$R.stats.json" .newsletter_messages)
+	bytes=$(jsonval "$R.stats.json" .bytes)
+	files=$(jsonval "$R.stats.json" .files)
+	local byq
+	byq=$(jq -r '.by_queue | to_entries | map("\(.value) \(.key)") | join(", ")' "$R.stats.json")
+	warm "$R" mess info local remote todo intd bounce
+	log "qmail $n: select"
+	if [ $QS_BUILT = 1 ]; then
+		timed qm_qs_user "" "exec $QS --queue $R --format ids list --sasl-user $USER_U"
+		timed qm_qs_sender "" "exec $QS --queue $R --format ids list --sender $SENDER_S"
+		timed qm_qs_summary "" "exec $QS --queue $R summary"
+	else
+		na qm_qs_user "n/a (not built)"; na qm_qs_sender "n/a (not built)"; na qm_qs_summary "n/a (not built)"
+	fi
+	timed qm_cat "" "cd $R && find mess info -type f -print0 | xargs -0 cat | wc -c"
+	N[qm_cat]="$(awk '{printf "%.0f MB", $1/1048576}' "$W/out.qm_cat")"
+	timed qm_grep_user "" "cd $R && exec grep -rlF --binary-files=text '($USER_U@' mess"
+	NOTE[qm_grep_user]="matches the AUTH user anywhere in mess (no ESMTPA check)"
+	timed qm_grep_sender "" "cd $R && exec grep -rlFx --binary-files=text -z 'F$SENDER_S' info todo"
+	log "qmail $n: delete"
+	local k
+	k=$want_u
+	jq -r 'select(.Kind == "legit-sasl") | .ID as $id | .Path as $p | ($p | split("/")[1]) as $s |
+		[$p, (if .Queue == "todo" then "todo/" + $id, "intd/" + $id else "info/" + $s + "/" + $id,
+		((.Recipients | map(.Channel) | unique | .[] | select(. != "")) + "/" + $s + "/" + $id) end),
+		(if .Bouncing then "bounce/" + $id else empty end)] | join(" ")' "$D/a.manifest.jsonl" | head -n "$k" | tr ' ' '\n' >"$D/R.paths"
+	if [ $QS_DELETE = 1 ]; then
+		local before
+		before=$(find "$R" -type f | wc -l)
+		timed qm_qs_delete "" "exec $QS --queue $R delete --sasl-user $USER_U --yes"
+		N[qm_qs_delete]="$(( before - $(find "$R" -type f | wc -l) )) files"
+		NOTE[qm_qs_delete]="${NOTE[qm_qs_delete]:-}includes the scan of the whole queue"
+	else
+		na qm_qs_delete "n/a (not built)"
+	fi
+	timed qm_rm "" "cd $R && xargs rm <$D/R.paths"
+	N[qm_rm]="$(wc -l <"$D/R.paths") files"
+	NOTE[qm_rm]="$k other messages' files, paths given (no selection)"
+	{
+		echo
+		echo "### qmail, $n messages"
+		echo
+		echo "$files files, $((bytes / 1048576)) MB (split 23; $byq); generated in $gen_secs s."
+		echo "Selections: AUTH user \`$USER_U\` ($want_u messages), sender \`$SENDER_S\` ($want_s messages). Cache: $CACHE_STATE."
+		echo
+		echo "| task | tool | seconds | vs qsurgeon | peak RSS | result | note |"
+		echo "|---|---|---:|---:|---:|---:|---|"
+	} >>"$REPORT"
+	BASE=qm_qs_user
+	row qm_qs_user "select AUTH user" "\`qsurgeon --format ids list --sasl-user\`"
+	row qm_grep_user "select AUTH user" "\`grep -rlF '(U@' mess\` (raw floor)"
+	row qm_cat "read mess+info" "\`find mess info | xargs cat\` (read floor)"
+	BASE=qm_qs_sender
+	row qm_qs_sender "select sender" "\`qsurgeon --format ids list --sender\`"
+	row qm_grep_sender "select sender" "\`grep -z 'F<sender>' info todo\` (raw floor)"
+	BASE=qm_qs_summary
+	row qm_qs_summary "summary" "\`qsurgeon summary\`"
+	BASE=qm_qs_delete
+	row qm_qs_delete "delete AUTH user's mail" "\`qsurgeon delete --sasl-user U --yes\`"
+	row qm_rm "delete as many other messages" "\`xargs rm\` of its files (unlink floor)"
+	TGT_QMAIL="select AUTH user $(ratio qm_qs_user qm_cat) of the mess+info read floor, $(ratio qm_qs_user qm_grep_user) of grep; sender $(ratio qm_qs_sender qm_cat) of the read floor"
+	TGT_QMAIL_N=$n
+}
+
+BENCH_KEEP=${BENCH_KEEP:-0}
+START=$(date -u +%FT%TZ)
+LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
+for n in $BENCH_SIZES; do postfix_size "$n"; done
+[ "$BENCH_QMAIL" -gt 0 ] && qmail_size "$BENCH_QMAIL"
+
+# ---- report ------------------------------------------------------------------------
+fs=$(df -T "$BENCH_DIR" | awk 'NR==2{print $2}')
+dev=$(df "$BENCH_DIR" | awk 'NR==2{print $1}')
+mnt=$(findmnt -no OPTIONS -T "$BENCH_DIR" 2>/dev/null)
+{
+	echo "# Benchmarks"
+	echo
+	echo "Generated by \`make bench\` (bench/run.sh) on $START; do not edit by hand — the analysis"
+	echo "below the tables comes from bench/notes.md."
+	echo
+	echo "## Machine"
+	echo
+	echo "| | |"
+	echo "|---|---|"
+	echo "| CPUs | $(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') |"
+	echo "| memory | $(awk '/MemTotal/{printf "%.1f GB", $2/1048576}' /proc/meminfo) |"
+	echo "| kernel | $(uname -r) |"
+	echo "| file system | $fs on $dev ($mnt) |"
+	echo "| Go | $(go version | awk '{print $3}') |"
+	echo "| Postfix | $(postconf -d mail_version 2>/dev/null | awk '{print $3}') (postqueue, postsuper, postcat, qshape from the distribution) |"
+	echo "| date | $START |"
+	echo
+	echo "## Method"
+	echo
+	echo "* Queues are written by \`qsurgeon-gen\` (internal/gen) in the real on-disk formats, checked by its"
+	echo "  test with the real \`postcat\`, \`postqueue -j\` and \`qshape\`. Seed $SEED, now = $NOW."
+	echo "* Cache: **$BENCH_CACHE**. $( [ "$BENCH_CACHE" = warm ] && echo "Every timed command runs right after the queue was written (BENCH_WARMUP=1 adds an untimed read pass first), so it finds the queue in the page cache ($(awk '/MemTotal/{printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM holds it): this measures CPU and system-call cost, not the disk." || echo "\`echo 3 > /proc/sys/vm/drop_caches\` before every timed command.")"
+	echo "* Load average at the start of the run: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg). Other"
+	echo "  jobs shared the machine's 2 CPUs during the run (other helpers' test suites), which slows all tools alike."
+	echo "* Time is wall-clock seconds from GNU time (\`%e\`), peak RSS its \`%M\` (largest process of a pipeline)."
+	echo "* Ratios are the row's time divided by qsurgeon's for the same task (below 1× = faster than qsurgeon)."
+	echo "* Deletes run on the same queue, one after the other, on three disjoint sets of the same size: first"
+	echo "  \`qsurgeon delete --sasl-user\` removes the SASL user's K messages (its time includes the scan of the whole"
+	echo "  queue); then \`postsuper -d -\` is fed the IDs of K other (legitimate) messages, and \`xargs rm\` unlinks K"
+	echo "  further messages and their defer/bounce logs, both from the generator's manifest, so their times include"
+	echo "  no selection at all. (A twin copy per tool would take another generation of the whole queue per tool;"
+	echo "  on this machine unlinking or writing a million files takes many minutes.)"
+	echo "* \`postqueue -j\` runs without a master: as root it prints \"Mail system is down -- accessing queue"
+	echo "  directly\" and runs showq itself. It cannot see SASL users or clients, so it selects by sender."
+	echo "* $APT_NOTE"
+	[ "$QS_BUILT" = 1 ] || echo "* qsurgeon did not build at the time of this run: $(head -c 300 "$W/build.err" | tr '\n' ' ')"
+	[ "$QS_DELETE" = 1 ] || echo "* \`qsurgeon delete\` did not exist at the time of this run: its rows say n/a (not built)."
+	echo
+	echo "## Results"
+	cat "$REPORT"
+	echo
+	echo "## Growth of qsurgeon from size to size"
+	echo
+	echo "| messages | list s | list RSS MB | summary s | summary RSS MB | delete s | delete RSS MB | grep -rl s | postqueue -j s |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1,$2,$3,$4,$5,$6,$7,$8,$9}' "$GROWTH"
+	echo
+	echo "## Targets of issue 6 (largest Postfix size measured: ${TGT_N:-none})"
+	echo
+	echo "* Select: ${TGT_SELECT:-n/a} (target: ≤ 1× grep -rl, postqueue -j ≥ 5×)."
+	echo "* Delete: ${TGT_DELETE:-n/a} (target: ≤ 1.1×)."
+	echo "* qmail ${TGT_QMAIL_N:-}: ${TGT_QMAIL:-n/a} (target: ≤ 1.5× the read floor)."
+	echo "* Peak RSS: ${TGT_RSS:-n/a} (target: < 150 MB at 1M)."
+	echo "* Delete one account's mail end to end (scan + delete): ${TGT_E2E:-n/a} (target: < 60 s at 1M)."
+	if [ -f bench/notes.md ]; then
+		echo
+		cat bench/notes.md
+	fi
+} >"$BENCH_OUT.tmp" && mv "$BENCH_OUT.tmp" "$BENCH_OUT"
+log "wrote $BENCH_OUT"
+# Removing millions of files takes minutes here, so it is done once, at the end.
+if [ "$BENCH_KEEP" != 1 ]; then
+	log "removing the generated queues under $BENCH_DIR"
+	rm -rf "$BENCH_DIR"/pf-* "$BENCH_DIR"/qm-*
+fi
