@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/qmailq"
 )
 
 // copyTree copies a queue with cp -a (owners, modes, times, hard links and
@@ -110,4 +111,111 @@ func fastTempDir(t *testing.T) string {
 		}
 	}
 	return t.TempDir()
+}
+
+// TestRebuildCarryFaults interrupts "rebuild + carry every message" at
+// each sampled mutating call: the old queue must be byte-for-byte
+// untouched, and the new one may hold at most one partly carried message
+// (which check flags) besides what was carried completely.
+func TestRebuildCarryFaults(t *testing.T) {
+	template := extract(t, "queue.tar.gz")
+	ids := fixtureIDs(t)
+	s, err := takeSnapshot(template, 0, TodoAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := s.sortedIDs()
+	mk := func(old string) (*Plan, string, int) {
+		newq := filepath.Join(filepath.Dir(old), "queue.new")
+		p, err := PlanRebuild(newq, 29, true, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hierSteps := len(p.Steps)
+		c, err := PlanCarry(old, newq, sel, ids, CarryOptions{Split: 29, BigTodo: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Append(c)
+		return p, newq, hierSteps
+	}
+	old := copyTree(t, template)
+	p, _, hierCalls := mk(old)
+	counter := safefs.NewFaulty(openFS(t, p.Base), 0)
+	if err := p.Execute(counter, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := counter.Calls()
+	for _, k := range faultPoints(n) {
+		t.Run(strconv.Itoa(k), func(t *testing.T) {
+			old := copyTree(t, template)
+			before := snapshotBytes(t, old)
+			p, newq, _ := mk(old)
+			err := p.Execute(safefs.NewFaulty(openFS(t, p.Base), k), nil)
+			if !errors.Is(err, safefs.ErrInjected) {
+				t.Fatalf("Execute with a fault at call %d: %v", k, err)
+			}
+			if after := snapshotBytes(t, old); string(after) != string(before) {
+				t.Fatal("the old queue changed")
+			}
+			if k <= hierCalls {
+				return // the new queue is not complete yet; nothing was carried
+			}
+			probs, err := CheckQmail(newq, ids, Options{Todo: TodoBig})
+			if err != nil {
+				t.Fatal(err)
+			}
+			partial := map[string]bool{}
+			for _, pr := range probs {
+				switch {
+				case pr.Kind == KindPidFile:
+				case pr.ID != "":
+					partial[pr.ID] = true
+				default:
+					t.Errorf("new queue: %v", pr)
+				}
+			}
+			if len(partial) > 1 {
+				t.Errorf("%d partly carried messages: %v", len(partial), probs)
+			}
+		})
+	}
+}
+
+func TestSwapKeepsOld(t *testing.T) {
+	ids := fixtureIDs(t)
+	dir := fastTempDir(t)
+	old := filepath.Join(dir, "queue")
+	if err := Rebuild(old, 23, false, ids, openFS(t, dir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "mess/0/marker"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newq := filepath.Join(dir, "queue.new")
+	if err := Rebuild(newq, 23, false, ids, openFS(t, dir)); err != nil {
+		t.Fatal(err)
+	}
+	// Refused while "qmail-send" holds the old queue's sendmutex.
+	unlock, err := qmailq.LockSend(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Swap(old, newq, openFS(t, dir)); !errors.Is(err, qmailq.ErrSendRunning) {
+		t.Errorf("Swap while locked: %v", err)
+	}
+	unlock()
+	kept, err := Swap(old, newq, openFS(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(kept, "mess/0/marker")); err != nil || string(data) != "old" {
+		t.Errorf("old queue not kept at %s: %v", kept, err)
+	}
+	if _, err := os.Stat(filepath.Join(old, "mess/0/marker")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the new queue is not in place: %v", err)
+	}
+	if _, err := os.Stat(newq); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists", newq)
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
-	"github.com/qsurgeon/qsurgeon/qmailq"
 )
 
 func openFS(t testing.TB, root string) *safefs.FS {
@@ -99,6 +98,88 @@ func TestRepairBroken(t *testing.T) {
 		t.Logf("%s", text)
 	}
 	verifyNothingLost(t, root, plan.LostFound, before)
+	verifyMessagesKept(t, root, before)
+}
+
+// verifyMessagesKept: every message of broken.tar.gz whose mess file was
+// recoverable (all but the defects that destroyed it, as broken-defects.json
+// describes them) is in the queue under its inode number, with every
+// envelope file it had (the recreated todo of A08 excepted: repair sets it
+// aside), and the unrecoverable ones are gone from the queue.
+func verifyMessagesKept(t *testing.T, root string, before map[string]uint64) {
+	t.Helper()
+	var d struct {
+		Defects []struct {
+			Kind       string  `json:"kind"`
+			MessageIDs []int64 `json:"message_ids"`
+		} `json:"defects"`
+		After map[string]struct {
+			Paths map[string]string `json:"paths"`
+		} `json:"messages_after_damage"`
+	}
+	readJSON(t, filepath.Join(qmailFixtures, "broken-defects.json"), &d)
+	lostKinds := map[string]bool{"mess_only_by_crash": true, "zero_length_mess_orphan_by_crash": true, "info_without_mess": true, "mess_without_info_local_remote": true, "zero_length_mess": true}
+	lost := map[string]bool{}
+	for _, def := range d.Defects {
+		if lostKinds[def.Kind] {
+			for _, id := range def.MessageIDs {
+				lost[itoa(uint64(id))] = true
+			}
+		}
+	}
+	if len(d.After) < 360 || len(lost) != 6 {
+		t.Fatalf("fixture: %d messages, %d lost", len(d.After), len(lost))
+	}
+	after := inventory(t, root)
+	byIno := map[uint64]string{}
+	for rel, ino := range after {
+		byIno[ino] = rel
+	}
+	kept := 0
+	for id, m := range d.After {
+		messRel, ok := m.Paths["mess"]
+		if !ok {
+			if !lost[id] {
+				t.Errorf("%s: no mess in the fixture but not an expected loss", id)
+			}
+			continue
+		}
+		ino := before[strings.TrimPrefix(messRel, "queue/")]
+		if lost[id] {
+			if rel, ok := byIno[ino]; ok {
+				t.Errorf("%s: unrecoverable, but its mess is still in the queue at %s", id, rel)
+			}
+			continue
+		}
+		name := itoa(ino)
+		want := map[string]string{"mess": "mess/" + itoa(ino%23) + "/" + name}
+		for part := range m.Paths {
+			switch part {
+			case "info", "local", "remote":
+				want[part] = part + "/" + itoa(ino%23) + "/" + name
+			case "todo", "intd", "bounce":
+				if id == "10006773" && part == "todo" {
+					continue
+				}
+				want[part] = part + "/" + name
+			}
+			if part == "todo" {
+				want["intd"] = "intd/" + name // A08: intd relinked
+			}
+		}
+		for part, rel := range want {
+			if _, ok := after[rel]; !ok {
+				t.Errorf("%s: %s missing after repair (want %s)", id, part, rel)
+			}
+		}
+		if after[want["mess"]] != ino {
+			t.Errorf("%s: mess is not the original file", id)
+		}
+		kept++
+	}
+	if kept < 360 {
+		t.Errorf("only %d messages kept", kept)
+	}
 }
 
 // verifyNothingLost: every file (by inode) of the queue before repair is
@@ -132,4 +213,3 @@ func verifyNothingLost(t *testing.T, root, lf string, before map[string]uint64) 
 	}
 }
 
-var _ = qmailq.DefaultSplit
