@@ -212,4 +212,3 @@ func verifyNothingLost(t *testing.T, root, lf string, before map[string]uint64) 
 		t.Errorf("files lost: %v", gone)
 	}
 }
-
