@@ -115,10 +115,11 @@ func TestPlanOutAndApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(p); err != nil {
+	// Write the twin first, so it cannot get the freed inode back.
+	if err := os.WriteFile(p+".new", data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, data, 0o700); err != nil {
+	if err := os.Rename(p+".new", p); err != nil {
 		t.Fatal(err)
 	}
 	r = qs(t, "", "--queue", root, "apply", plan, "delete", "--yes", "--journal", "none")
