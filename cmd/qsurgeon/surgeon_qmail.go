@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
@@ -9,7 +10,8 @@ import (
 
 // qmailSurgeon applies actions to a qmail queue with qmail-send stopped.
 type qmailSurgeon struct {
-	q *qmailq.Queue
+	q   *qmailq.Queue
+	opt qmailq.ActOptions
 }
 
 func newQmailSurgeon(src queue.Source) (surgeon, error) {
@@ -43,5 +45,22 @@ func (s *qmailSurgeon) prepare(action string, dryRun bool) (func(), error) {
 }
 
 func (s *qmailSurgeon) act(action string, m *queue.Message, mut queue.Mutator) error {
-	return fmt.Errorf("%s: not implemented yet", action)
+	var err error
+	switch action {
+	case "delete":
+		err = s.q.Delete(mut, m, s.opt)
+	case "requeue":
+		err = s.q.Requeue(mut, m, s.opt)
+	case "expire":
+		err = s.q.Expire(mut, m, s.opt)
+	default:
+		return s.supports(action)
+	}
+	switch {
+	case errors.Is(err, qmailq.ErrChanged), errors.Is(err, qmailq.ErrWrongQueue), errors.Is(err, qmailq.ErrNotRegular):
+		return fmt.Errorf("%w: %v", errSkipped, err)
+	case errors.Is(err, qmailq.ErrInProgress):
+		return fmt.Errorf("%w: %v (younger than 36 hours: qmail-queue may still be writing it)", errSkipped, err)
+	}
+	return err
 }
