@@ -191,13 +191,25 @@ func (q *Queue) verify(action string, msg *queue.Message) (*present, error) {
 		switch {
 		case mess == nil:
 			return nil, fail(msg.Path, "mess file vanished")
+		case msg.Inode == 0:
+			// The reader could not open it (a symbolic link, never
+			// followed): it must still not be a regular file.
+			if mess.st.Mode&unix.S_IFMT == unix.S_IFREG {
+				return nil, fail(msg.Path, "now a regular file")
+			}
 		case mess.st.Ino != msg.Inode:
 			return nil, fail(msg.Path, "inode %d, read as %d", mess.st.Ino, msg.Inode)
 		case mess.st.Size != msg.FileSize || !time.Unix(mess.st.Mtim.Unix()).Equal(msg.ModTime):
 			return nil, fail(msg.Path, "size or mtime changed")
 		}
-	} else if pr.has(PartMess) {
-		return nil, fail(pr.parts[PartMess][0].path, "a mess file appeared (a new message with this id?)")
+	} else {
+		// Read without a mess file: one now (not a symbolic link or
+		// other odd entry the reader reported) is a new message.
+		for _, f := range pr.parts[PartMess] {
+			if f.st.Mode&unix.S_IFMT == unix.S_IFREG {
+				return nil, fail(f.path, "a mess file appeared (a new message with this id?)")
+			}
+		}
 	}
 	if state := queueName(pr.has(PartInfo), pr.has(PartTodo)); msg.Queue != "" && state != msg.Queue {
 		return nil, fail("", "now in %s, read in %s", state, msg.Queue)

@@ -478,6 +478,35 @@ func TestDeleteRefusesChanged(t *testing.T) {
 	}
 }
 
+func TestDeleteSymlinkedMess(t *testing.T) {
+	root := mutExtract(t, "queue.tar.gz")
+	s := qSnapshot(t, root)
+	_, msgs := qReadAll(t, root)
+	id := qPick(s, msgs, 1, "mess", "info", "remote")[0]
+	outside := filepath.Join(filepath.Dir(root), "outside")
+	if err := os.WriteFile(outside, []byte("not mail\n"), 0644); err != nil {
+		t.Fatal(err)
+	}
+	mess := filepath.Join(root, msgs[id].Path)
+	os.Remove(mess)
+	if err := os.Symlink(outside, mess); err != nil {
+		t.Fatal(err)
+	}
+	q, msgs := qReadAll(t, root)
+	before := qSnapshot(t, root)
+	if err := q.Delete(qOpenFS(t, root), msgs[id], ActOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gone := map[string]bool{}
+	for _, p := range messageFiles(before, id) {
+		gone[p] = true
+	}
+	qUntouched(t, "symlinked mess", before, qSnapshot(t, root), gone)
+	if b, err := os.ReadFile(outside); err != nil || string(b) != "not mail\n" {
+		t.Fatalf("the link target changed: %q %v", b, err)
+	}
+}
+
 func TestDeleteDryRun(t *testing.T) {
 	root := mutExtract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)

@@ -211,9 +211,9 @@ func (f *FS) openDir(dir string, flags int) (int, error) {
 			Flags:   uint64(flags | unix.O_DIRECTORY | unix.O_CLOEXEC),
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 		}
-		for {
+		for tries := 0; ; tries++ {
 			fd, err := unix.Openat2(f.fd, dir, &how)
-			if err == unix.EINTR || err == unix.EAGAIN {
+			if (err == unix.EINTR || err == unix.EAGAIN) && tries < 1000 {
 				// EAGAIN: a concurrent rename raced the
 				// lookup; openat2 asks to retry.
 				continue
