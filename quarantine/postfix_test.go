@@ -108,6 +108,7 @@ func selectSASL(msgs map[string]*queue.Message, user string) []*queue.Message {
 }
 
 func TestPostfixRoundTrip(t *testing.T) {
+	t.Parallel()
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
 	orig := snapshot(t, c.root)

@@ -165,6 +165,7 @@ func qmailSelect(msgs map[string]*queue.Message) []*queue.Message {
 }
 
 func TestQmailRoundTrip(t *testing.T) {
+	t.Parallel()
 	c := newQmailCopy(t)
 	unlock, err := qmailq.LockSend(c.root)
 	if err != nil {
