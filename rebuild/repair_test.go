@@ -1,6 +1,8 @@
 package rebuild
 
 import (
+	"errors"
+	"github.com/qsurgeon/qsurgeon/qmailq"
 	"os"
 	"path/filepath"
 	"sort"
@@ -210,5 +212,99 @@ func verifyNothingLost(t *testing.T, root, lf string, before map[string]uint64) 
 	sort.Strings(gone)
 	if len(gone) > 0 {
 		t.Errorf("files lost: %v", gone)
+	}
+}
+
+// TestRepairSeedRecipe: the seed's hand rebuild made todo/0..22 and
+// intd/0..22 on a flat-todo qmail (qmail-queue.md §4.3). check flags
+// every such subdirectory; repair removes them (they are empty) and moves
+// an envelope found inside one back to the flat directory.
+func TestRepairSeedRecipe(t *testing.T) {
+	root := extract(t, "queue.tar.gz")
+	ids := fixtureIDs(t)
+	for _, d := range []string{"todo", "intd"} {
+		for i := 0; i < 23; i++ {
+			if err := os.Mkdir(filepath.Join(root, d, itoa(uint64(i))), 0o750); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// One frozen message's envelope pushed into todo/5/ and intd/5/.
+	ents, err := os.ReadDir(filepath.Join(root, "todo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moved string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			moved = e.Name()
+			break
+		}
+	}
+	for _, d := range []string{"todo", "intd"} {
+		if err := os.Rename(filepath.Join(root, d, moved), filepath.Join(root, d, "5", moved)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probs, err := CheckQmail(root, ids, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, wrong := 0, 0
+	for _, p := range probs {
+		switch p.Kind {
+		case KindTodoSubdir:
+			sub++
+		case KindWrongSubdir:
+			if p.ID == moved {
+				wrong++
+			}
+		}
+	}
+	if sub != 46 || wrong != 2 {
+		t.Errorf("%d todo-subdir (want 46), %d wrong-subdir for %s (want 2)", sub, wrong, moved)
+	}
+	plan, err := PlanRepair(root, nil, ids, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+		t.Fatal(err)
+	}
+	after, err := CheckQmail(root, ids, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range after {
+		t.Errorf("after repair: %v", p)
+	}
+	if plan.LostFound != "" {
+		t.Errorf("repair used lost+found %s for a queue with nothing lost", plan.LostFound)
+	}
+}
+
+// TestRepairRefusesWhileSendRuns: PlanRepair and Execute refuse while
+// lock/sendmutex is held, as qmail-send holds it.
+func TestRepairRefusesWhileSendRuns(t *testing.T) {
+	root := extract(t, "broken.tar.gz")
+	ids := fixtureIDs(t)
+	plan, err := PlanRepair(root, nil, ids, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := qmailq.LockSend(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := PlanRepair(root, nil, ids, Options{}); !errors.Is(err, qmailq.ErrSendRunning) {
+		t.Errorf("PlanRepair while locked: %v", err)
+	}
+	before := inventory(t, root)
+	if err := plan.Execute(openFS(t, plan.Base), nil); !errors.Is(err, qmailq.ErrSendRunning) {
+		t.Errorf("Execute while locked: %v", err)
+	}
+	if after := inventory(t, root); len(after) != len(before) {
+		t.Error("Execute changed the queue while refusing")
 	}
 }
