@@ -217,9 +217,9 @@ postfix_size() {
 	# xargs rm delete as many other messages, given their IDs/paths.
 	local k
 	k=$(wc -l <"$D/sel.ids")
-	jq -r 'select(.Kind == "legit-sasl") | [.ID, .Path, (if .DeferLog then "defer/" + (.Path | split("/") | if length == 3 then .[1] + "/" else "" end) + .ID else "" end), (if .Bouncing then "bounce/" + .ID else "" end)] | @tsv' "$D/a.manifest.jsonl" >"$D/legit.tsv"
+	jq -r 'select(.Kind == "legit-sasl") | [.ID, (.Files | join(" "))] | @tsv' "$D/a.manifest.jsonl" >"$D/legit.tsv"
 	head -n "$k" "$D/legit.tsv" | cut -f1 >"$D/P.ids"
-	tail -n +"$((k + 1))" "$D/legit.tsv" | head -n "$k" | cut -f2- | tr '\t' '\n' | grep -v '^$' >"$D/R.paths"
+	tail -n +"$((k + 1))" "$D/legit.tsv" | head -n "$k" | cut -f2 | tr ' ' '\n' >"$D/R.paths"
 	if [ $QS_DELETE = 1 ]; then
 		local before
 		before=$(find "$D/a" -type f | wc -l)
@@ -310,10 +310,7 @@ qmail_size() {
 	log "qmail $n: delete"
 	local k
 	k=$want_u
-	jq -r 'select(.Kind == "legit-sasl") | .ID as $id | .Path as $p | ($p | split("/")[1]) as $s |
-		[$p, (if .Queue == "todo" then "todo/" + $id, "intd/" + $id else "info/" + $s + "/" + $id,
-		((.Recipients | map(.Channel) | unique | .[] | select(. != "")) + "/" + $s + "/" + $id) end),
-		(if .Bouncing then "bounce/" + $id else empty end)] | join(" ")' "$D/a.manifest.jsonl" | head -n "$k" | tr ' ' '\n' >"$D/R.paths"
+	jq -r 'select(.Kind == "legit-sasl") | .Files | join(" ")' "$D/a.manifest.jsonl" | head -n "$k" | tr ' ' '\n' >"$D/R.paths"
 	if [ $QS_DELETE = 1 ]; then
 		local before
 		before=$(find "$R" -type f | wc -l)

@@ -76,6 +76,10 @@ type Message struct {
 	Bouncing bool
 	// DeferLog: a Postfix defer log was written.
 	DeferLog bool
+	// Files are every file of the message relative to the queue root:
+	// Postfix queue file and logs; qmail mess, info, local, remote, todo,
+	// intd, bounce.
+	Files []string
 }
 
 // Config is what both generators share.

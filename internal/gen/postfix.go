@@ -350,6 +350,7 @@ func (g *pfGen) one(i int) error {
 	}
 	files := int64(1)
 	bytes := m.FileSize
+	m.Files = append(m.Files, m.Path)
 	// Logs: deferred and held messages keep their defer log; an active
 	// message with a bounced (done) recipient has a bounce log until the
 	// NDR is sent (bounce/bounce_append_service.c).
@@ -433,6 +434,7 @@ func (g *pfGen) writeLog(m *pfMsg, service string, text []byte) (int64, error) {
 	if service == "defer" {
 		rel = service + "/" + postfixq.HashDir(m.ID, 1) + m.ID
 	}
+	m.Files = append(m.Files, rel)
 	p := filepath.Join(g.cfg.Root, rel)
 	fd, err := unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {

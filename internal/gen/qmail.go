@@ -318,7 +318,9 @@ func (g *qmGen) one(i int) error {
 	unix.Close(fd)
 	fd = -1
 	files, bytes := int64(1), m.FileSize
+	m.Files = append(m.Files, m.Path)
 	add := func(rel string, data []byte, uid, gid int, mode uint32, mtime time.Time) error {
+		m.Files = append(m.Files, rel)
 		p := filepath.Join(root, rel)
 		f, err := unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, mode)
 		if err != nil {
@@ -350,6 +352,7 @@ func (g *qmGen) one(i int) error {
 		if err := unix.Link(filepath.Join(root, intd), filepath.Join(root, "todo", m.ID)); err != nil {
 			return fmt.Errorf("gen: link todo/%s: %w", m.ID, err)
 		}
+		m.Files = append(m.Files, "todo/"+m.ID)
 	} else {
 		// qmail-send.c:todo_do: info holds F only, mtime = birth; a channel
 		// file per channel with T/D records, mtime = next retry
