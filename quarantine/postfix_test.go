@@ -9,10 +9,12 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"golang.org/x/sys/unix"
 )
 
 const hello = "hello@example.com"
@@ -271,3 +273,88 @@ func TestPostfixRefusals(t *testing.T) {
 		t.Errorf("plan:\n%s", strings.Join(s, "\n"))
 	}
 }
+
+// TestPostfixRestoreInto restores quarantined messages into another
+// (live) queue on the same file system the way postsuper -r requeues:
+// maildrop/ID, owner mail_owner, mode 0700, times now; the logs stay in
+// quarantine.
+func TestPostfixRestoreInto(t *testing.T) {
+	t.Parallel()
+	c := newPostfixCopy(t)
+	live := filepath.Join(c.tmp, "live")
+	if err := os.Mkdir(live, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join("..", "testdata", "queues", "postfix-incident", "queue.tar.gz"), "-C", live).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	liveRoot := filepath.Join(live, "postfix-incident-a")
+	liveFS := openFS(t, liveRoot)
+	liveBefore := snapshot(t, liveRoot)
+	sp := c.spool(t)
+	msgs := readAll(t, sp)
+	var sel []*queue.Message
+	for _, m := range sorted(msgs) {
+		if m.SASLUser != hello && m.Queue == queue.Deferred && len(sel) < 5 {
+			sel = append(sel, m)
+		}
+	}
+	sums := snapshot(t, c.root)
+	var md unixStat
+	if err := lstat(filepath.Join(liveRoot, "maildrop"), &md); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Second)
+	for _, m := range sel {
+		e, err := Quarantine(sp, m, c.dirFS, c.queueFS, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := Restore(e, c.dirFS, liveFS, RestoreOptions{Into: true})
+		if err != nil {
+			t.Fatalf("restore --into %s: %v", m.ID, err)
+		}
+		p := filepath.Join(liveRoot, "maildrop", id)
+		var st unixStat
+		if err := lstat(p, &st); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if st.Ino != m.Inode || st.Uid != md.Uid || st.Mode&0o7777 != 0o700 || time.Unix(st.Mtim.Unix()).Before(start) {
+			t.Errorf("%s: inode %d (want %d) owner %d (want %d) mode %04o mtime %v", p, st.Ino, m.Inode, st.Uid, md.Uid, st.Mode&0o7777, time.Unix(st.Mtim.Unix()))
+		}
+		if got := snapshot(t, filepath.Join(liveRoot, "maildrop"))[id].sum; got != sums[m.Path].sum {
+			t.Errorf("%s: content changed", id)
+		}
+		for _, pt := range e.Parts {
+			if pt.Name != "message" {
+				if _, err := os.Lstat(filepath.Join(c.qdir, pt.DirPath)); err != nil {
+					t.Errorf("%s: log %s left quarantine: %v", id, pt.Name, err)
+				}
+			}
+		}
+	}
+	// The live queue reads the requeued files; nothing else changed there.
+	ls, err := postfixq.Open(liveRoot, postfixq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	for _, m := range sel {
+		lm, err := ls.Read(queue.Ref{Queue: queue.Maildrop, ID: m.ID, Path: "maildrop/" + m.ID})
+		if err != nil || lm.Err != nil || lm.Queue != queue.Maildrop || lm.Sender != m.Sender || len(lm.Recipients) != len(m.Recipients) {
+			t.Errorf("%s not readable in the live maildrop as it was: %v %+v", m.ID, err, lm)
+		}
+	}
+	if d := diffSnapshots(liveBefore, snapshot(t, liveRoot), func(p string) bool { return strings.HasPrefix(p, "maildrop/") || p == "maildrop" }); len(d) > 0 {
+		t.Errorf("live queue changed outside maildrop:\n%s", strings.Join(d, "\n"))
+	}
+	for _, e := range readManifest(t, c.qdir) {
+		if e.State != StateRestored || !e.Into || e.RestoredTo != liveRoot {
+			t.Errorf("%s: manifest %s into=%v to=%s", e.Key, e.State, e.Into, e.RestoredTo)
+		}
+	}
+}
+
+type unixStat = unix.Stat_t
+
+func lstat(p string, st *unix.Stat_t) error { return unix.Lstat(p, st) }
