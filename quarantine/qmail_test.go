@@ -2,14 +2,17 @@ package quarantine
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"golang.org/x/sys/unix"
 )
 
 type qmailCopy struct {
@@ -245,6 +248,94 @@ func TestQmailRoundTrip(t *testing.T) {
 	for id, m := range msgs {
 		if b, ok := back[id]; !ok || envelopeKey(b) != envelopeKey(m) {
 			t.Errorf("%s not restored as it was", id)
+		}
+	}
+}
+
+// TestQmailRestoreInto restores quarantined messages into another, empty
+// qmail queue on the same file system (the seed 000 move: the flooded
+// queue was swapped out for an empty one): each message is named after
+// its mess inode there, with the same parts, owners, modes and bytes.
+func TestQmailRestoreInto(t *testing.T) {
+	t.Parallel()
+	c := newQmailCopy(t)
+	live := filepath.Join(c.tmp, "live")
+	if err := os.Mkdir(live, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join("..", "testdata", "queues", "qmail-incident", "queue.tar.gz"), "-C", live).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	liveRoot := filepath.Join(live, "queue")
+	for p, s := range snapshot(t, liveRoot) {
+		top, _, _ := strings.Cut(p, "/")
+		switch top {
+		case "mess", "info", "local", "remote", "todo", "intd", "bounce":
+			if s.typ == unix.S_IFREG {
+				if err := os.Remove(filepath.Join(liveRoot, p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	unlock, err := qmailq.LockSend(c.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	unlockLive, err := qmailq.LockSend(liveRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlockLive()
+	lay, err := qmailq.DetectLayout(liveRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveFS := openFS(t, liveRoot)
+	q := c.open(t)
+	msgs := readAll(t, q)
+	sel := qmailSelect(msgs)
+	orig := snapshot(t, c.root)
+	want := map[string]string{} // id -> envelope
+	for _, m := range sel {
+		e, err := Quarantine(q, m, c.dirFS, c.queueFS, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := Restore(e, c.dirFS, liveFS, RestoreOptions{Into: true, Layout: lay})
+		if err != nil {
+			t.Fatalf("restore into %s: %v", m.ID, err)
+		}
+		want[id] = envelopeNoName(m)
+		for _, pt := range e.Parts {
+			var st unix.Stat_t
+			p := filepath.Join(liveRoot, strings.Replace(pt.QueuePath, "/"+m.ID, "/"+id, 1))
+			if err := unix.Lstat(p, &st); err != nil {
+				t.Errorf("%s: %v", p, err)
+				continue
+			}
+			o := orig[pt.QueuePath]
+			if st.Ino != o.ino || st.Mode&0o7777 != o.mode || st.Uid != o.uid || st.Gid != o.gid {
+				t.Errorf("%s: not the quarantined file, or owner/mode changed", p)
+			}
+		}
+	}
+	lq, err := qmailq.Open(liveRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lq.Close()
+	got := readAll(t, lq)
+	if len(got) != len(want) {
+		t.Errorf("live queue has %d messages, want %d", len(got), len(want))
+	}
+	for id, m := range got {
+		if strconv.FormatUint(m.Inode, 10) != id {
+			t.Errorf("%s: name is not the mess inode %d", id, m.Inode)
+		}
+		if want[id] != envelopeNoName(m) {
+			t.Errorf("%s: envelope\n%s\nwant\n%s", id, envelopeNoName(m), want[id])
 		}
 	}
 }
