@@ -167,6 +167,9 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		return err
 	}
 	defer closeFS()
+	if qs, ok := sg.(*qmailSurgeon); ok {
+		qs.opt.AllowYoungOrphan = sf.detached
+	}
 	release, err := sg.prepare(name, sf.dryRun)
 	if err != nil {
 		return err
@@ -208,8 +211,15 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 	}
 	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped})
 	if dry != nil {
-		fmt.Fprintf(e.stdout, "dry run: %s of %d message(s) would do %d file operation(s):\n", name, len(results), len(dry.Ops()))
+		ops := make([]string, 0, len(dry.Ops()))
 		for _, op := range dry.Ops() {
+			ops = append(ops, op.String())
+		}
+		if d, ok := sg.(interface{ dryRunSteps() []string }); ok {
+			ops = append(ops, d.dryRunSteps()...)
+		}
+		fmt.Fprintf(e.stdout, "dry run: %s of %d message(s) would do %d file operation(s):\n", name, len(results), len(ops))
+		for _, op := range ops {
 			fmt.Fprintf(e.stdout, "  %s\n", op)
 		}
 	} else {

@@ -28,8 +28,10 @@ func (s *qmailSurgeon) supports(action string) error {
 	switch action {
 	case "hold", "release":
 		return fmt.Errorf("qmail has no hold queue: use 'qsurgeon quarantine DIR' to hold and 'qsurgeon restore DIR' to release")
+	case "delete", "requeue", "expire", "quarantine":
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%s is not an action on a qmail queue", action)
 }
 
 // prepare refuses while qmail-send runs and holds lock/sendmutex so it
@@ -52,7 +54,13 @@ func (s *qmailSurgeon) act(action string, m *queue.Message, mut queue.Mutator) e
 	case "requeue":
 		err = s.q.Requeue(mut, m, s.opt)
 	case "expire":
+		// Back-dating the birth makes the next attempt the last; setting
+		// the next-retry times to now makes that attempt happen as soon
+		// as qmail-send starts (qmail-send.c: pqadd schedules by mtime).
 		err = s.q.Expire(mut, m, s.opt)
+		if err == nil && m.Queue == queue.QmailQueue {
+			err = s.q.Requeue(mut, m, s.opt)
+		}
 	default:
 		return s.supports(action)
 	}

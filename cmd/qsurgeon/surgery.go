@@ -29,6 +29,9 @@ type safetyFlags struct {
 	planOut string
 	journal string
 	sample  int
+	// detached: the queue is detached or copied, so no qmail-queue can
+	// be writing a young orphan.
+	detached bool
 }
 
 func (s *safetyFlags) flags() []cli.Flag {
@@ -41,6 +44,7 @@ func (s *safetyFlags) flags() []cli.Flag {
 		&cli.StringFlag{Name: "plan-out", Category: cat, Destination: &s.planOut, Usage: "write the selection to FILE and stop; act on it later with 'qsurgeon apply FILE ACTION'"},
 		&cli.StringFlag{Name: "journal", Category: cat, Value: defaultJournal, Destination: &s.journal, Usage: "append a JSON-lines record of every change to this file ('' or 'none': no journal)"},
 		&cli.IntFlag{Name: "sample", Category: cat, Value: 10, Destination: &s.sample, Usage: "how many messages the preview shows"},
+		&cli.BoolFlag{Name: "detached", Category: cat, Destination: &s.detached, Usage: "qmail: the queue is detached or copied, so fragments younger than 36 hours (no info, no todo) may be acted on"},
 	}
 }
 

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/postfixq"
+	"github.com/qsurgeon/qsurgeon/qmailq"
+	"github.com/qsurgeon/qsurgeon/quarantine"
+	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { commandFactories = append(commandFactories, quarantineCommand, restoreCommand) }
+
+// openQuarantineDir creates (0700) and opens a quarantine directory.
+func openQuarantineDir(dir string, create bool) (*safefs.FS, error) {
+	if create {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	return safefs.Open(dir)
+}
+
+func quarantineCommand(e *env) *cli.Command {
+	var ff filterFlags
+	var sf safetyFlags
+	return &cli.Command{
+		Name:      "quarantine",
+		Usage:     "move the selected messages out of the queue, whole, into DIR with a manifest (qmail's 'hold')",
+		ArgsUsage: "DIR",
+		Description: `Moves every part of each selected message (Postfix: the queue file and its defer/bounce/trace
+logs; qmail: mess, info, local, remote, todo, intd, bounce) into DIR by rename, so each file
+keeps its inode, owner, mode and times, and appends the message to DIR/manifest.jsonl. DIR must
+be outside the queue and on the same filesystem. The order of the moves leaves, after a crash
+at any point, a queue the MTA accepts and every part either in the queue or in DIR;
+'qsurgeon restore DIR' then finishes or undoes the job. On qmail this is how mail is held:
+qmail-send must be stopped (qsurgeon holds lock/sendmutex while it works).
+
+EXAMPLES:
+   qsurgeon quarantine /var/tmp/held --sasl-user hello@example.com
+   qsurgeon --queue /var/qmail/queue quarantine /var/qmail/held --sender '*@partner.example' --yes`,
+		Flags: append(ff.flags(), sf.flags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageErr("quarantine needs the quarantine directory DIR")
+			}
+			dirPath := c.Args().First()
+			o := e.opts(c)
+			if ff.empty() && !sf.all {
+				return usageErr("quarantine with no selection would move every message")
+			}
+			src, err := openSource(o)
+			if err != nil {
+				return err
+			}
+			abs, _ := filepath.Abs(dirPath)
+			if _, err := os.Lstat(abs); errors.Is(err, os.ErrNotExist) {
+				if err := os.MkdirAll(abs, 0o700); err != nil {
+					return err
+				}
+				if sf.dryRun {
+					// Plans need the directory; a dry run leaves no trace.
+					defer os.Remove(abs)
+				}
+			}
+			if err := quarantine.CheckOutside(src.Root(), abs); err != nil {
+				return usageErr("%v", err)
+			}
+			sg, err := surgeonFor(src)
+			if err != nil {
+				return err
+			}
+			sel, err := e.selectMessages(c, o, &ff, src)
+			if err != nil {
+				return err
+			}
+			return e.execute(c, o, "quarantine", &quarantineSurgeon{inner: sg, dir: abs}, sel.results, &sf, len(sel.errs) > 0)
+		},
+	}
+}
+
+// quarantineSurgeon moves whole messages into a quarantine directory. It
+// takes the MTA's lock through the inner surgeon.
+type quarantineSurgeon struct {
+	inner surgeon
+	dir   string
+	dirFS *safefs.FS
+	qFS   *safefs.FS
+	dry   bool
+	opt   quarantine.Options
+	plans []*quarantine.Plan
+}
+
+// dryRunSteps prints what a dry run would have moved.
+func (q *quarantineSurgeon) dryRunSteps() []string {
+	var out []string
+	for _, p := range q.plans {
+		for _, s := range p.Steps {
+			out = append(out, s.String())
+		}
+	}
+	return out
+}
+
+func (q *quarantineSurgeon) source() queue.Source    { return q.inner.source() }
+func (q *quarantineSurgeon) supports(a string) error { return nil }
+
+func (q *quarantineSurgeon) prepare(action string, dryRun bool) (func(), error) {
+	release, err := q.inner.prepare(action, dryRun)
+	if err != nil {
+		return nil, err
+	}
+	if ps, ok := q.inner.(*postfixSurgeon); ok {
+		q.opt.MasterRunning = ps.opt.MasterRunning
+	}
+	q.dry = dryRun
+	if q.dirFS, err = openQuarantineDir(q.dir, false); err != nil {
+		release()
+		return nil, err
+	}
+	if q.qFS, err = safefs.Open(q.source().Root()); err != nil {
+		q.dirFS.Close()
+		release()
+		return nil, err
+	}
+	return func() {
+		q.qFS.Close()
+		q.dirFS.Close()
+		release()
+	}, nil
+}
+
+// act ignores mut: the moves cross two roots, so the dry run is enforced
+// here by planning without executing.
+func (q *quarantineSurgeon) act(action string, m *queue.Message, _ queue.Mutator) error {
+	if q.dry {
+		p, err := quarantine.PlanQuarantine(q.source(), m, q.dirFS, q.qFS, q.opt)
+		if err != nil {
+			return err
+		}
+		q.plans = append(q.plans, p)
+		return nil
+	}
+	_, err := quarantine.Quarantine(q.source(), m, q.dirFS, q.qFS, q.opt)
+	if errors.Is(err, quarantine.ErrChanged) {
+		return fmt.Errorf("%w: %v", errSkipped, err)
+	}
+	return err
+}
+
+func restoreCommand(e *env) *cli.Command {
+	var sf safetyFlags
+	var into, rate string
+	var idFilter cli.StringSlice
+	return &cli.Command{
+		Name:      "restore",
+		Usage:     "put quarantined messages back into their queue (or --into a live queue); qmail's 'release'",
+		ArgsUsage: "DIR",
+		Description: `Reads DIR/manifest.jsonl and puts every quarantined message (or those named with --id) back:
+Postfix: into the queue and path it came from (the name still matches its inode);
+qmail: mess first, then bounce, local, remote and info last, named after the mess file's inode
+as qmail requires (side files renamed to match). An interrupted quarantine or restore is
+finished. With --into LIVE_QUEUE_DIR the messages go into another queue of the same MTA as new
+mail: Postfix: a complete queue file into maildrop/ as postsuper -r does (pickup gives it a new
+ID; the logs stay in DIR); qmail: into that queue under the mess inode's name. --rate N/s
+spaces them out so a live server is not flooded again.
+
+EXAMPLES:
+   qsurgeon restore /var/tmp/held --id 7A6D1BE4D7
+   qsurgeon restore /var/tmp/held --all --into /var/spool/postfix --rate 20/s`,
+		Flags: append(sf.flags(),
+			&cli.StringSliceFlag{Name: "id", Destination: &idFilter, Usage: "restore only this queue ID (repeatable)"},
+			&cli.StringFlag{Name: "into", Destination: &into, Usage: "restore into this live queue directory of the same MTA, as new mail"},
+			&cli.StringFlag{Name: "rate", Destination: &rate, Usage: "at most N messages per second, e.g. 20/s"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageErr("restore needs the quarantine directory DIR")
+			}
+			dir := c.Args().First()
+			if len(idFilter.Value()) == 0 && !sf.all {
+				return usageErr("restore with no --id would restore every message in %s; add --all", dir)
+			}
+			interval, err := parseRate(rate)
+			if err != nil {
+				return err
+			}
+			entries, err := quarantine.ReadManifest(filepath.Join(dir, quarantine.ManifestName))
+			if err != nil && len(entries) == 0 {
+				return fail(exitError, err, "DIR must be a directory written by 'qsurgeon quarantine'")
+			} else if err != nil {
+				fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
+			}
+			want := map[string]bool{}
+			for _, id := range idFilter.Value() {
+				want[id] = true
+			}
+			var todo []quarantine.Entry
+			for _, en := range entries {
+				if en.State == quarantine.StateRestored || (len(want) > 0 && !want[en.ID]) {
+					continue
+				}
+				todo = append(todo, en)
+			}
+			if len(todo) == 0 {
+				fmt.Fprintln(e.stderr, "restore: nothing quarantined matches; nothing to do.")
+				return nil
+			}
+			fmt.Fprintf(e.stderr, "restore: %d message(s) from %s\n", len(todo), dir)
+			for i, en := range todo {
+				if i == sf.sample {
+					fmt.Fprintf(e.stderr, "  ... and %d more\n", len(todo)-sf.sample)
+					break
+				}
+				fmt.Fprintf(e.stderr, "  %-16s %-9s %-32s %s\n", en.ID, en.QueueName, clip(printable(en.Envelope.Sender), 32), dash(en.Envelope.SASLUser))
+			}
+			if sf.max > 0 && len(todo) > sf.max {
+				return usageErr("%d messages, more than --max %d", len(todo), sf.max)
+			}
+			if !sf.yes && !sf.dryRun {
+				if err := e.confirm(fmt.Sprintf("restore %d message(s)?", len(todo))); err != nil {
+					return err
+				}
+			}
+			dirFS, err := openQuarantineDir(dir, false)
+			if err != nil {
+				return err
+			}
+			defer dirFS.Close()
+			var run journalRun = nopRun{}
+			if !sf.dryRun {
+				jr, closeJ, err := openJournal(sf.journal, os.Args, map[string]any{"restore": dir, "id": idFilter.Value(), "into": into})
+				if err != nil {
+					return err
+				}
+				defer closeJ()
+				if jr != nil {
+					run = jr
+				}
+			}
+			targets := map[string]*restoreTarget{}
+			defer func() {
+				for _, t := range targets {
+					t.close()
+				}
+			}()
+			failed := 0
+			last := time.Time{}
+			for _, en := range todo {
+				root := en.QueueDir
+				if into != "" {
+					root = into
+				} else if o := e.opts(c); o.Queue != "" {
+					root = o.Queue
+				}
+				t := targets[root]
+				if t == nil {
+					if t, err = openRestoreTarget(root, en.MTA, sf.dryRun); err != nil {
+						return err
+					}
+					targets[root] = t
+				}
+				if interval > 0 && !last.IsZero() {
+					time.Sleep(time.Until(last.Add(interval)))
+				}
+				last = time.Now()
+				opt := quarantine.RestoreOptions{Into: into != "", Layout: t.layout}
+				p, err := quarantine.PlanRestore(en, dirFS, t.fs, opt)
+				if err == nil && sf.dryRun {
+					fmt.Fprintf(e.stdout, "dry run: restore %s:\n", en.ID)
+					for _, s := range p.Steps {
+						fmt.Fprintf(e.stdout, "  %s\n", s)
+					}
+					continue
+				}
+				if err == nil {
+					_, err = p.Execute(&quarantine.Disk{Queue: t.fs, Dir: dirFS})
+				}
+				if err != nil {
+					failed++
+					fmt.Fprintf(e.stderr, "qsurgeon: %s: %v\n", en.ID, err)
+					_ = run.Record(en.ID, en.QueueName, "restore", "failed", err)
+					continue
+				}
+				_ = run.Record(en.ID, en.QueueName, "restore", "ok", nil)
+				if p.NewID != "" && p.NewID != en.ID {
+					fmt.Fprintf(e.stderr, "restored %s as %s\n", en.ID, p.NewID)
+				}
+			}
+			_ = run.End(map[string]int{"restored": len(todo) - failed, "failed": failed})
+			if !sf.dryRun {
+				fmt.Fprintf(e.stderr, "restore: %d done, %d failed\n", len(todo)-failed, failed)
+			}
+			if failed > 0 {
+				return silentExit(exitPartial)
+			}
+			return nil
+		},
+	}
+}
+
+// restoreTarget is a queue messages are restored into, opened once, with
+// the MTA's lock held.
+type restoreTarget struct {
+	fs     *safefs.FS
+	layout *qmailq.Layout
+	unlock func()
+}
+
+func (t *restoreTarget) close() {
+	t.fs.Close()
+	if t.unlock != nil {
+		t.unlock()
+	}
+}
+
+func openRestoreTarget(root string, mta queue.MTA, dryRun bool) (*restoreTarget, error) {
+	t := &restoreTarget{}
+	switch mta {
+	case queue.Qmail:
+		if !qmailq.IsQmailQueue(root) {
+			return nil, fail(exitNoQueue, fmt.Errorf("%s is not a qmail queue", root), "")
+		}
+		l, err := qmailq.DetectLayout(root)
+		if err != nil {
+			return nil, err
+		}
+		t.layout = l
+		if !dryRun {
+			unlock, err := qmailq.LockSend(root)
+			if err != nil {
+				return nil, fail(exitLocked, err, "stop qmail-send first: svc -d /service/qmail-send, or systemctl stop qmail")
+			}
+			t.unlock = unlock
+		}
+	case queue.Postfix:
+		if !postfixq.IsPostfixQueue(root) {
+			return nil, fail(exitNoQueue, fmt.Errorf("%s is not a Postfix queue", root), "")
+		}
+	}
+	fsys, err := safefs.Open(root)
+	if err != nil {
+		if t.unlock != nil {
+			t.unlock()
+		}
+		return nil, err
+	}
+	t.fs = fsys
+	return t, nil
+}
+
+// parseRate parses "N/s", "N/m" or a bare N (per second) into the time
+// between two messages.
+func parseRate(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	num, unit, _ := strings.Cut(v, "/")
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || n <= 0 {
+		return 0, usageErr("--rate %q: want N/s or N/m, e.g. 20/s", v)
+	}
+	per := time.Second
+	switch unit {
+	case "", "s":
+	case "m", "min":
+		per = time.Minute
+	case "h":
+		per = time.Hour
+	default:
+		return 0, usageErr("--rate %q: want N/s or N/m, e.g. 20/s", v)
+	}
+	return time.Duration(float64(per) / n), nil
+}
