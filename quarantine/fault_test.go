@@ -255,3 +255,100 @@ func orphanLogs(t *testing.T, root string, msgs map[string]*queue.Message) map[s
 	}
 	return out
 }
+
+// TestBatchFaults quarantines and restores a batch of Postfix messages
+// with ExecuteBatch, failing every step in turn: the queue stays readable
+// with no orphan log, every part is in the queue or in quarantine, and
+// resuming with Restore gives back the queue file for file.
+func TestBatchFaults(t *testing.T) {
+	t.Parallel()
+	c := newPostfixCopy(t)
+	orig := snapshot(t, c.root)
+	baseMsgs := readAll(t, c.spool(t))
+	baseOrphans := orphanLogs(t, c.root, baseMsgs)
+	var ids []string
+	for _, m := range sorted(baseMsgs) {
+		if m.SASLUser == hello && len(ids) < 4 {
+			ids = append(ids, m.ID)
+		}
+	}
+	disk := &Disk{Queue: c.queueFS, Dir: c.dirFS}
+	recover := func(label string) {
+		t.Helper()
+		entries := readManifest(t, c.qdir)
+		partsAccounted(t, c.root, c.qdir, entries, func(e Entry, p Part) []string { return []string{p.QueuePath} })
+		for _, e := range entries {
+			if e.State != StateRestored {
+				if _, err := Restore(e, c.dirFS, c.queueFS, RestoreOptions{}); err != nil {
+					t.Fatalf("%s: resume %s: %v", label, e.Key, err)
+				}
+			}
+		}
+		if d := diffSnapshots(orig, snapshot(t, c.root), nil); len(d) > 0 {
+			t.Fatalf("%s: queue not given back:\n%s", label, strings.Join(d, "\n"))
+		}
+	}
+	check := func(label string) {
+		t.Helper()
+		now := readAll(t, c.spool(t))
+		for p := range orphanLogs(t, c.root, now) {
+			if !baseOrphans[p] {
+				t.Errorf("%s: orphan log %s", label, p)
+			}
+		}
+	}
+	plan := func() []*Plan {
+		sp := c.spool(t)
+		msgs := readAll(t, sp)
+		var plans []*Plan
+		for _, id := range ids {
+			p, err := PlanQuarantine(sp, msgs[id], c.dirFS, c.queueFS, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			plans = append(plans, p)
+		}
+		return plans
+	}
+	for phase := 0; phase < 2; phase++ {
+		for k := 1; ; k++ {
+			plans := plan()
+			if phase == 1 {
+				for i, err := range ExecuteBatch(plans, disk, nil) {
+					if err != nil {
+						t.Fatal(i, err)
+					}
+				}
+				var rs []*Plan
+				for _, p := range plans {
+					r, err := PlanRestore(p.Entry, c.dirFS, c.queueFS, RestoreOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					rs = append(rs, r)
+				}
+				plans = rs
+			}
+			label := fmt.Sprintf("phase %d fault at %d", phase, k)
+			fm := &faultyMover{Mover: disk, failAt: k}
+			failed := 0
+			for _, err := range ExecuteBatch(plans, fm, nil) {
+				if err != nil {
+					if !errors.Is(err, safefs.ErrInjected) {
+						t.Fatalf("%s: %v", label, err)
+					}
+					failed++
+				}
+			}
+			if failed == 0 {
+				if k < 5 {
+					t.Errorf("%s: batch completed after only %d steps", label, k-1)
+				}
+				recover(label)
+				break
+			}
+			check(label)
+			recover(label)
+		}
+	}
+}

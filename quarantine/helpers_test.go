@@ -190,11 +190,11 @@ func (f *faultyMover) Move(a Root, from string, b Root, to string) error {
 	return f.Mover.Move(a, from, b, to)
 }
 
-func (f *faultyMover) Record(e Entry) error {
+func (f *faultyMover) Record(es ...Entry) error {
 	if err := f.step(); err != nil {
 		return err
 	}
-	return f.Mover.Record(e)
+	return f.Mover.Record(es...)
 }
 
 func (f *faultyMover) Mutator(r Root) queue.Mutator {

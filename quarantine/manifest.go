@@ -188,13 +188,20 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// appendManifest appends one line to the manifest at path and fsyncs it.
-func appendManifest(path string, e Entry) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
+// appendManifest appends one line per entry to the manifest at path, in
+// one write, and fsyncs it.
+func appendManifest(path string, es ...Entry) error {
+	if len(es) == 0 {
+		return nil
 	}
-	b = append(b, '\n')
+	var b []byte
+	for _, e := range es {
+		line, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		b = append(append(b, line...), '\n')
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|nofollow, 0o600)
 	if err != nil {
 		return err

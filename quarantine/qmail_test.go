@@ -67,17 +67,36 @@ func newQmailCopy(t *testing.T) *qmailCopy {
 	}
 	contents := multiset(t, c.root)
 	norm := openFS(t, filepath.Join(tmp, "normalize"))
-	var entries []Entry
+	disk := &Disk{Queue: c.queueFS, Dir: norm}
+	var plans []*Plan
 	for _, m := range sorted(before) {
-		e, err := Quarantine(q, m, norm, c.queueFS, Options{})
+		p, err := PlanQuarantine(q, m, norm, c.queueFS, Options{})
 		if err != nil {
 			t.Fatalf("normalize: quarantine %s: %v", m.ID, err)
 		}
-		entries = append(entries, e)
+		plans = append(plans, p)
 	}
-	for _, e := range entries {
-		if _, err := Restore(e, norm, c.queueFS, RestoreOptions{Layout: q.Layout()}); err != nil {
-			t.Fatalf("normalize: restore %s: %v", e.Key, err)
+	for i, err := range ExecuteBatch(plans, disk, nil) {
+		if err != nil {
+			t.Fatalf("normalize: quarantine %s: %v", plans[i].Entry.ID, err)
+		}
+	}
+	var restores []*Plan
+	for _, p := range plans {
+		r, err := PlanRestore(p.Entry, norm, c.queueFS, RestoreOptions{Layout: q.Layout()})
+		if err != nil {
+			t.Fatalf("normalize: restore %s: %v", p.Entry.Key, err)
+		}
+		restores = append(restores, r)
+	}
+	for i, err := range ExecuteBatch(restores, disk, nil) {
+		if err != nil {
+			t.Fatalf("normalize: restore %s: %v", restores[i].Entry.Key, err)
+		}
+	}
+	for _, e := range readManifest(t, filepath.Join(tmp, "normalize")) {
+		if e.State != StateRestored {
+			t.Fatalf("normalize: %s is %s", e.Key, e.State)
 		}
 	}
 	after := readAll(t, c.open(t))
