@@ -308,3 +308,40 @@ func TestRepairRefusesWhileSendRuns(t *testing.T) {
 		t.Error("Execute changed the queue while refusing")
 	}
 }
+
+// TestRepairOnlyGivenProblems: PlanRepair fixes only the problems it is
+// given.
+func TestRepairOnlyGivenProblems(t *testing.T) {
+	root := extract(t, "broken.tar.gz")
+	ids := fixtureIDs(t)
+	probs, err := CheckQmail(root, ids, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var only []Problem
+	for _, p := range probs {
+		if p.Kind == KindMissing && p.Path == "lock/trigger" || p.Kind == KindWrongMode && p.Path == "todo" {
+			only = append(only, p)
+		}
+	}
+	if len(only) != 2 {
+		t.Fatalf("fixture: %v", only)
+	}
+	plan, err := PlanRepair(root, only, ids, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Steps) != 2 || plan.Steps[0].Op != "chmod" || plan.Steps[1].Op != "mkfifo" {
+		t.Fatalf("plan:\n%s", plan)
+	}
+	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+		t.Fatal(err)
+	}
+	after, err := CheckQmail(root, ids, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(probs)-2 {
+		t.Errorf("%d problems after fixing 2 of %d", len(after), len(probs))
+	}
+}
