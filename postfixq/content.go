@@ -3,18 +3,10 @@ package postfixq
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
-	"mime"
 	"strings"
-	"unicode/utf8"
 
-	"golang.org/x/text/encoding"
-	"golang.org/x/text/encoding/htmlindex"
-	"golang.org/x/text/encoding/ianaindex"
-	"golang.org/x/text/encoding/japanese"
-	"golang.org/x/text/transform"
-
+	"github.com/qsurgeon/qsurgeon/internal/mimeword"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
@@ -219,58 +211,10 @@ func fillDecoded(c *queue.Content) {
 	}
 }
 
-// wordDecoder decodes RFC 2047 encoded words in any charset golang.org/x/text
-// knows: iso-2022-jp, shift_jis, euc-jp, gb2312/gbk/gb18030, big5, koi8-r,
-// windows-125x, iso-8859-x, ...
-var wordDecoder = &mime.WordDecoder{CharsetReader: charsetReader}
-
-func charsetReader(charset string, input io.Reader) (io.Reader, error) {
-	enc := lookupCharset(charset)
-	if enc == nil {
-		return nil, fmt.Errorf("postfixq: unknown charset %q", charset)
-	}
-	return transform.NewReader(input, enc.NewDecoder()), nil
-}
-
-func lookupCharset(name string) encoding.Encoding {
-	name = strings.ToLower(strings.TrimSpace(name))
-	switch name {
-	case "utf-8", "utf8", "us-ascii", "ascii":
-		return encoding.Nop
-	case "iso-8859-1", "latin1", "iso8859-1":
-		// htmlindex maps this to windows-1252, a superset; fine for display.
-	case "gb2312", "x-gbk", "cp936":
-		name = "gbk"
-	}
-	if enc, err := htmlindex.Get(name); err == nil && enc != nil {
-		return enc
-	}
-	if enc, err := ianaindex.MIME.Encoding(name); err == nil && enc != nil {
-		return enc
-	}
-	return nil
-}
-
-// DecodeHeader returns a header value as text: RFC 2047 encoded words are
-// decoded, a raw ISO-2022-JP value (ESC sequences, as old Japanese mailers
-// send) is converted, and raw 8-bit bytes are kept when they are UTF-8 (or
-// replaced by U+FFFD when they are not). Folding white space is not touched.
-func DecodeHeader(v string) string {
-	if strings.IndexByte(v, 0x1b) >= 0 {
-		if s, _, err := transform.String(japanese.ISO2022JP.NewDecoder(), v); err == nil {
-			v = s
-		}
-	}
-	if strings.Contains(v, "=?") {
-		if s, err := wordDecoder.DecodeHeader(v); err == nil {
-			v = s
-		}
-	}
-	if !utf8.ValidString(v) {
-		v = strings.ToValidUTF8(v, "\uFFFD")
-	}
-	return v
-}
+// DecodeHeader returns a header value as text: RFC 2047 encoded words in
+// any charset, raw ISO-2022-JP, raw UTF-8, else Windows-1252 (see
+// internal/mimeword, shared with qmailq). Folding white space is kept.
+func DecodeHeader(v string) string { return mimeword.DecodeHeader(v) }
 
 // WriteRaw writes the message content of a queue file as RFC 5322 text,
 // one "\n"-terminated line per content line (L chunks joined), exactly as

@@ -130,7 +130,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			m, err := filter.Compile(spec)
+			m, err := compile(spec)
 			if err != nil {
 				return fail(exitUsage, err, "")
 			}

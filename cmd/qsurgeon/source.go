@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/internal/mimeword"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -115,7 +116,7 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	if err != nil {
 		return nil, err
 	}
-	m, err := filter.Compile(spec)
+	m, err := compile(spec)
 	if err != nil {
 		return nil, fail(exitUsage, err, "")
 	}
@@ -147,6 +148,17 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 		fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
 	}
 	return sel, nil
+}
+
+// compile turns a Spec into a Matcher whose --header values decode
+// RFC 2047 words in every charset (internal/mimeword).
+func compile(spec filter.Spec) (*filter.Matcher, error) {
+	m, err := filter.Compile(spec)
+	if err != nil {
+		return nil, err
+	}
+	m.SetCharsetReader(mimeword.CharsetReader)
+	return m, nil
 }
 
 // progress returns a progress bar on stderr, or nil when stderr is not a
