@@ -188,7 +188,15 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 	}
 	var out outcome
 	var failures []string
-	for _, r := range results {
+	bar := e.progress(o, name)
+	if bar != nil {
+		bar.ChangeMax64(int64(len(results)))
+		defer func() { _ = bar.Finish(); _ = bar.Clear() }()
+	}
+	for i, r := range results {
+		if bar != nil {
+			_ = bar.Set64(int64(i))
+		}
 		if c.Context.Err() != nil {
 			failures = append(failures, "interrupted: the remaining messages were not touched")
 			break
