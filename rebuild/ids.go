@@ -142,3 +142,24 @@ func nameOf(m map[string]int, id int) string {
 	sort.Strings(names)
 	return fmt.Sprintf("%s(%d)", names[0], id)
 }
+
+// IDsFromFlags turns repeated --user NAME=UID and --group NAME=GID values
+// into IDs and resolves the rest from the system (Resolve).
+func IDsFromFlags(users, groups []string) (IDs, error) {
+	var ids IDs
+	for _, s := range users {
+		name, n, err := ParseAssignment(s)
+		if err != nil {
+			return IDs{}, err
+		}
+		ids.Set("user", name, n)
+	}
+	for _, s := range groups {
+		name, n, err := ParseAssignment(s)
+		if err != nil {
+			return IDs{}, err
+		}
+		ids.Set("group", name, n)
+	}
+	return Resolve(ids)
+}
