@@ -358,3 +358,43 @@ func TestPostfixRestoreInto(t *testing.T) {
 type unixStat = unix.Stat_t
 
 func lstat(p string, st *unix.Stat_t) error { return unix.Lstat(p, st) }
+
+// TestPostfixRestoreActiveLive: with a master running, a message
+// quarantined from active/ goes back into incoming/, where a running qmgr
+// looks, under the same name; its bounce log goes back as it was.
+func TestPostfixRestoreActiveLive(t *testing.T) {
+	t.Parallel()
+	c := newPostfixCopy(t)
+	sp := c.spool(t)
+	var m *queue.Message
+	for _, x := range sorted(readAll(t, sp)) {
+		if x.Queue == queue.Active {
+			if _, err := c.queueFS.Lstat(sp.LogPath(postfixq.LogBounce, x.ID)); err == nil {
+				m = x
+				break
+			}
+		}
+	}
+	if m == nil {
+		t.Fatal("no active message with a bounce log")
+	}
+	e, err := Quarantine(sp, m, c.dirFS, c.queueFS, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(e, c.dirFS, c.queueFS, RestoreOptions{MasterRunning: true}); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(c.root, "incoming", m.ID), &st); err != nil || st.Ino != m.Inode {
+		t.Fatalf("not in incoming/: %v", err)
+	}
+	if err := unix.Lstat(filepath.Join(c.root, sp.LogPath(postfixq.LogBounce, m.ID)), &st); err != nil {
+		t.Errorf("bounce log not restored: %v", err)
+	}
+	back, err := c.spool(t).Read(queue.Ref{Queue: queue.Incoming, ID: m.ID, Path: "incoming/" + m.ID})
+	if err != nil || back.Err != nil || back.Sender != m.Sender {
+		t.Errorf("incoming/%s: %v %+v", m.ID, err, back)
+	}
+	postsuperCheck(t, c.root)
+}

@@ -32,6 +32,11 @@ type RestoreOptions struct {
 	MaildropUID int
 	// Now is the time stamped by Into and the manifest; zero: time.Now().
 	Now time.Time
+	// MasterRunning: a Postfix master runs on the target queue. A message
+	// that was in active/ then goes back into incoming/ instead, since a
+	// running qmgr scans incoming/ and deferred/ but reads active/ only at
+	// its start (qmgr.c: qmgr_active_feed is fed from incoming/deferred).
+	MasterRunning bool
 }
 
 // qmailInOrder is the order parts of a qmail message come back: mess first
@@ -128,12 +133,15 @@ func planPostfix(e Entry, d *Disk, opt RestoreOptions, now time.Time) (*Plan, er
 	var order []Part
 	targets := map[string]string{}
 	for _, pt := range e.Parts {
+		targets[pt.Name] = pt.QueuePath
 		if pt.Name == "message" {
 			order = append([]Part{pt}, order...)
+			if opt.MasterRunning && path.Dir(pt.QueuePath) == queue.Active {
+				targets[pt.Name] = path.Join(queue.Incoming, path.Base(pt.QueuePath))
+			}
 		} else {
 			order = append(order, pt)
 		}
-		targets[pt.Name] = pt.QueuePath
 	}
 	return planParts(e, d, order, targets, e.ID, opt, now, true)
 }
@@ -199,6 +207,12 @@ func planParts(e Entry, d *Disk, order []Part, targets map[string]string, newID 
 		case inPlace:
 			continue
 		case inOldPlace:
+			if e.MTA == queue.Postfix {
+				// Never taken out (an interrupted quarantine): a
+				// Postfix message keeps its name, so leave it where
+				// it is rather than touch active/ under a live qmgr.
+				continue
+			}
 			p.Steps = append(p.Steps, Step{Op: OpMove, Root: InQueue, Path: pt.QueuePath, DestRoot: InQueue, Dest: target, Inode: pt.Inode})
 			continue
 		}
