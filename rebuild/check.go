@@ -43,18 +43,17 @@ func (p Problem) String() string {
 // Problem kinds reported for a qmail queue.
 const (
 	// Queue structure.
-	KindMissing         = "missing"           // a directory or lock file of hier.c is missing
-	KindWrongType       = "wrong-type"        // e.g. lock/trigger is not a FIFO
-	KindWrongOwner      = "wrong-owner"       // owner or group differs from the table
-	KindWrongMode       = "wrong-mode"        // permission bits differ from the table
-	KindWrongSize       = "wrong-size"        // lock/tcpto not 1024 bytes, lock/sendmutex not empty
-	KindExtraSplitDir   = "extra-split-dir"   // mess/N with N >= conf-split: qmail never reads it
-	KindTodoSubdir      = "todo-subdir"       // todo/N or intd/N on a flat-todo queue
-	KindStray           = "stray"             // an entry that is not a qmail message file
-	KindStalePid        = "stale-pid"         // pid/ file older than 36 h
-	KindPidFile         = "pid-file"          // pid/ file younger than 36 h
-	KindSplitUnknown    = "split-guessed"     // no split subdirectory at all
-	KindTodoLayoutGuess = "todo-layout-guess" // not used as a problem; see Report
+	KindMissing       = "missing"         // a directory or lock file of hier.c is missing
+	KindWrongType     = "wrong-type"      // e.g. lock/trigger is not a FIFO
+	KindWrongOwner    = "wrong-owner"     // owner or group differs from the table
+	KindWrongMode     = "wrong-mode"      // permission bits differ from the table
+	KindWrongSize     = "wrong-size"      // lock/tcpto not 1024 bytes, lock/sendmutex not empty
+	KindExtraSplitDir = "extra-split-dir" // mess/N with N >= conf-split: qmail never reads it
+	KindTodoSubdir    = "todo-subdir"     // todo/N or intd/N on a flat-todo queue
+	KindStray         = "stray"           // an entry that is not a qmail message file
+	KindStalePid      = "stale-pid"       // pid/ file older than 36 h
+	KindPidFile       = "pid-file"        // pid/ file younger than 36 h
+	KindSplitUnknown  = "split-guessed"   // no split subdirectory at all
 
 	// Messages.
 	KindIDNotInode          = "id-not-inode"           // mess name differs from its inode number
