@@ -340,3 +340,34 @@ func TestQmailRequeueExpire(t *testing.T) {
 		t.Errorf("hold on qmail: exit %d: %s", r.code, r.stderr)
 	}
 }
+
+// TestCheckPostfixCLI: on a copied queue every message's name no longer
+// matches its inode; check says so once per message, with the rename
+// postsuper -s would make, and exits 6.
+func TestCheckPostfixCLI(t *testing.T) {
+	root := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
+	r := qs(t, "", "--queue", root, "--format", "json", "check")
+	if r.code != exitProblems {
+		t.Fatalf("exit %d, want %d: %s", r.code, exitProblems, r.stderr)
+	}
+	seen := map[string]int{}
+	for _, p := range jsonLines(t, r.stdout) {
+		if str(p["kind"]) == "id-not-inode" {
+			seen[str(p["id"])]++
+		}
+		for _, k := range []string{"kind", "path", "detail", "fix"} {
+			if _, ok := p[k]; !ok {
+				t.Errorf("problem without %q: %v", k, p)
+			}
+		}
+	}
+	all := ids(t, root)
+	if len(seen) != len(all) {
+		t.Errorf("%d messages reported id-not-inode, the queue holds %d", len(seen), len(all))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s reported %d times", id, n)
+		}
+	}
+}

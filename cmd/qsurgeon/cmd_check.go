@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/rebuild"
@@ -68,13 +69,15 @@ func checkCommand(e *env) *cli.Command {
 	var af accountFlags
 	return &cli.Command{
 		Name:      "check",
-		Usage:     "check a queue's structure, owners, modes and every message's parts (read-only)",
+		Usage:     "check a queue's structure, owners, modes and every message's parts (read-only; qmail and Postfix)",
 		ArgsUsage: " ",
 		Description: `qmail: the split of every split directory, flat or big-todo todo/intd, every directory's and
 file's owner, group and mode against qmail's own hierarchy (hier.c), lock/trigger (a FIFO),
 lock/sendmutex and lock/tcpto, names equal to inodes, and every message's parts forming a legal
 state — orphans, zero-length mess files, stale pid/ files, stale bounce/ files, files in the
-wrong subdirectory. One line per problem with the fix 'repair' would apply; --format json prints
+wrong subdirectory. Postfix: names that no longer match their inodes (what 'postsuper -s' would
+rename), files in the wrong hash directory, stale temporary files, orphan defer/bounce/trace
+logs, corrupt queue files. One line per problem with the fix; --format json prints
 one object per problem (kind, id, path, detail, fix). Exit code 0: clean, 6: problems found.
 
 EXAMPLES:
@@ -83,6 +86,9 @@ EXAMPLES:
 		Flags: af.flags(),
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
+			if dir := queueDir(o); o.MTA == string(queue.Postfix) || (o.MTA != string(queue.Qmail) && postfixq.IsPostfixQueue(dir)) {
+				return e.checkPostfix(o, dir)
+			}
 			root, err := qmailRoot(o)
 			if err != nil {
 				return err
@@ -119,6 +125,42 @@ EXAMPLES:
 			return nil
 		},
 	}
+}
+
+// checkPostfix reports what 'postsuper -s' would rename (names that no
+// longer match their inodes), files in the wrong hash directory, stale
+// temporary files, orphan logs and corrupt queue files.
+func (e *env) checkPostfix(o globalOpts, root string) error {
+	var opts rebuild.PostfixOptions
+	if o.ConfigDir != "" {
+		cfg, err := postfixq.LoadConfig(o.ConfigDir)
+		if err != nil {
+			return err
+		}
+		opts.Config = &cfg
+	}
+	probs, err := rebuild.CheckPostfix(root, opts)
+	if err != nil {
+		return fail(exitNoQueue, err, "")
+	}
+	if o.Format == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetEscapeHTML(false)
+		for _, p := range probs {
+			if err := enc.Encode(p); err != nil {
+				return err
+			}
+		}
+	} else {
+		fmt.Fprintf(e.stdout, "Postfix queue %s: %d problem(s)\n", root, len(probs))
+		for _, p := range probs {
+			fmt.Fprintln(e.stdout, printable(p.String()))
+		}
+	}
+	if len(probs) > 0 {
+		return silentExit(exitProblems)
+	}
+	return nil
 }
 
 func repairCommand(e *env) *cli.Command {
