@@ -165,6 +165,12 @@ func locate(e Entry, d *Disk, pt Part, target string) (where, error) {
 		if inode(fi) != pt.Inode {
 			return 0, fail(fmt.Errorf("%w: inode %d, recorded %d", ErrChanged, inode(fi), pt.Inode))
 		}
+		// A freed inode number is soon reused: a file replaced in the
+		// quarantine directory can have the old one. Renames keep size
+		// and mtime, so these tell the replacement apart.
+		if fi.Size() != pt.Size || !fi.ModTime().Equal(pt.MTime) {
+			return 0, fail(fmt.Errorf("%w: size %d mtime %s, recorded %d %s", ErrChanged, fi.Size(), fi.ModTime().UTC().Format(time.RFC3339Nano), pt.Size, pt.MTime.Format(time.RFC3339Nano)))
+		}
 		if tfi, terr := d.Lstat(InQueue, target); terr == nil {
 			return 0, fmt.Errorf("quarantine: %s (%s): %s: %w (inode %d)", e.ID, e.Key, target, ErrOccupied, inode(tfi))
 		} else if !errors.Is(terr, fs.ErrNotExist) {
@@ -302,7 +308,7 @@ func planPostfixInto(e Entry, d *Disk, opt RestoreOptions, now time.Time) (*Plan
 	fi, err := d.Lstat(InDir, msg.DirPath)
 	switch {
 	case err == nil:
-		if !fi.Mode().IsRegular() || inode(fi) != msg.Inode {
+		if !fi.Mode().IsRegular() || inode(fi) != msg.Inode || fi.Size() != msg.Size || !fi.ModTime().Equal(msg.MTime) {
 			return nil, fmt.Errorf("quarantine: %s (%s): %s: %w", e.ID, e.Key, msg.DirPath, ErrChanged)
 		}
 		if _, terr := d.Lstat(InQueue, target); terr == nil {
