@@ -10,6 +10,10 @@
 // queue the MTA tolerates and every part either in the queue or in the
 // quarantine directory, and Restore continues an interrupted run.
 //
+// For many messages, build the plans first (PlanQuarantine, PlanRestore:
+// what --dry-run prints) and run them with ExecuteBatch, which writes the
+// manifest twice per batch instead of twice per message.
+//
 // Layout of the quarantine directory:
 //
 //	DIR/manifest.jsonl                 one line per state change of an entry
@@ -34,6 +38,7 @@ import (
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"golang.org/x/sys/unix"
 )
 
 // Options tune Quarantine.
@@ -55,6 +60,9 @@ func PlanQuarantine(src queue.Source, m *queue.Message, dir, queueFS *safefs.FS,
 	}
 	if err := CheckOutside(queueFS.Root(), dir.Root()); err != nil {
 		return nil, err
+	}
+	if !sameDir(src.Root(), queueFS.Root()) {
+		return nil, fmt.Errorf("quarantine: the message was read from %s but the queue opened for changes is %s", src.Root(), queueFS.Root())
 	}
 	now := opt.Now
 	if now.IsZero() {
@@ -268,4 +276,14 @@ func mkdirAll(dirs []string) []string {
 		add(d)
 	}
 	return out
+}
+
+// sameDir reports whether a and b are the same directory (by device and
+// inode, after following symbolic links in the operator-given paths).
+func sameDir(a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
