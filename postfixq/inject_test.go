@@ -336,3 +336,44 @@ func TestIntoMaildropRealPickup(t *testing.T) {
 		delete(want, e.Sender)
 	}
 }
+
+// TestIntoMaildropMoveKeepsID: a file whose name encodes its inode (as on
+// the filesystem where Postfix made it) keeps its name when moved, as
+// postsuper -r keeps it.
+func TestIntoMaildropMoveKeepsID(t *testing.T) {
+	det := copyFixture(t)
+	detSpool, msgs := mutReadAll(t, det)
+	ids := pick(detSpool, msgs, queue.Deferred, 1, func(m *queue.Message) bool { return m.Err == nil })
+	if len(ids) != 1 {
+		t.Fatal("no deferred message")
+	}
+	old := msgs[ids[0]]
+	newID := NewShortID(0x12345, old.Inode)
+	newPath := detSpool.MessagePath(queue.Deferred, newID)
+	if err := os.Rename(filepath.Join(det, old.Path), filepath.Join(det, newPath)); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := detSpool.Read(queue.Ref{Queue: queue.Deferred, ID: newID, Path: newPath})
+	if err != nil || msg.Err != nil {
+		t.Fatal(err, msg.Err)
+	}
+	liveRoot := emptySkeleton(t)
+	live, err := Open(liveRoot, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	detFS, liveFS := openSafe(t, det), openSafe(t, liveRoot)
+	into, err := detSpool.IntoMaildrop(live, liveFS, msg, IntoOptions{Move: func(src, dst string) error {
+		return safefs.MoveBetween(detFS, src, liveFS, dst)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !into.Moved || into.ID != newID || into.Path != "maildrop/"+newID {
+		t.Errorf("got %+v, want maildrop/%s moved", into, newID)
+	}
+	if st := lstatT(t, filepath.Join(liveRoot, into.Path)); st.Ino != old.Inode {
+		t.Errorf("inode %d, want %d", st.Ino, old.Inode)
+	}
+}

@@ -192,6 +192,13 @@ func TestInject(t *testing.T) {
 	detBefore := injTree(t, det)
 	liveRoot, live, liveFS := injLive(t, ids)
 
+	// A reader on lock/trigger, as qmail-send.c:trigger_set keeps one.
+	trig, err := unix.Open(filepath.Join(liveRoot, "lock", "trigger"), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(trig)
+
 	newIDs := map[uint64]*queue.Message{}
 	data := map[uint64][]byte{}
 	for _, m := range sel {
@@ -210,6 +217,10 @@ func TestInject(t *testing.T) {
 	}
 	if !maps2equal(detBefore, injTree(t, det)) {
 		t.Error("the detached queue changed")
+	}
+	buf := make([]byte, 64)
+	if n, _ := unix.Read(trig, buf); n != len(sel) {
+		t.Errorf("trigger pulled %d times, want %d", n, len(sel))
 	}
 
 	lq, err := qmailq.Open(liveRoot)
@@ -355,10 +366,20 @@ func TestInjectViaQmailQueue(t *testing.T) {
 	}
 	defer src.Close()
 	msgs := injReadAll(t, src)
-	m := injSelect(t, msgs)[0]
+	// The largest message with pending recipients: more than a pipe
+	// buffer, so fd 0 and fd 1 must not deadlock.
+	var m *queue.Message
+	for _, x := range msgs {
+		if x.Err == nil && x.Path != "" && len(x.Pending()) > 0 && (m == nil || x.Size > m.Size) {
+			m = x
+		}
+	}
 	mess, err := os.ReadFile(filepath.Join(det, m.Path))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(mess) < 1<<16 {
+		t.Fatalf("largest fixture message has only %d bytes", len(mess))
 	}
 	dir := t.TempDir()
 	bin := writeFakeQmailQueue(t, dir)
