@@ -160,7 +160,7 @@ func TestDecodeHeader(t *testing.T) {
 		{"\x1b$B%F%9%H\x1b(B mail", "テスト mail"},
 		{"raw UTF-8 – ✓", "raw UTF-8 – ✓"},
 		{"bad \xff byte", "bad \u00ff byte"}, // not UTF-8: read as Windows-1252 (internal/mimeword)
-		{"=?x-unknown?q?abc?=", "abc"}, // unknown charset: the bytes, as raw text
+		{"=?x-unknown?q?abc?=", "abc"},       // unknown charset: the bytes, as raw text
 	} {
 		if got := DecodeHeader(tc.in); got != tc.want {
 			t.Errorf("DecodeHeader(%q) = %q, want %q", tc.in, got, tc.want)
