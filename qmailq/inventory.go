@@ -229,3 +229,13 @@ func (q *Queue) readDir(rel string) ([]fs.DirEntry, error) {
 	}
 	return ents, nil
 }
+
+// Strays returns the entries that belong to no message (names that are not
+// ids, symbolic links, directories where files belong, ...) as the last
+// Walk or Inventory found them; nil before either ran.
+func (q *Queue) Strays() []Stray {
+	if inv := q.inv.Load(); inv != nil {
+		return inv.Strays
+	}
+	return nil
+}

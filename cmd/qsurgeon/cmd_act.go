@@ -108,7 +108,7 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 	if ff.empty() && !sf.all {
 		return usageErr("%s with no selection would act on every message", name)
 	}
-	src, err := openSource(o)
+	src, err := openSource(o, e.stderr)
 	if err != nil {
 		return err
 	}

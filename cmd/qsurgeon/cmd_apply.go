@@ -129,7 +129,7 @@ EXAMPLES:
 			if o.MTA == "auto" || o.MTA == "" {
 				o.MTA = entries[0].MTA
 			}
-			src, err := openSource(o)
+			src, err := openSource(o, e.stderr)
 			if err != nil {
 				return err
 			}

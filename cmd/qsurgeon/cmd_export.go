@@ -41,7 +41,7 @@ EXAMPLES:
 				return usageErr("export needs a directory, or --mbox FILE (not both)")
 			}
 			o := e.opts(c)
-			src, err := openSource(o)
+			src, err := openSource(o, e.stderr)
 			if err != nil {
 				return err
 			}
@@ -52,6 +52,12 @@ EXAMPLES:
 			sel, err := e.selectMessages(c, o, &ff, src)
 			if err != nil {
 				return err
+			}
+			if missing := missingIDs(ff.ids.Value(), sel.results); len(missing) > 0 {
+				fmt.Fprintf(e.stderr, "qsurgeon: not exported (not in the queue, or filtered out): %s\n", strings.Join(missing, " "))
+				if len(sel.results) == 0 {
+					return silentExit(exitError)
+				}
 			}
 			readContents(c.Context, src, sel.results, o.Workers, func(error) {})
 			failed := 0
@@ -64,7 +70,7 @@ EXAMPLES:
 				return err
 			}
 			fmt.Fprintf(e.stderr, "exported %d message(s), %d failed\n", len(sel.results)-failed, failed)
-			if failed > 0 || len(sel.errs) > 0 {
+			if failed > 0 || len(sel.errs) > 0 || len(missingIDs(ff.ids.Value(), sel.results)) > 0 {
 				return silentExit(exitPartial)
 			}
 			return nil
@@ -172,4 +178,19 @@ func safeName(id string) string {
 		}
 		return r
 	}, id)
+}
+
+// missingIDs lists the IDs asked for with --id that the selection lacks.
+func missingIDs(asked []string, results []filter.Result) []string {
+	found := map[string]bool{}
+	for _, r := range results {
+		found[r.Msg.ID] = true
+	}
+	var out []string
+	for _, id := range asked {
+		if id != "-" && !found[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -44,7 +44,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			src, err := openSource(o)
+			src, err := openSource(o, e.stderr)
 			if err != nil {
 				return err
 			}

@@ -57,7 +57,7 @@ EXAMPLES:
 			if ff.empty() && !sf.all {
 				return usageErr("quarantine with no selection would move every message")
 			}
-			src, err := openSource(o)
+			src, err := openSource(o, e.stderr)
 			if err != nil {
 				return err
 			}

@@ -122,7 +122,7 @@ EXAMPLES:
 			if o.Format != "table" && o.Format != "json" {
 				return usageErr("summary prints --format table or json")
 			}
-			src, err := openSource(o)
+			src, err := openSource(o, e.stderr)
 			if err != nil {
 				return err
 			}
@@ -221,6 +221,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			e.reportStrays(src)
 			for i, n := range buckets {
 				b := ageBucket{Count: n}
 				if i < len(ageBuckets) {

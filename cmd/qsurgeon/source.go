@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
@@ -54,8 +56,10 @@ func queueDir(o globalOpts) string {
 	return defaultPostfixQueue
 }
 
-// openSource opens the queue named by the global options.
-func openSource(o globalOpts) (queue.Source, error) {
+// openSource opens the queue named by the global options. Entries the
+// reader leaves alone (symbolic links, bad names, files still being
+// written) are reported on w as they are met, never acted on.
+func openSource(o globalOpts, w io.Writer) (queue.Source, error) {
 	dir := queueDir(o)
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -86,7 +90,12 @@ func openSource(o globalOpts) (queue.Source, error) {
 		}
 		return q, nil
 	}
-	var popts postfixq.Options
+	var mu sync.Mutex
+	popts := postfixq.Options{OnNote: func(n postfixq.Note) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, "qsurgeon: warning: %s: %s: left alone%s\n", n.Path, n.Kind, detail(n.Detail))
+	}}
 	if o.ConfigDir != "" {
 		cfg, err := postfixq.LoadConfig(o.ConfigDir)
 		if err != nil {
@@ -147,7 +156,27 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	for _, err := range sel.errs {
 		fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
 	}
+	e.reportStrays(src)
 	return sel, nil
+}
+
+// reportStrays names the entries of a qmail queue that belong to no
+// message: they are never selected or touched, but an admin must know.
+func (e *env) reportStrays(src queue.Source) {
+	q, ok := src.(*qmailq.Queue)
+	if !ok {
+		return
+	}
+	for _, s := range q.Strays() {
+		fmt.Fprintf(e.stderr, "qsurgeon: warning: %s: %s: left alone\n", s.Path, s.Why)
+	}
+}
+
+func detail(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
 }
 
 // compile turns a Spec into a Matcher whose --header values decode
