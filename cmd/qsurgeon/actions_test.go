@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -370,4 +371,81 @@ func TestCheckPostfixCLI(t *testing.T) {
 			t.Errorf("%s reported %d times", id, n)
 		}
 	}
+}
+
+// emptyPostfixQueue turns an extracted fixture into an empty live queue:
+// the directories stay, every message and log goes.
+func emptyPostfixQueue(t *testing.T, root string) {
+	t.Helper()
+	for _, d := range []string{"maildrop", "incoming", "active", "deferred", "hold", "defer", "bounce", "corrupt"} {
+		_ = filepath.WalkDir(filepath.Join(root, d), func(p string, de os.DirEntry, err error) error {
+			if err == nil && !de.IsDir() {
+				return os.Remove(p)
+			}
+			return nil
+		})
+	}
+}
+
+// TestRequeueIntoLive: the seed 000 move. The legitimate mail of a detached
+// queue goes into the live queue as new mail — Postfix: complete queue
+// files in maildrop/; qmail: mess + intd/todo named by inode — and nothing
+// of the stolen account does.
+func TestRequeueIntoLive(t *testing.T) {
+	t.Run("postfix", func(t *testing.T) {
+		det := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
+		live := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
+		emptyPostfixQueue(t, live)
+		good := listByID(t, det, "--sasl-user", "alice@example.com")
+		r := qs(t, "", "--queue", det, "requeue", "--sasl-user", "alice@example.com", "--into", live, "--rate", "1000/s", "--yes", "--journal", "none")
+		if r.code != 0 {
+			t.Fatalf("requeue --into: exit %d: %s", r.code, r.stderr)
+		}
+		got := listByID(t, live)
+		if len(got) != len(good) {
+			t.Fatalf("the live queue holds %d messages, want %d", len(got), len(good))
+		}
+		subjects := map[string]bool{}
+		for _, m := range good {
+			subjects[str(m["sender"])+"|"+fmt.Sprint(m["arrival_time"])] = true
+		}
+		for id, m := range got {
+			if str(m["queue_name"]) != "maildrop" || str(m["sasl_username"]) != "alice@example.com" {
+				t.Errorf("%s: %v %v, want alice's mail in maildrop", id, m["queue_name"], m["sasl_username"])
+			}
+			if !subjects[str(m["sender"])+"|"+fmt.Sprint(m["arrival_time"])] {
+				t.Errorf("%s: not one of the selected messages", id)
+			}
+		}
+	})
+	t.Run("qmail", func(t *testing.T) {
+		base := extract(t, filepath.Join(qmailFixture, "queue.tar.gz"))
+		det := filepath.Join(base, "queue")
+		live := filepath.Join(base, "live")
+		acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--user", "alias=999",
+			"--user", "qmaild=995", "--user", "qmaill=994", "--user", "qmailp=993", "--group", "qmail=995", "--group", "nofiles=994"}
+		if r := qs(t, "", append([]string{"rebuild", "--new", live, "--split", "23", "--yes"}, acct...)...); r.code != 0 {
+			t.Fatalf("rebuild --new: exit %d: %s %s", r.code, r.stdout, r.stderr)
+		}
+		good := listByID(t, det, "--sasl-user", "bob@example.com")
+		r := qs(t, "", "--queue", det, "requeue", "--sasl-user", "bob@example.com", "--into", live, "--yes", "--journal", "none")
+		if r.code != 0 {
+			t.Fatalf("requeue --into: exit %d: %s", r.code, r.stderr)
+		}
+		got := listByID(t, live)
+		if len(got) != len(good) {
+			t.Fatalf("the live queue holds %d messages, want %d", len(got), len(good))
+		}
+		for id, m := range got {
+			if str(m["queue_name"]) != "todo" || str(m["sasl_username"]) != "bob@example.com" {
+				t.Errorf("%s: %v %v, want bob's mail in todo", id, m["queue_name"], m["sasl_username"])
+			}
+			if probs, _ := m["problems"].([]any); len(probs) > 0 {
+				t.Errorf("%s: %v", id, probs)
+			}
+		}
+		if r := qs(t, "", append([]string{"--queue", live, "check"}, acct...)...); r.code != 0 {
+			t.Errorf("check of the live queue: exit %d:\n%s", r.code, r.stdout)
+		}
+	})
 }

@@ -57,7 +57,9 @@ qmail: see 'qsurgeon restore'.`,
   expiry clock restarts).
 qmail: with qmail-send stopped, set the next-retry time of local/ and remote/ to now, so the
   message is retried as soon as qmail-send starts.`,
-		example: `   qsurgeon requeue --queue-name deferred --recipient @partner.example --yes`,
+		example: `   qsurgeon requeue --queue-name deferred --recipient @partner.example --yes
+   # resend only the legitimate mail of a detached queue into the live one, 20 a second
+   qsurgeon --queue /var/spool/postfix.flooded requeue --not-sasl-user hello@example.com --into /var/spool/postfix --rate 20/s`,
 	},
 	{
 		name:  "expire",
@@ -79,6 +81,17 @@ func init() {
 func actCommand(e *env, a action) *cli.Command {
 	var ff filterFlags
 	var sf safetyFlags
+	var inf intoFlags
+	flags := append(ff.flags(), sf.flags()...)
+	if a.name == "requeue" {
+		cat := "Re-injection from a detached queue:"
+		flags = append(flags,
+			&cli.StringFlag{Name: "into", Category: cat, Destination: &inf.into, Usage: "put the selected messages into this LIVE queue directory of the same MTA, as new mail (Postfix: its maildrop/, as postsuper -r; qmail: through pid/ into todo/, as qmail-queue)"},
+			&cli.StringFlag{Name: "via-qmail-queue", Category: cat, Destination: &inf.viaQmailQueue, Usage: "qmail --into: run this qmail-queue binary for each message instead (e.g. /var/qmail/bin/qmail-queue; scanners in $QMAILQUEUE wrappers then see the mail)"},
+			&cli.StringFlag{Name: "rate", Category: cat, Destination: &inf.rate, Usage: "--into: at most N messages per second (e.g. 20/s, 300/m), so the live server is not flooded again"},
+			&cli.StringFlag{Name: "virtualdomains", Category: cat, Destination: &inf.virtualDomains, Usage: "qmail --into: control/virtualdomains whose prefixes to strip from local recipients (default: the live queue's ../control/virtualdomains)"},
+		)
+	}
 	return &cli.Command{
 		Name:      a.name,
 		Usage:     a.usage,
@@ -92,18 +105,25 @@ unless --all. Every change is appended to the journal.
 
 EXAMPLES:
 ` + a.example,
-		Flags: append(ff.flags(), sf.flags()...),
+		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErr("%s takes no arguments (got %q); select messages with flags such as --id", a.name, c.Args().First())
 			}
-			return e.runAction(c, a.name, &ff, &sf)
+			if inf.into == "" && (inf.viaQmailQueue != "" || inf.rate != "" || inf.virtualDomains != "") {
+				return usageErr("--via-qmail-queue, --rate and --virtualdomains go with --into")
+			}
+			var err error
+			if inf.rateInterval, err = parseRate(inf.rate); err != nil {
+				return err
+			}
+			return e.runAction(c, a.name, &ff, &sf, &inf)
 		},
 	}
 }
 
 // runAction is plan → preview → confirm → execute for one action.
-func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safetyFlags) error {
+func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safetyFlags, inf *intoFlags) error {
 	o := e.opts(c)
 	if ff.empty() && !sf.all {
 		return usageErr("%s with no selection would act on every message", name)
@@ -118,6 +138,11 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 	}
 	if err := sg.supports(name); err != nil {
 		return fail(exitUsage, err, "")
+	}
+	if inf.into != "" {
+		if sg, err = newIntoSurgeon(sg, inf); err != nil {
+			return err
+		}
 	}
 	sel, err := e.selectMessages(c, o, ff, src)
 	if err != nil {
