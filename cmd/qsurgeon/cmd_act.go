@@ -218,16 +218,7 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		bar.ChangeMax64(int64(len(results)))
 		defer func() { _ = bar.Finish(); _ = bar.Clear() }()
 	}
-	for i, r := range results {
-		if bar != nil {
-			_ = bar.Set64(int64(i))
-		}
-		if c.Context.Err() != nil {
-			failures = append(failures, "interrupted: the remaining messages were not touched")
-			break
-		}
-		m := r.Msg
-		err := sg.act(name, m, mut)
+	record := func(m *queue.Message, err error) {
 		switch {
 		case err == nil:
 			out.ok++
@@ -241,6 +232,31 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			failures = append(failures, fmt.Sprintf("%s: %v", m.ID, err))
 			_ = run.Record(m.ID, m.Queue, name, "failed", err)
 		}
+	}
+	batcher, batched := sg.(batchSurgeon)
+	for i := 0; i < len(results); {
+		if c.Context.Err() != nil {
+			failures = append(failures, "interrupted: the remaining messages were not touched")
+			break
+		}
+		if bar != nil {
+			_ = bar.Set64(int64(i))
+		}
+		if batched && !sf.dryRun {
+			n := min(len(results)-i, batchSize)
+			msgs := make([]*queue.Message, n)
+			for j := range msgs {
+				msgs[j] = results[i+j].Msg
+			}
+			for j, err := range batcher.actBatch(name, msgs) {
+				record(msgs[j], err)
+			}
+			i += n
+			continue
+		}
+		m := results[i].Msg
+		record(m, sg.act(name, m, mut))
+		i++
 	}
 	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped})
 	if dry != nil {
@@ -293,6 +309,15 @@ func filterDescription(c *cli.Context) map[string]any {
 		}
 	}
 	return d
+}
+
+// batchSize is how many messages a batchSurgeon handles per call.
+const batchSize = 1000
+
+// batchSurgeon acts on many messages at once where one-by-one would cost a
+// fsync per message (quarantine's manifest).
+type batchSurgeon interface {
+	actBatch(action string, msgs []*queue.Message) []error
 }
 
 // errSkipped marks a message left alone on purpose (it changed since it
