@@ -167,7 +167,6 @@ func repairCommand(e *env) *cli.Command {
 	var af accountFlags
 	var sf safetyFlags
 	var lostFound string
-	var detached bool
 	return &cli.Command{
 		Name:      "repair",
 		Usage:     "fix what check found, as a plan shown first; nothing that could be mail is deleted",
@@ -186,7 +185,6 @@ EXAMPLES:
    qsurgeon --queue /var/qmail/queue repair --yes`,
 		Flags: append(append(af.flags(), sf.flags()...),
 			&cli.StringFlag{Name: "lost-found", Destination: &lostFound, Usage: "where unrecoverable fragments go (outside the queue, same filesystem)"},
-			&cli.BoolFlag{Name: "detached", Destination: &detached, Usage: "the queue is detached or copied (no qmail-queue can be writing to it): treat fragments younger than 36 hours as abandoned too"},
 		),
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
@@ -199,7 +197,7 @@ EXAMPLES:
 				return err
 			}
 			opts := rebuild.Options{Split: af.split, LostFound: lostFound}
-			if detached {
+			if sf.detached {
 				// qmail's own rule leaves an orphan alone until it is
 				// 36 hours old, because a live qmail-queue may own it
 				// (qmail-send.c OSSIFIED). On a detached queue nothing

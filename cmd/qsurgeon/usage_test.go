@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"io"
 	"strings"
 	"testing"
@@ -32,6 +33,20 @@ func TestEveryCommandAndFlagHasUsage(t *testing.T) {
 			t.Errorf("command %s: its help has no example", c.Name)
 		}
 		checkFlags(c.Name, c.Flags)
+		// Every flag name once per command (urfave/cli panics otherwise).
+		fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("command %s: %v", c.Name, r)
+				}
+			}()
+			for _, f := range c.Flags {
+				if err := f.Apply(fs); err != nil {
+					t.Errorf("command %s: %v", c.Name, err)
+				}
+			}
+		}()
 	}
 }
 
