@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,9 +63,9 @@ EXAMPLES:
 			readContents(c.Context, src, sel.results, o.Workers, func(error) {})
 			failed := 0
 			if mbox != "" {
-				failed, err = exportMbox(mbox, rw, sel.results)
+				failed, err = exportMbox(e.stderr, mbox, rw, sel.results)
 			} else {
-				failed, err = exportDir(dir, rw, sel.results)
+				failed, err = exportDir(e.stderr, dir, rw, sel.results)
 			}
 			if err != nil {
 				return err
@@ -78,7 +79,7 @@ EXAMPLES:
 	}
 }
 
-func exportDir(dir string, rw rawWriter, results []filter.Result) (int, error) {
+func exportDir(warn io.Writer, dir string, rw rawWriter, results []filter.Result) (int, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, err
 	}
@@ -88,7 +89,7 @@ func exportDir(dir string, rw rawWriter, results []filter.Result) (int, error) {
 		base := filepath.Join(dir, safeName(m.ID))
 		var buf bytes.Buffer
 		if err := rw.WriteRaw(&buf, m); err != nil {
-			fmt.Fprintf(os.Stderr, "qsurgeon: %s: %v\n", m.ID, err)
+			fmt.Fprintf(warn, "qsurgeon: %s: %v\n", m.ID, err)
 			failed++
 			continue
 		}
@@ -103,7 +104,7 @@ func exportDir(dir string, rw rawWriter, results []filter.Result) (int, error) {
 	return failed, nil
 }
 
-func exportMbox(path string, rw rawWriter, results []filter.Result) (int, error) {
+func exportMbox(warn io.Writer, path string, rw rawWriter, results []filter.Result) (int, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, err
@@ -122,7 +123,7 @@ func exportMbox(path string, rw rawWriter, results []filter.Result) (int, error)
 		m := r.Msg
 		var buf bytes.Buffer
 		if err := rw.WriteRaw(&buf, m); err != nil {
-			fmt.Fprintf(os.Stderr, "qsurgeon: %s: %v\n", m.ID, err)
+			fmt.Fprintf(warn, "qsurgeon: %s: %v\n", m.ID, err)
 			failed++
 			continue
 		}
