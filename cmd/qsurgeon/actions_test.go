@@ -449,3 +449,34 @@ func TestRequeueIntoLive(t *testing.T) {
 		}
 	})
 }
+
+// TestExportMbox: one mbox with a From_ line per message, bodies quoted
+// mboxrd-style, and the envelopes beside it.
+func TestExportMbox(t *testing.T) {
+	root := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
+	sel := ids(t, root, "--null-sender")
+	mbox := filepath.Join(t.TempDir(), "bounces.mbox")
+	if r := qs(t, "", "--queue", root, "export", "--mbox", mbox, "--null-sender"); r.code != 0 {
+		t.Fatalf("export --mbox: exit %d: %s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(mbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	froms := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "From ") {
+			froms++
+			if !strings.HasPrefix(l, "From MAILER-DAEMON ") {
+				t.Errorf("From_ line %q: the null sender is MAILER-DAEMON", l)
+			}
+		}
+	}
+	if froms != len(sel) {
+		t.Errorf("%d From_ lines, %d messages", froms, len(sel))
+	}
+	env, err := os.ReadFile(mbox + ".jsonl")
+	if err != nil || len(jsonLines(t, string(env))) != len(sel) {
+		t.Errorf("envelopes: %v, %d lines, want %d", err, len(jsonLines(t, string(env))), len(sel))
+	}
+}
