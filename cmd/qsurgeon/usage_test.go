@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -65,5 +67,25 @@ func TestGlobalFlagsEitherSide(t *testing.T) {
 	}
 	if got.Queue != "/after" || got.Format != "json" {
 		t.Fatalf("got queue %q format %q, want /after json", got.Queue, got.Format)
+	}
+}
+
+// TestDocsUpToDate: the committed man page and command reference are what
+// 'make docs' generates from the command table now.
+func TestDocsUpToDate(t *testing.T) {
+	dir := t.TempDir()
+	r := qs(t, "", "gen-docs", "--man", dir+"/qsurgeon.1", "--markdown", dir+"/commands.md", "--bash", dir+"/qsurgeon.bash", "--zsh", dir+"/qsurgeon.zsh")
+	if r.code != 0 {
+		t.Fatalf("gen-docs: exit %d: %s", r.code, r.stderr)
+	}
+	for _, f := range []string{"qsurgeon.1", "commands.md", "qsurgeon.bash", "qsurgeon.zsh"} {
+		want, err := os.ReadFile(dir + "/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile("../../docs/" + f)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("docs/%s is not what the command table generates: run 'make docs'", f)
+		}
 	}
 }
