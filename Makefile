@@ -5,7 +5,7 @@ PKGS    := ./...
 DEMO    ?= $(shell mktemp -d /tmp/qsurgeon-demo.XXXXXX)
 FUZZTIME ?= 20s
 
-.PHONY: all build test vet fmt-check demo fuzz bench docs accept clean
+.PHONY: all build test test-faults vet fmt-check demo fuzz bench bench-quick docs accept clean
 
 all: build
 
@@ -25,6 +25,21 @@ fmt-check:
 test: fmt-check vet build
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 	@if [ -d ../shared/checks ]; then $(MAKE) --no-print-directory accept; fi
+
+# Fault injection at EVERY step of repair, rebuild and carry, instead of the
+# sample make test runs (several minutes).
+test-faults:
+	QSURGEON_ALL_FAULTS=1 $(GO) test -count=1 -timeout 60m ./rebuild
+
+# Figures side by side with the tools admins use today, on generated
+# 100k/1M Postfix and 450k qmail queues (bench/run.sh says how; needs root,
+# Debian's postfix, ~10 GB of disk and time). Not part of make test.
+bench: build
+	bash bench/run.sh
+
+# The same on 20k-message queues, to try it out; writes to /var/tmp.
+bench-quick: build
+	QUICK=1 bash bench/run.sh
 
 # The acceptance scripts (the CLI contract) against the bundled fixtures.
 accept: build
