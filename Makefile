@@ -24,6 +24,8 @@ fmt-check:
 # acceptance scripts of ../shared/checks when they are there.
 test: fmt-check vet build
 	$(GO) test -count=1 -timeout 15m $(PKGS)
+	@# The reader benchmarks run once each: a compile-and-run check, never a timed assertion.
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./postfixq ./qmailq ./filter
 	@if [ -d ../shared/checks ]; then $(MAKE) --no-print-directory accept; fi
 
 # Fault injection at EVERY step of repair, rebuild and carry, instead of the
