@@ -397,7 +397,7 @@ func (mt *Matcher) envelope(m *queue.Message, why *[]string) (bool, string) {
 		}
 	}
 	if s.Corrupt {
-		if m.Err == nil && len(m.Problems) == 0 {
+		if !m.Damaged() {
 			return false, FlagCorrupt
 		}
 		if explain {

@@ -1,5 +1,7 @@
 package qmailq
 
+import "github.com/qsurgeon/qsurgeon/queue"
+
 // Problem is one inconsistency of a qmail message on disk.
 type Problem struct {
 	// Kind is one of the Kind* constants: short, stable, for filtering and
@@ -21,7 +23,7 @@ const (
 	// KindIDNotInode: the mess file's inode differs from its name (the id).
 	// Expected on EVERY message of a queue copied or restored onto another
 	// file system; qmail needs the names fixed (queue-fix) before it runs.
-	KindIDNotInode = "id-not-inode"
+	KindIDNotInode = queue.ProblemIDNotInode
 	// KindWrongSubdir: a file is not in the subdirectory fmtqfn() computes
 	// (id % conf-split, or flat for todo/intd/bounce on stock qmail).
 	KindWrongSubdir = "wrong-subdir"

@@ -7,6 +7,7 @@ package queue
 import (
 	"context"
 	"io/fs"
+	"strings"
 	"time"
 )
 
@@ -195,3 +196,22 @@ type Source interface {
 // Progress is called by long operations with the work done so far and the
 // total (total < 0 when unknown).
 type Progress func(done, total int64)
+
+// ProblemIDNotInode starts the problem every message of a qmail queue
+// copied to another filesystem has: its name is no longer its mess file's
+// inode. It says nothing about the message itself.
+const ProblemIDNotInode = "id-not-inode"
+
+// Damaged reports whether the message could not be read cleanly or is
+// inconsistent, not counting a name that is merely no longer its inode.
+func (m *Message) Damaged() bool {
+	if m.Err != nil {
+		return true
+	}
+	for _, p := range m.Problems {
+		if !strings.HasPrefix(p, ProblemIDNotInode) {
+			return true
+		}
+	}
+	return false
+}

@@ -72,6 +72,7 @@ type summary struct {
 	Bouncing       int64                 `json:"bouncing"`
 	Corrupt        int64                 `json:"corrupt"`
 	WithProblems   int64                 `json:"with_problems"`
+	IDNotInode     int64                 `json:"id_not_inode"`
 	Queues         map[string]*countSize `json:"queues"`
 	Channels       map[string]int64      `json:"channels,omitempty"`
 	TodoBacklog    int64                 `json:"todo_backlog"`
@@ -169,8 +170,11 @@ EXAMPLES:
 				if msg.Err != nil {
 					s.Corrupt++
 				}
-				if len(msg.Problems) > 0 {
+				if len(significantProblems(msg)) > 0 {
 					s.WithProblems++
+				}
+				if hasIDNotInode(msg) {
+					s.IDNotInode++
 				}
 				if msg.Queue == queue.QmailTodo {
 					s.TodoBacklog++
@@ -259,6 +263,9 @@ EXAMPLES:
 func printSummary(w io.Writer, s *summary) {
 	fmt.Fprintf(w, "%s queue %s: %d messages, %s, %d pending recipients\n", s.MTA, s.Root, s.Messages, humanBytes(s.Bytes), s.Recipients)
 	fmt.Fprintf(w, "null sender (bounces): %d   bouncing: %d   corrupt: %d   with problems: %d\n", s.NullSender, s.Bouncing, s.Corrupt, s.WithProblems)
+	if s.IDNotInode > 0 {
+		fmt.Fprintf(w, "names that are not inodes: %d (a queue copied from another filesystem: 'qsurgeon repair' renames them before qmail runs on it)\n", s.IDNotInode)
+	}
 	if s.MTA == string(queue.Qmail) {
 		fmt.Fprintf(w, "todo backlog (not yet preprocessed): %d   recipients per channel: local %d, remote %d\n",
 			s.TodoBacklog, s.Channels[queue.ChannelLocal], s.Channels[queue.ChannelRemote])

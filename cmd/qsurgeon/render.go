@@ -217,8 +217,8 @@ func (r *renderer) list(results []filter.Result) error {
 		}
 		if m.Err != nil {
 			note = "CORRUPT: " + m.Err.Error()
-		} else if len(m.Problems) > 0 {
-			note = "PROBLEM: " + strings.Join(m.Problems, "; ")
+		} else if p := significantProblems(m); len(p) > 0 {
+			note = "PROBLEM: " + strings.Join(p, "; ")
 		}
 		if r.explain && len(res.Why) > 0 {
 			note = strings.TrimSpace(note + " [" + strings.Join(res.Why, ", ") + "]")
@@ -342,4 +342,19 @@ func readContents(ctx context.Context, src queue.Source, results []filter.Result
 			warn(err)
 		}
 	}
+}
+
+// significantProblems are a message's problems other than id-not-inode.
+func significantProblems(m *queue.Message) []string {
+	var out []string
+	for _, p := range m.Problems {
+		if !strings.HasPrefix(p, queue.ProblemIDNotInode) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func hasIDNotInode(m *queue.Message) bool {
+	return len(significantProblems(m)) < len(m.Problems)
 }
