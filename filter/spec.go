@@ -39,7 +39,7 @@ type Spec struct {
 	NullSender    bool // only null-sender (bounce) messages
 	NotNullSender bool // exclude null-sender messages
 	Bouncing      bool // a bounce log / bounce/N exists
-	Corrupt       bool // only messages not read cleanly (Message.Err set or Problems listed)
+	Corrupt       bool // only damaged messages (queue.Message.Damaged)
 
 	Reasons []string // regexes over delay/bounce reason text
 	// Headers are "Name: REGEX" pairs; the regex runs over the decoded
