@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +96,11 @@ func openSource(o globalOpts, w io.Writer) (queue.Source, error) {
 	popts := postfixq.Options{OnNote: func(n postfixq.Note) {
 		mu.Lock()
 		defer mu.Unlock()
+		if busyNote(n) {
+			// Files Postfix is writing right now: normal on a live
+			// queue, not worth a line each.
+			return
+		}
 		fmt.Fprintf(w, "qsurgeon: warning: %s: %s: left alone%s\n", n.Path, n.Kind, detail(n.Detail))
 	}}
 	if o.ConfigDir != "" {
@@ -170,6 +177,17 @@ func (e *env) reportStrays(src queue.Source) {
 	for _, s := range q.Strays() {
 		fmt.Fprintf(e.stderr, "qsurgeon: warning: %s: %s: left alone\n", s.Path, s.Why)
 	}
+}
+
+// postfixTemp matches the temporary names Postfix itself writes new queue
+// files under: "<usec>.<pid>" (global/mail_queue.c:mail_queue_enter).
+var postfixTemp = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
+
+// busyNote reports entries of a live Postfix queue that are being written:
+// a file whose owner bits are not yet rwx, or one of Postfix's own
+// temporary names. Anything else left alone is worth a warning.
+func busyNote(n postfixq.Note) bool {
+	return n.Kind == postfixq.NoteInProgress || (n.Kind == postfixq.NoteTemporary && postfixTemp.MatchString(path.Base(n.Path)))
 }
 
 func detail(s string) string {
