@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/rebuild"
@@ -27,37 +26,15 @@ import (
 // and an empty queue built by rebuild.Rebuild (qmail's hier.c owners and
 // modes) as the live one.
 
-const injFixtures = "../testdata/queues/qmail-incident"
-
 func injExtract(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join(injFixtures, "queue.tar.gz"), "-C", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "queue")
+	return filepath.Join(testkit.Extract(t, testkit.Fixture(t, "qmail-incident", "queue.tar.gz")), testkit.QmailRoot)
 }
 
 func injIDs(t *testing.T) rebuild.IDs {
 	t.Helper()
-	var tr struct {
-		Owners struct {
-			UIDs map[string]int `json:"uids"`
-			GIDs map[string]int `json:"gids"`
-		} `json:"owners"`
-	}
-	b, err := os.ReadFile(filepath.Join(injFixtures, "truth.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &tr); err != nil {
-		t.Fatal(err)
-	}
-	if len(tr.Owners.UIDs) == 0 {
-		t.Fatal("truth.json has no owners")
-	}
-	return rebuild.IDs{Users: tr.Owners.UIDs, Groups: tr.Owners.GIDs}
+	users, groups := testkit.QmailOwners(t)
+	return rebuild.IDs{Users: users, Groups: groups}
 }
 
 // injLive builds an empty live queue and opens it.

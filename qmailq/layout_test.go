@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
 const fixtureDir = "../testdata/queues/qmail-incident"
@@ -16,12 +18,7 @@ const fixtureDir = "../testdata/queues/qmail-incident"
 // returns the queue root.
 func extract(t testing.TB, tarball string) string {
 	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join(fixtureDir, tarball), "-C", dir)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "queue")
+	return filepath.Join(testkit.Extract(t, filepath.Join(fixtureDir, tarball)), testkit.QmailRoot)
 }
 
 func TestDetectLayoutClean(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -23,16 +22,6 @@ import (
 
 // The mutation tests act on private extractions of the real fixtures
 // (testdata/queues/qmail-incident: queue.tar.gz and broken.tar.gz).
-
-func mutExtract(t *testing.T, tarball string) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join(fixtureDir, tarball), "-C", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "queue")
-}
 
 type qEntry struct {
 	typ, mode, uid, gid uint32
@@ -211,7 +200,7 @@ func containsID(ids []string, id string) bool {
 }
 
 func TestDeleteClean(t *testing.T) {
-	root := mutExtract(t, "queue.tar.gz")
+	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
 	before := qSnapshot(t, root)
 	var ids []string
@@ -259,7 +248,7 @@ var brokenIDs = map[string]string{
 }
 
 func TestDeleteBroken(t *testing.T) {
-	root := mutExtract(t, "broken.tar.gz")
+	root := extract(t, "broken.tar.gz")
 	q, msgs := qReadAll(t, root)
 	before := qSnapshot(t, root)
 	fsys := qOpenFS(t, root)
@@ -307,7 +296,7 @@ func containsPrefix(list []string, prefix string) bool {
 }
 
 func TestDeleteOldOrphanAllowed(t *testing.T) {
-	root := mutExtract(t, "broken.tar.gz")
+	root := extract(t, "broken.tar.gz")
 	q, msgs := qReadAll(t, root)
 	fsys := qOpenFS(t, root)
 	m := msgs["10004805"]
@@ -358,7 +347,7 @@ func TestDeleteFaultCut(t *testing.T) {
 			name = strings.Join(c.parts, "+")
 		}
 		t.Run(name, func(t *testing.T) {
-			ref := mutExtract(t, c.tarball)
+			ref := extract(t, c.tarball)
 			q, msgs := qReadAll(t, ref)
 			refBefore := qSnapshot(t, ref)
 			id := c.id
@@ -376,7 +365,7 @@ func TestDeleteFaultCut(t *testing.T) {
 			}
 			for k := 1; k <= len(refOps); k++ {
 				label := fmt.Sprintf("%s cut at %d/%d (%s)", id, k, len(refOps), refOps[k-1])
-				root := mutExtract(t, c.tarball)
+				root := extract(t, c.tarball)
 				q, msgs := qReadAll(t, root)
 				before := qSnapshot(t, root)
 				fsys := qOpenFS(t, root)
@@ -436,7 +425,7 @@ func TestDeleteFaultCut(t *testing.T) {
 }
 
 func TestDeleteRefusesChanged(t *testing.T) {
-	root := mutExtract(t, "queue.tar.gz")
+	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
 	s := qSnapshot(t, root)
 	fsys := qOpenFS(t, root)
@@ -479,7 +468,7 @@ func TestDeleteRefusesChanged(t *testing.T) {
 }
 
 func TestDeleteSymlinkedMess(t *testing.T) {
-	root := mutExtract(t, "queue.tar.gz")
+	root := extract(t, "queue.tar.gz")
 	s := qSnapshot(t, root)
 	_, msgs := qReadAll(t, root)
 	id := qPick(s, msgs, 1, "mess", "info", "remote")[0]
@@ -508,7 +497,7 @@ func TestDeleteSymlinkedMess(t *testing.T) {
 }
 
 func TestDeleteDryRun(t *testing.T) {
-	root := mutExtract(t, "queue.tar.gz")
+	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
 	s := qSnapshot(t, root)
 	dry := safefs.NewDryRun(qOpenFS(t, root))
@@ -544,7 +533,7 @@ func TestDeleteDryRun(t *testing.T) {
 }
 
 func TestRequeueExpire(t *testing.T) {
-	root := mutExtract(t, "queue.tar.gz")
+	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
 	before := qSnapshot(t, root)
 	fsys := qOpenFS(t, root)
