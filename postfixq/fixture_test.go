@@ -6,10 +6,11 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
 // The fixture is a real Postfix 3.7 queue (see
@@ -41,30 +42,18 @@ func fixtureRoot(t testing.TB) string {
 		if fixtureErr != nil {
 			return
 		}
-		out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join(fixtureDir, "queue.tar.gz"), "-C", fixtureTmp).CombinedOutput()
-		if err != nil {
-			fixtureErr = errorString("tar: " + err.Error() + ": " + string(out))
-		}
+		fixtureErr = testkit.Untar(filepath.Join(fixtureDir, "queue.tar.gz"), fixtureTmp)
 	})
 	if fixtureErr != nil {
 		t.Fatal(fixtureErr)
 	}
-	return filepath.Join(fixtureTmp, "postfix-incident-a")
+	return filepath.Join(fixtureTmp, testkit.PostfixRoot)
 }
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
 
 // copyFixture extracts a private copy of the fixture for tests that change it.
 func copyFixture(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join(fixtureDir, "queue.tar.gz"), "-C", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("tar: %v: %s", err, out)
-	}
-	return filepath.Join(dir, "postfix-incident-a")
+	return filepath.Join(testkit.Extract(t, filepath.Join(fixtureDir, "queue.tar.gz")), testkit.PostfixRoot)
 }
 
 type truthRecipient struct {
