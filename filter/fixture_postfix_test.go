@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 )
 
@@ -43,11 +43,8 @@ type postfixTruth struct {
 // (the same cases as the acceptance script check_filters_postfix.py, and
 // more).
 func TestSelectPostfixFixture(t *testing.T) {
-	fix := filepath.Join("..", "testdata", "queues", "postfix-incident")
-	dir := t.TempDir()
-	if out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join(fix, "queue.tar.gz"), "-C", dir).CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
+	fix := testkit.Fixture(t, "postfix-incident")
+	dir := testkit.Extract(t, filepath.Join(fix, "queue.tar.gz"))
 	data, err := os.ReadFile(filepath.Join(fix, "truth.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +58,7 @@ func TestSelectPostfixFixture(t *testing.T) {
 	if len(truth.Messages) < 250 {
 		t.Fatalf("truth.json lists %d messages", len(truth.Messages))
 	}
-	src, err := postfixq.Open(filepath.Join(dir, "postfix-incident-a"), postfixq.Options{})
+	src, err := postfixq.Open(filepath.Join(dir, testkit.PostfixRoot), postfixq.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
@@ -48,11 +48,8 @@ func str(p *string) string {
 // qmail-incident fixture (written by real qmail binaries) and compares each
 // selection with what truth.json says it must be.
 func TestSelectQmailFixture(t *testing.T) {
-	fix := filepath.Join("..", "testdata", "queues", "qmail-incident")
-	dir := t.TempDir()
-	if out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join(fix, "queue.tar.gz"), "-C", dir).CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
+	fix := testkit.Fixture(t, "qmail-incident")
+	dir := testkit.Extract(t, filepath.Join(fix, "queue.tar.gz"))
 	data, err := os.ReadFile(filepath.Join(fix, "truth.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +63,7 @@ func TestSelectQmailFixture(t *testing.T) {
 	if len(truth.Messages) < 300 {
 		t.Fatalf("truth.json lists %d messages", len(truth.Messages))
 	}
-	src, err := qmailq.Open(filepath.Join(dir, "queue"))
+	src, err := qmailq.Open(filepath.Join(dir, testkit.QmailRoot))
 	if err != nil {
 		t.Fatal(err)
 	}
