@@ -3,11 +3,12 @@ package rebuild
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
 const qmailFixtures = "../testdata/queues/qmail-incident"
@@ -17,30 +18,14 @@ const qmailFixtures = "../testdata/queues/qmail-incident"
 // root inside it.
 func extract(t testing.TB, tarball string) string {
 	t.Helper()
-	dir := fastTempDir(t)
-	out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join(qmailFixtures, tarball), "-C", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "queue")
-}
-
-type truthOwners struct {
-	Owners struct {
-		UIDs map[string]int `json:"uids"`
-		GIDs map[string]int `json:"gids"`
-	} `json:"owners"`
+	dir := testkit.ExtractInto(t, filepath.Join(qmailFixtures, tarball), testkit.FastTempDir(t))
+	return filepath.Join(dir, testkit.QmailRoot)
 }
 
 func fixtureIDs(t testing.TB) IDs {
 	t.Helper()
-	var tr truthOwners
-	readJSON(t, filepath.Join(qmailFixtures, "truth.json"), &tr)
-	ids := IDs{Users: tr.Owners.UIDs, Groups: tr.Owners.GIDs}
-	if len(ids.Users) == 0 || len(ids.Groups) == 0 {
-		t.Fatal("truth.json has no owners")
-	}
-	return ids
+	users, groups := testkit.QmailOwners(t)
+	return IDs{Users: users, Groups: groups}
 }
 
 func readJSON(t testing.TB, p string, v any) {

@@ -2,7 +2,6 @@ package rebuild
 
 import (
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -11,16 +10,13 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/postfixtest"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 )
 
 func TestCheckPostfixCopied(t *testing.T) {
-	dir := t.TempDir()
-	out, err := exec.Command("tar", "--numeric-owner", "-xpzf", "../testdata/queues/postfix-incident/queue.tar.gz", "-C", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
-	root := filepath.Join(dir, "postfix-incident-a")
+	dir := testkit.Extract(t, testkit.Fixture(t, "postfix-incident", "queue.tar.gz"))
+	root := filepath.Join(dir, testkit.PostfixRoot)
 	cfg := postfixq.DefaultConfig()
 	probs, err := CheckPostfix(root, PostfixOptions{Config: &cfg, Now: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)})
 	if err != nil {
@@ -56,11 +52,8 @@ func TestCheckPostfixMatchesPostsuper(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("tar", "--numeric-owner", "-xpzf", "../testdata/queues/postfix-incident/queue.tar.gz", "-C", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
-	root := filepath.Join(dir, "postfix-incident-a")
+	testkit.ExtractInto(t, testkit.Fixture(t, "postfix-incident", "queue.tar.gz"), dir)
+	root := filepath.Join(dir, testkit.PostfixRoot)
 	cfg := postfixq.DefaultConfig()
 	probs, err := CheckPostfix(root, PostfixOptions{Config: &cfg})
 	if err != nil {
