@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"golang.org/x/sys/unix"
 )
@@ -26,12 +26,7 @@ import (
 // same file system.
 func extract(t *testing.T, fixture string) string {
 	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join("..", "testdata", "queues", fixture, "queue.tar.gz"), "-C", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
-	return dir
+	return testkit.Extract(t, testkit.Fixture(t, fixture, "queue.tar.gz"))
 }
 
 func openFS(t *testing.T, root string) *safefs.FS {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"golang.org/x/sys/unix"
@@ -27,7 +28,7 @@ type postfixCopy struct {
 func newPostfixCopy(t *testing.T) *postfixCopy {
 	t.Helper()
 	tmp := extract(t, "postfix-incident")
-	c := &postfixCopy{tmp: tmp, root: filepath.Join(tmp, "postfix-incident-a"), qdir: filepath.Join(tmp, "quarantine")}
+	c := &postfixCopy{tmp: tmp, root: filepath.Join(tmp, testkit.PostfixRoot), qdir: filepath.Join(tmp, "quarantine")}
 	if err := os.Mkdir(c.qdir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -285,10 +286,8 @@ func TestPostfixRestoreInto(t *testing.T) {
 	if err := os.Mkdir(live, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join("..", "testdata", "queues", "postfix-incident", "queue.tar.gz"), "-C", live).CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
-	liveRoot := filepath.Join(live, "postfix-incident-a")
+	testkit.ExtractInto(t, testkit.Fixture(t, "postfix-incident", "queue.tar.gz"), live)
+	liveRoot := filepath.Join(live, testkit.PostfixRoot)
 	liveFS := openFS(t, liveRoot)
 	liveBefore := snapshot(t, liveRoot)
 	sp := c.spool(t)

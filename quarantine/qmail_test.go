@@ -2,7 +2,6 @@ package quarantine
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"golang.org/x/sys/unix"
@@ -38,7 +38,7 @@ func (c *qmailCopy) open(t *testing.T) *qmailq.Queue {
 func newQmailCopy(t *testing.T) *qmailCopy {
 	t.Helper()
 	tmp := extract(t, "qmail-incident")
-	c := &qmailCopy{tmp: tmp, root: filepath.Join(tmp, "queue"), qdir: filepath.Join(tmp, "quarantine")}
+	c := &qmailCopy{tmp: tmp, root: filepath.Join(tmp, testkit.QmailRoot), qdir: filepath.Join(tmp, "quarantine")}
 	for _, d := range []string{c.qdir, filepath.Join(tmp, "normalize")} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
@@ -282,10 +282,8 @@ func TestQmailRestoreInto(t *testing.T) {
 	if err := os.Mkdir(live, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("tar", "--numeric-owner", "-xpzf", filepath.Join("..", "testdata", "queues", "qmail-incident", "queue.tar.gz"), "-C", live).CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
-	liveRoot := filepath.Join(live, "queue")
+	testkit.ExtractInto(t, testkit.Fixture(t, "qmail-incident", "queue.tar.gz"), live)
+	liveRoot := filepath.Join(live, testkit.QmailRoot)
 	for p, s := range snapshot(t, liveRoot) {
 		top, _, _ := strings.Cut(p, "/")
 		switch top {
