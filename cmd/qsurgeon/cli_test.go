@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
 var qsBin string
@@ -48,12 +50,7 @@ const (
 // fresh directory and returns it.
 func extract(t testing.TB, tarball string) string {
 	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("tar", "--numeric-owner", "-xpzf", tarball, "-C", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("extracting %s: %v\n%s", tarball, err, out)
-	}
-	return dir
+	return testkit.Extract(t, tarball)
 }
 
 type result struct {
