@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -478,5 +479,44 @@ func TestExportMbox(t *testing.T) {
 	env, err := os.ReadFile(mbox + ".jsonl")
 	if err != nil || len(jsonLines(t, string(env))) != len(sel) {
 		t.Errorf("envelopes: %v, %d lines, want %d", err, len(jsonLines(t, string(env))), len(sel))
+	}
+}
+
+// TestQmailSendRunningRefused: while another process holds lock/sendmutex
+// (as a running qmail-send does), every change is refused with exit code 5
+// and the queue stays as it was.
+func TestQmailSendRunningRefused(t *testing.T) {
+	base := extract(t, filepath.Join(qmailFixture, "queue.tar.gz"))
+	root := filepath.Join(base, "queue")
+	holder := exec.Command("flock", "--exclusive", filepath.Join(root, "lock", "sendmutex"), "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatalf("flock(1): %v", err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// flock -n fails while the holder has the lock.
+		if exec.Command("flock", "--nonblock", filepath.Join(root, "lock", "sendmutex"), "true").Run() != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lock holder never took lock/sendmutex")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := snapshot(t, root)
+	acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--group", "qmail=995"}
+	for _, args := range [][]string{
+		{"--queue", root, "delete", "--sasl-user", "hello@example.com", "--yes", "--journal", "none"},
+		{"--queue", root, "requeue", "--sasl-user", "bob@example.com", "--yes", "--journal", "none"},
+		{"--queue", root, "quarantine", filepath.Join(base, "held"), "--sasl-user", "bob@example.com", "--yes", "--journal", "none"},
+		append([]string{"--queue", root, "repair", "--yes"}, acct...),
+	} {
+		if r := qs(t, "", args...); r.code != exitLocked || !strings.Contains(r.stderr, "qmail-send") {
+			t.Errorf("%v: exit %d, want %d: %s", args[2:4], r.code, exitLocked, r.stderr)
+		}
+	}
+	if !equalSnap(before, snapshot(t, root)) {
+		t.Fatal("the queue changed while qmail-send held its lock")
 	}
 }
