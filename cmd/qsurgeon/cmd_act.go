@@ -128,16 +128,9 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 	if ff.empty() && !sf.all {
 		return usageErr("%s with no selection would act on every message", name)
 	}
-	src, err := openSource(o, e.stderr)
+	src, sg, err := e.openSurgeon(o, name)
 	if err != nil {
 		return err
-	}
-	sg, err := surgeonFor(src)
-	if err != nil {
-		return err
-	}
-	if err := sg.supports(name); err != nil {
-		return fail(exitUsage, err, "")
 	}
 	if inf.into != "" {
 		if sg, err = newIntoSurgeon(sg, inf); err != nil {
@@ -333,6 +326,23 @@ type surgeon interface {
 	// release gives the lock back.
 	prepare(action string, dryRun bool) (release func(), err error)
 	act(action string, m *queue.Message, mut queue.Mutator) error
+}
+
+// openSurgeon opens the queue and its MTA's surgeon, refusing an action
+// that does not exist on that MTA.
+func (e *env) openSurgeon(o globalOpts, action string) (queue.Source, surgeon, error) {
+	src, err := openSource(o, e.stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	sg, err := surgeonFor(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sg.supports(action); err != nil {
+		return nil, nil, fail(exitUsage, err, "")
+	}
+	return src, sg, nil
 }
 
 func surgeonFor(src queue.Source) (surgeon, error) {

@@ -129,16 +129,9 @@ EXAMPLES:
 			if o.MTA == "auto" || o.MTA == "" {
 				o.MTA = entries[0].MTA
 			}
-			src, err := openSource(o, e.stderr)
+			src, sg, err := e.openSurgeon(o, name)
 			if err != nil {
 				return err
-			}
-			sg, err := surgeonFor(src)
-			if err != nil {
-				return err
-			}
-			if err := sg.supports(name); err != nil {
-				return fail(exitUsage, err, "")
 			}
 			var results []filter.Result
 			changed := 0

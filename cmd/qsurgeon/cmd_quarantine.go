@@ -57,7 +57,7 @@ EXAMPLES:
 			if ff.empty() && !sf.all {
 				return usageErr("quarantine with no selection would move every message")
 			}
-			src, err := openSource(o, e.stderr)
+			src, sg, err := e.openSurgeon(o, "quarantine")
 			if err != nil {
 				return err
 			}
@@ -73,10 +73,6 @@ EXAMPLES:
 			}
 			if err := quarantine.CheckOutside(src.Root(), abs); err != nil {
 				return usageErr("%v", err)
-			}
-			sg, err := surgeonFor(src)
-			if err != nil {
-				return err
 			}
 			sel, err := e.selectMessages(c, o, &ff, src)
 			if err != nil {

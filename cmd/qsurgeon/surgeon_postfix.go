@@ -26,7 +26,7 @@ func (p *postfixSurgeon) source() queue.Source { return p.spool }
 
 func (p *postfixSurgeon) supports(action string) error {
 	switch action {
-	case "delete", "hold", "release", "requeue", "expire":
+	case "delete", "hold", "release", "requeue", "expire", "quarantine":
 		return nil
 	}
 	return fmt.Errorf("%s is not an action on a Postfix queue", action)
