@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
@@ -19,7 +20,7 @@ func TestPlanChangesNothing(t *testing.T) {
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
 	msgs := readAll(t, sp)
-	q0, d0 := snapshot(t, c.root), snapshot(t, c.qdir)
+	q0, d0 := testkit.Snapshot(t, c.root), testkit.Snapshot(t, c.qdir)
 	var plans []*Plan
 	for _, m := range selectSASL(msgs, hello)[:10] {
 		p, err := PlanQuarantine(sp, m, c.dirFS, c.queueFS, Options{})
@@ -28,10 +29,10 @@ func TestPlanChangesNothing(t *testing.T) {
 		}
 		plans = append(plans, p)
 	}
-	if d := diffSnapshots(q0, snapshot(t, c.root), nil); len(d) > 0 {
+	if d := diffSnapshots(q0, testkit.Snapshot(t, c.root), nil); len(d) > 0 {
 		t.Errorf("planning changed the queue: %v", d)
 	}
-	if d := diffSnapshots(d0, snapshot(t, c.qdir), nil); len(d) > 0 {
+	if d := diffSnapshots(d0, testkit.Snapshot(t, c.qdir), nil); len(d) > 0 {
 		t.Errorf("planning changed the quarantine dir: %v", d)
 	}
 	rec := &recorder{Mover: &Disk{Queue: c.queueFS, Dir: c.dirFS}}
@@ -87,11 +88,11 @@ func TestHostileParts(t *testing.T) {
 	if err := os.Symlink(outside, link); err != nil {
 		t.Fatal(err)
 	}
-	q0 := snapshot(t, c.root)
+	q0 := testkit.Snapshot(t, c.root)
 	if _, err := Quarantine(sp, m, c.dirFS, c.queueFS, Options{}); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("symlinked log: %v", err)
 	}
-	if d := diffSnapshots(q0, snapshot(t, c.root), nil); len(d) > 0 {
+	if d := diffSnapshots(q0, testkit.Snapshot(t, c.root), nil); len(d) > 0 {
 		t.Errorf("refused quarantine changed the queue: %v", d)
 	}
 	if b, _ := os.ReadFile(outside); string(b) != "secret" {

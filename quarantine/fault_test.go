@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
@@ -29,7 +30,7 @@ type faultRig struct {
 // back the queue file for file.
 func (r *faultRig) runFaults(t *testing.T, id string) {
 	t.Helper()
-	orig := snapshot(t, r.root)
+	orig := testkit.Snapshot(t, r.root)
 	read := func() (queue.Source, *queue.Message) {
 		src := r.open(t)
 		msgs := readAll(t, src)
@@ -51,7 +52,7 @@ func (r *faultRig) runFaults(t *testing.T, id string) {
 				t.Fatalf("%s: resuming restore of %s (%s): %v", label, e.Key, e.State, err)
 			}
 		}
-		if d := diffSnapshots(orig, snapshot(t, r.root), nil); len(d) > 0 {
+		if d := diffSnapshots(orig, testkit.Snapshot(t, r.root), nil); len(d) > 0 {
 			t.Fatalf("%s: queue not given back:\n%s", label, strings.Join(d, "\n"))
 		}
 	}
@@ -245,9 +246,9 @@ func TestQmailFaults(t *testing.T) {
 func orphanLogs(t *testing.T, root string, msgs map[string]*queue.Message) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	for p, s := range snapshot(t, root) {
+	for p, s := range testkit.Snapshot(t, root) {
 		top, _, _ := strings.Cut(p, "/")
-		if (top == "defer" || top == "bounce" || top == "trace") && s.typ == 0o100000 {
+		if (top == "defer" || top == "bounce" || top == "trace") && s.Mode.IsRegular() {
 			if _, ok := msgs[path.Base(p)]; !ok {
 				out[p] = true
 			}
@@ -263,7 +264,7 @@ func orphanLogs(t *testing.T, root string, msgs map[string]*queue.Message) map[s
 func TestBatchFaults(t *testing.T) {
 	t.Parallel()
 	c := newPostfixCopy(t)
-	orig := snapshot(t, c.root)
+	orig := testkit.Snapshot(t, c.root)
 	baseMsgs := readAll(t, c.spool(t))
 	baseOrphans := orphanLogs(t, c.root, baseMsgs)
 	var ids []string
@@ -284,7 +285,7 @@ func TestBatchFaults(t *testing.T) {
 				}
 			}
 		}
-		if d := diffSnapshots(orig, snapshot(t, c.root), nil); len(d) > 0 {
+		if d := diffSnapshots(orig, testkit.Snapshot(t, c.root), nil); len(d) > 0 {
 			t.Fatalf("%s: queue not given back:\n%s", label, strings.Join(d, "\n"))
 		}
 	}

@@ -2,13 +2,10 @@ package quarantine
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -39,88 +36,11 @@ func openFS(t *testing.T, root string) *safefs.FS {
 	return f
 }
 
-// fileState is what must not change about a file a test did not select.
-type fileState struct {
-	typ      uint32
-	mode     uint32
-	uid, gid uint32
-	ino      uint64
-	size     int64
-	mtime    int64 // regular files only
-	sum      [32]byte
-}
-
-func (s fileState) String() string {
-	return fmt.Sprintf("type %o mode %04o owner %d:%d inode %d size %d mtime %d sum %x", s.typ, s.mode, s.uid, s.gid, s.ino, s.size, s.mtime, s.sum[:6])
-}
-
-// snapshot records every entry below root (symbolic links not followed),
-// hashing regular files. Directory times are left out: adding and removing
-// entries changes them.
-func snapshot(t *testing.T, root string) map[string]fileState {
-	t.Helper()
-	out := map[string]fileState{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		s := fileState{typ: st.Mode & unix.S_IFMT, mode: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid, ino: st.Ino}
-		if s.typ == unix.S_IFREG {
-			s.size = st.Size
-			s.mtime = st.Mtim.Nano()
-			f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-			if err != nil {
-				return err
-			}
-			h := sha256.New()
-			_, err = io.Copy(h, f)
-			f.Close()
-			if err != nil {
-				return err
-			}
-			copy(s.sum[:], h.Sum(nil))
-		}
-		out[rel] = s
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// diffSnapshots lists the differences between two snapshots, ignoring the
-// paths skip accepts.
-func diffSnapshots(a, b map[string]fileState, skip func(p string) bool) []string {
-	var d []string
-	for p, sa := range a {
-		if skip != nil && skip(p) {
-			continue
-		}
-		sb, ok := b[p]
-		if !ok {
-			d = append(d, "gone: "+p)
-			continue
-		}
-		if sa != sb {
-			d = append(d, fmt.Sprintf("changed: %s: %v -> %v", p, sa, sb))
-		}
-	}
-	for p := range b {
-		if skip != nil && skip(p) {
-			continue
-		}
-		if _, ok := a[p]; !ok {
-			d = append(d, "new: "+p)
-		}
-	}
-	sort.Strings(d)
-	return d
+// diffSnapshots lists how snapshot b differs from a, leaving out the
+// paths skip accepts and the times and sizes of all but regular files
+// (adding and removing entries changes a directory's).
+func diffSnapshots(a, b testkit.Tree, skip func(p string) bool) []string {
+	return a.Diff(b, testkit.IgnoreNonFileTimes(), testkit.IgnorePaths(skip))
 }
 
 // readAll reads every message a source lists; any read error fails the

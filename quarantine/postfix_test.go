@@ -83,7 +83,7 @@ func postsuper(t *testing.T, root string, noChange bool) {
 	if err := os.WriteFile(filepath.Join(conf, "master.cf"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	out, err := exec.Command(bin, "-c", conf, "-s").CombinedOutput()
 	if err != nil {
 		t.Fatalf("postsuper -s: %v\n%s", err, out)
@@ -91,7 +91,7 @@ func postsuper(t *testing.T, root string, noChange bool) {
 	if !noChange {
 		return
 	}
-	if d := diffSnapshots(before, snapshot(t, root), nil); len(d) > 0 {
+	if d := diffSnapshots(before, testkit.Snapshot(t, root), nil); len(d) > 0 {
 		t.Errorf("postsuper -s changed the queue:\n%s\n%s", strings.Join(d, "\n"), out)
 	}
 	if strings.Contains(strings.ToLower(string(out)), "renam") {
@@ -114,7 +114,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 	t.Parallel()
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
-	orig := snapshot(t, c.root)
+	orig := testkit.Snapshot(t, c.root)
 	msgs := readAll(t, sp)
 	sel := selectSASL(msgs, hello)
 	if len(sel) == 0 {
@@ -161,7 +161,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	mid := snapshot(t, c.root)
+	mid := testkit.Snapshot(t, c.root)
 	if d := diffSnapshots(orig, mid, func(p string) bool { return moved[p] }); len(d) > 0 {
 		t.Errorf("quarantine changed other files:\n%s", strings.Join(d, "\n"))
 	}
@@ -182,7 +182,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 			t.Errorf("restore %s gave id %s", e.ID, id)
 		}
 	}
-	if d := diffSnapshots(orig, snapshot(t, c.root), nil); len(d) > 0 {
+	if d := diffSnapshots(orig, testkit.Snapshot(t, c.root), nil); len(d) > 0 {
 		t.Errorf("restore did not give back the queue:\n%s", strings.Join(d, "\n"))
 	}
 	back := readAll(t, c.spool(t))
@@ -289,7 +289,7 @@ func TestPostfixRestoreInto(t *testing.T) {
 	testkit.ExtractInto(t, testkit.Fixture(t, "postfix-incident", "queue.tar.gz"), live)
 	liveRoot := filepath.Join(live, testkit.PostfixRoot)
 	liveFS := openFS(t, liveRoot)
-	liveBefore := snapshot(t, liveRoot)
+	liveBefore := testkit.Snapshot(t, liveRoot)
 	sp := c.spool(t)
 	msgs := readAll(t, sp)
 	var sel []*queue.Message
@@ -298,7 +298,7 @@ func TestPostfixRestoreInto(t *testing.T) {
 			sel = append(sel, m)
 		}
 	}
-	sums := snapshot(t, c.root)
+	sums := testkit.Snapshot(t, c.root)
 	var md unixStat
 	if err := lstat(filepath.Join(liveRoot, "maildrop"), &md); err != nil {
 		t.Fatal(err)
@@ -321,7 +321,7 @@ func TestPostfixRestoreInto(t *testing.T) {
 		if st.Ino != m.Inode || st.Uid != md.Uid || st.Mode&0o7777 != 0o700 || time.Unix(st.Mtim.Unix()).Before(start) {
 			t.Errorf("%s: inode %d (want %d) owner %d (want %d) mode %04o mtime %v", p, st.Ino, m.Inode, st.Uid, md.Uid, st.Mode&0o7777, time.Unix(st.Mtim.Unix()))
 		}
-		if got := snapshot(t, filepath.Join(liveRoot, "maildrop"))[id].sum; got != sums[m.Path].sum {
+		if got := testkit.Snapshot(t, filepath.Join(liveRoot, "maildrop"))[id].Sum; got != sums[m.Path].Sum {
 			t.Errorf("%s: content changed", id)
 		}
 		for _, pt := range e.Parts {
@@ -344,7 +344,7 @@ func TestPostfixRestoreInto(t *testing.T) {
 			t.Errorf("%s not readable in the live maildrop as it was: %v %+v", m.ID, err, lm)
 		}
 	}
-	if d := diffSnapshots(liveBefore, snapshot(t, liveRoot), func(p string) bool { return strings.HasPrefix(p, "maildrop/") || p == "maildrop" }); len(d) > 0 {
+	if d := diffSnapshots(liveBefore, testkit.Snapshot(t, liveRoot), func(p string) bool { return strings.HasPrefix(p, "maildrop/") || p == "maildrop" }); len(d) > 0 {
 		t.Errorf("live queue changed outside maildrop:\n%s", strings.Join(d, "\n"))
 	}
 	for _, e := range readManifest(t, c.qdir) {

@@ -6,13 +6,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
-	"golang.org/x/sys/unix"
 )
 
 type qmailCopy struct {
@@ -135,12 +135,12 @@ func newQmailCopy(t *testing.T) *qmailCopy {
 func multiset(t *testing.T, root string) []string {
 	t.Helper()
 	var out []string
-	for p, s := range snapshot(t, root) {
+	for p, s := range testkit.Snapshot(t, root) {
 		top, _, _ := strings.Cut(p, "/")
 		switch top {
 		case "mess", "info", "local", "remote", "todo", "intd", "bounce":
-			if s.typ == 0o100000 {
-				out = append(out, top+":"+string(s.sum[:]))
+			if s.Mode.IsRegular() {
+				out = append(out, top+":"+string(s.Sum[:]))
 			}
 		}
 	}
@@ -195,7 +195,7 @@ func TestQmailRoundTrip(t *testing.T) {
 	}
 	defer unlock()
 	q := c.open(t)
-	orig := snapshot(t, c.root)
+	orig := testkit.Snapshot(t, c.root)
 	msgs := readAll(t, q)
 	sel := qmailSelect(msgs)
 	var todo, hellos, bounces int
@@ -240,7 +240,7 @@ func TestQmailRoundTrip(t *testing.T) {
 			t.Errorf("%s changed:\n%s\n%s", id, envelopeKey(msgs[id]), envelopeKey(m))
 		}
 	}
-	if d := diffSnapshots(orig, snapshot(t, c.root), func(p string) bool { return moved[p] }); len(d) > 0 {
+	if d := diffSnapshots(orig, testkit.Snapshot(t, c.root), func(p string) bool { return moved[p] }); len(d) > 0 {
 		t.Errorf("quarantine changed other files:\n%s", strings.Join(d, "\n"))
 	}
 
@@ -257,7 +257,7 @@ func TestQmailRoundTrip(t *testing.T) {
 			t.Errorf("restore %s: new id %s (the name was already the inode)", e.ID, id)
 		}
 	}
-	if d := diffSnapshots(orig, snapshot(t, c.root), nil); len(d) > 0 {
+	if d := diffSnapshots(orig, testkit.Snapshot(t, c.root), nil); len(d) > 0 {
 		t.Errorf("restore did not give back the queue:\n%s", strings.Join(d, "\n"))
 	}
 	back := readAll(t, c.open(t))
@@ -284,11 +284,11 @@ func TestQmailRestoreInto(t *testing.T) {
 	}
 	testkit.ExtractInto(t, testkit.Fixture(t, "qmail-incident", "queue.tar.gz"), live)
 	liveRoot := filepath.Join(live, testkit.QmailRoot)
-	for p, s := range snapshot(t, liveRoot) {
+	for p, s := range testkit.Snapshot(t, liveRoot) {
 		top, _, _ := strings.Cut(p, "/")
 		switch top {
 		case "mess", "info", "local", "remote", "todo", "intd", "bounce":
-			if s.typ == unix.S_IFREG {
+			if s.Mode.IsRegular() {
 				if err := os.Remove(filepath.Join(liveRoot, p)); err != nil {
 					t.Fatal(err)
 				}
@@ -313,7 +313,7 @@ func TestQmailRestoreInto(t *testing.T) {
 	q := c.open(t)
 	msgs := readAll(t, q)
 	sel := qmailSelect(msgs)
-	orig := snapshot(t, c.root)
+	orig := testkit.Snapshot(t, c.root)
 	want := map[string]string{} // id -> envelope
 	for _, m := range sel {
 		e, err := Quarantine(q, m, c.dirFS, c.queueFS, Options{})
@@ -326,14 +326,15 @@ func TestQmailRestoreInto(t *testing.T) {
 		}
 		want[id] = envelopeNoName(m)
 		for _, pt := range e.Parts {
-			var st unix.Stat_t
 			p := filepath.Join(liveRoot, strings.Replace(pt.QueuePath, "/"+m.ID, "/"+id, 1))
-			if err := unix.Lstat(p, &st); err != nil {
+			fi, err := os.Lstat(p)
+			if err != nil {
 				t.Errorf("%s: %v", p, err)
 				continue
 			}
+			st := fi.Sys().(*syscall.Stat_t)
 			o := orig[pt.QueuePath]
-			if st.Ino != o.ino || st.Mode&0o7777 != o.mode || st.Uid != o.uid || st.Gid != o.gid {
+			if st.Ino != o.Ino || fi.Mode() != o.Mode || st.Uid != o.UID || st.Gid != o.GID {
 				t.Errorf("%s: not the quarantined file, or owner/mode changed", p)
 			}
 		}
