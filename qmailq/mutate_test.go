@@ -2,10 +2,8 @@ package qmailq
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,63 +15,18 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
 // The mutation tests act on private extractions of the real fixtures
 // (testdata/queues/qmail-incident: queue.tar.gz and broken.tar.gz).
 
-type qEntry struct {
-	typ, mode, uid, gid uint32
-	size                int64
-	sum                 [32]byte
-	ino                 uint64
-	mtime, atime        time.Time
-}
-
-// qSnapshot records every entry under root (links not followed). atime is
-// kept only for regular files outside mess/ (reading mess moves it).
-func qSnapshot(t *testing.T, root string) map[string]qEntry {
-	t.Helper()
-	out := map[string]qEntry{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		e := qEntry{typ: st.Mode & unix.S_IFMT, mode: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid,
-			size: st.Size, ino: st.Ino, mtime: time.Unix(st.Mtim.Unix())}
-		if e.typ == unix.S_IFREG {
-			if !strings.HasPrefix(rel, "mess/") {
-				e.atime = time.Unix(st.Atim.Unix())
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			e.sum = sha256.Sum256(b)
-		}
-		if e.typ == unix.S_IFDIR {
-			e.mtime = time.Time{} // entries come and go
-		}
-		out[rel] = e
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // messageFiles lists the paths of snapshot s that are files of message id.
-func messageFiles(s map[string]qEntry, id string) []string {
+func messageFiles(s testkit.Tree, id string) []string {
 	var out []string
 	for p, e := range s {
-		if e.typ == unix.S_IFDIR || filepath.Base(p) != id {
+		if e.Mode.IsDir() || filepath.Base(p) != id {
 			continue
 		}
 		switch strings.SplitN(p, "/", 2)[0] {
@@ -128,7 +81,7 @@ func qOpenFS(t *testing.T, root string) *safefs.FS {
 }
 
 // qPick returns up to n ids, ascending, whose set of parts is exactly want.
-func qPick(s map[string]qEntry, msgs map[string]*queue.Message, n int, want ...string) []string {
+func qPick(s testkit.Tree, msgs map[string]*queue.Message, n int, want ...string) []string {
 	sort.Strings(want)
 	var ids []string
 	for id := range msgs {
@@ -149,31 +102,19 @@ func qPick(s map[string]qEntry, msgs map[string]*queue.Message, n int, want ...s
 }
 
 // qUntouched checks that every entry of before not in gone is unchanged in
-// after (name, type, owner, mode, inode, size, content, mtime, atime).
-func qUntouched(t *testing.T, label string, before, after map[string]qEntry, gone map[string]bool) {
+// after (name, type, owner, mode, inode, size, content, mtime; not
+// directory times, as entries come and go) and that nothing appeared.
+// atime moves whenever anything (the reader, a snapshot) reads a file; the
+// actions' own atime changes are checked where they matter.
+func qUntouched(t *testing.T, label string, before, after testkit.Tree, gone map[string]bool) {
 	t.Helper()
-	for p, eb := range before {
-		ea, ok := after[p]
-		if gone[p] {
-			if ok {
-				t.Errorf("%s: %s should be gone", label, p)
-			}
-			continue
-		}
-		// atime moves whenever anything (the reader, this snapshot)
-		// reads a file; the actions' own atime changes are checked
-		// where they matter.
-		ea.atime, eb.atime = time.Time{}, time.Time{}
-		if !ok {
-			t.Errorf("%s: %s disappeared", label, p)
-		} else if ea != eb {
-			t.Errorf("%s: %s changed: %+v -> %+v", label, p, eb, ea)
+	for p := range gone {
+		if _, ok := after[p]; ok {
+			t.Errorf("%s: %s should be gone", label, p)
 		}
 	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s: %s appeared", label, p)
-		}
+	for _, d := range before.Diff(after, testkit.IgnoreDirTimes(), testkit.IgnorePaths(func(p string) bool { return gone[p] })) {
+		t.Errorf("%s: %s", label, d)
 	}
 }
 
@@ -202,7 +143,7 @@ func containsID(ids []string, id string) bool {
 func TestDeleteClean(t *testing.T) {
 	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
-	before := qSnapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	var ids []string
 	for _, parts := range [][]string{
 		{"mess", "info", "local", "remote"},
@@ -227,7 +168,7 @@ func TestDeleteClean(t *testing.T) {
 			t.Fatalf("delete %s: %v", id, err)
 		}
 	}
-	qUntouched(t, "delete", before, qSnapshot(t, root), gone)
+	qUntouched(t, "delete", before, testkit.Snapshot(t, root), gone)
 	qOthersRead(t, "delete", root, msgs, ids...)
 	_, after := qReadAll(t, root)
 	for _, id := range ids {
@@ -250,7 +191,7 @@ var brokenIDs = map[string]string{
 func TestDeleteBroken(t *testing.T) {
 	root := extract(t, "broken.tar.gz")
 	q, msgs := qReadAll(t, root)
-	before := qSnapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	fsys := qOpenFS(t, root)
 	gone := map[string]bool{}
 	var ids []string
@@ -282,7 +223,7 @@ func TestDeleteBroken(t *testing.T) {
 			gone[p] = true
 		}
 	}
-	qUntouched(t, "delete broken", before, qSnapshot(t, root), gone)
+	qUntouched(t, "delete broken", before, testkit.Snapshot(t, root), gone)
 	qOthersRead(t, "delete broken", root, msgs, ids...)
 }
 
@@ -349,7 +290,7 @@ func TestDeleteFaultCut(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ref := extract(t, c.tarball)
 			q, msgs := qReadAll(t, ref)
-			refBefore := qSnapshot(t, ref)
+			refBefore := testkit.Snapshot(t, ref)
 			id := c.id
 			if id == "" {
 				id = qPick(refBefore, msgs, 1, c.parts...)[0]
@@ -359,7 +300,7 @@ func TestDeleteFaultCut(t *testing.T) {
 				t.Fatal(err)
 			}
 			refOps := counter.Done()
-			refAfter := qSnapshot(t, ref)
+			refAfter := testkit.Snapshot(t, ref)
 			if len(refOps) < 3 {
 				t.Fatalf("only %d steps", len(refOps))
 			}
@@ -367,13 +308,13 @@ func TestDeleteFaultCut(t *testing.T) {
 				label := fmt.Sprintf("%s cut at %d/%d (%s)", id, k, len(refOps), refOps[k-1])
 				root := extract(t, c.tarball)
 				q, msgs := qReadAll(t, root)
-				before := qSnapshot(t, root)
+				before := testkit.Snapshot(t, root)
 				fsys := qOpenFS(t, root)
 				err := q.Delete(safefs.NewFaulty(fsys, k), msgs[id], ActOptions{AllowYoungOrphan: true})
 				if !errors.Is(err, safefs.ErrInjected) {
 					t.Fatalf("%s: %v", label, err)
 				}
-				cut := qSnapshot(t, root)
+				cut := testkit.Snapshot(t, root)
 				// Exactly the first k-1 steps happened.
 				gone := map[string]bool{}
 				for _, o := range refOps[:k-1] {
@@ -401,22 +342,14 @@ func TestDeleteFaultCut(t *testing.T) {
 				if err := q2.Delete(fsys, m2, ActOptions{AllowYoungOrphan: true}); err != nil {
 					t.Fatalf("%s: resume: %v", label, err)
 				}
-				final := qSnapshot(t, root)
+				final := testkit.Snapshot(t, root)
 				if got := messageFiles(final, id); len(got) != 0 {
 					t.Errorf("%s: after resuming, left %v", label, got)
 				}
 				// Same result as the uncut run (inodes differ between
 				// extractions: compare everything else).
-				if len(final) != len(refAfter) {
-					t.Errorf("%s: %d entries after resuming, %d after an uncut run", label, len(final), len(refAfter))
-				}
-				for p, e := range final {
-					r, ok := refAfter[p]
-					e.ino, r.ino = 0, 0
-					e.atime, r.atime = time.Time{}, time.Time{}
-					if !ok || e != r {
-						t.Errorf("%s: %s differs from the uncut run", label, p)
-					}
+				for _, d := range refAfter.Diff(final, testkit.IgnoreDirTimes(), testkit.IgnoreInodes()) {
+					t.Errorf("%s: differs from the uncut run: %s", label, d)
 				}
 			}
 			_ = refBefore
@@ -427,7 +360,7 @@ func TestDeleteFaultCut(t *testing.T) {
 func TestDeleteRefusesChanged(t *testing.T) {
 	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
-	s := qSnapshot(t, root)
+	s := testkit.Snapshot(t, root)
 	fsys := qOpenFS(t, root)
 	id := qPick(s, msgs, 1, "mess", "info", "remote", "bounce")[0]
 	m := msgs[id]
@@ -441,7 +374,7 @@ func TestDeleteRefusesChanged(t *testing.T) {
 	if err := os.Rename(abs+".x", abs); err != nil {
 		t.Fatal(err)
 	}
-	before := qSnapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	for name, do := range map[string]func(*Queue, queue.Mutator, *queue.Message, ActOptions) error{
 		"delete": (*Queue).Delete, "requeue": (*Queue).Requeue, "expire": (*Queue).Expire,
 	} {
@@ -451,7 +384,7 @@ func TestDeleteRefusesChanged(t *testing.T) {
 	}
 	// Nothing changed: in particular bounce/ID, which comes first, is
 	// still there.
-	qUntouched(t, "refused", before, qSnapshot(t, root), nil)
+	qUntouched(t, "refused", before, testkit.Snapshot(t, root), nil)
 
 	// A todo message that was preprocessed meanwhile (state changed).
 	tid := qPick(s, msgs, 1, "mess", "todo", "intd")[0]
@@ -469,7 +402,7 @@ func TestDeleteRefusesChanged(t *testing.T) {
 
 func TestDeleteSymlinkedMess(t *testing.T) {
 	root := extract(t, "queue.tar.gz")
-	s := qSnapshot(t, root)
+	s := testkit.Snapshot(t, root)
 	_, msgs := qReadAll(t, root)
 	id := qPick(s, msgs, 1, "mess", "info", "remote")[0]
 	outside := filepath.Join(filepath.Dir(root), "outside")
@@ -482,7 +415,7 @@ func TestDeleteSymlinkedMess(t *testing.T) {
 		t.Fatal(err)
 	}
 	q, msgs := qReadAll(t, root)
-	before := qSnapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	if err := q.Delete(qOpenFS(t, root), msgs[id], ActOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +423,7 @@ func TestDeleteSymlinkedMess(t *testing.T) {
 	for _, p := range messageFiles(before, id) {
 		gone[p] = true
 	}
-	qUntouched(t, "symlinked mess", before, qSnapshot(t, root), gone)
+	qUntouched(t, "symlinked mess", before, testkit.Snapshot(t, root), gone)
 	if b, err := os.ReadFile(outside); err != nil || string(b) != "not mail\n" {
 		t.Fatalf("the link target changed: %q %v", b, err)
 	}
@@ -499,7 +432,7 @@ func TestDeleteSymlinkedMess(t *testing.T) {
 func TestDeleteDryRun(t *testing.T) {
 	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
-	s := qSnapshot(t, root)
+	s := testkit.Snapshot(t, root)
 	dry := safefs.NewDryRun(qOpenFS(t, root))
 	id := qPick(s, msgs, 1, "mess", "info", "remote", "bounce")[0]
 	tid := qPick(s, msgs, 1, "mess", "todo", "intd")[0]
@@ -509,7 +442,7 @@ func TestDeleteDryRun(t *testing.T) {
 	if err := q.Delete(dry, msgs[tid], ActOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	qUntouched(t, "dry run", s, qSnapshot(t, root), nil)
+	qUntouched(t, "dry run", s, testkit.Snapshot(t, root), nil)
 	n, _ := strconv.ParseUint(id, 10, 64)
 	tn, _ := strconv.ParseUint(tid, 10, 64)
 	sub, tsub := strconv.FormatUint(n%23, 10), strconv.FormatUint(tn%23, 10)
@@ -535,7 +468,7 @@ func TestDeleteDryRun(t *testing.T) {
 func TestRequeueExpire(t *testing.T) {
 	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
-	before := qSnapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	fsys := qOpenFS(t, root)
 	id := qPick(before, msgs, 1, "mess", "info", "local", "remote")[0]
 	m := msgs[id]
@@ -544,18 +477,18 @@ func TestRequeueExpire(t *testing.T) {
 	if err := q.Requeue(fsys, m, ActOptions{Now: now}); err != nil {
 		t.Fatal(err)
 	}
-	after := qSnapshot(t, root)
+	after := testkit.Snapshot(t, root)
 	changed := map[string]bool{}
 	for _, p := range messageFiles(before, id) {
 		if strings.HasPrefix(p, "local/") || strings.HasPrefix(p, "remote/") {
 			changed[p] = true
 			e := after[p]
-			if !e.mtime.Equal(now) || !e.atime.Equal(now) {
-				t.Errorf("requeue: %s: mtime %v atime %v, want %v", p, e.mtime, e.atime, now)
+			if !e.Mtime.Equal(now) || !e.Atime.Equal(now) {
+				t.Errorf("requeue: %s: mtime %v atime %v, want %v", p, e.Mtime, e.Atime, now)
 			}
 			b := before[p]
-			e.mtime, e.atime, b.mtime, b.atime = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-			if e != b {
+			e.Mtime, b.Mtime = time.Time{}, time.Time{}
+			if !e.Equal(b) {
 				t.Errorf("requeue: %s changed beyond its times", p)
 			}
 		}
@@ -564,7 +497,7 @@ func TestRequeueExpire(t *testing.T) {
 		t.Fatalf("expected a local and a remote file, got %v", changed)
 	}
 	for p := range changed {
-		before[p], after[p] = qEntry{}, qEntry{}
+		before[p], after[p] = testkit.Entry{}, testkit.Entry{}
 	}
 	qUntouched(t, "requeue", before, after, nil)
 	_, msgs2 := qReadAll(t, root)
@@ -580,7 +513,7 @@ func TestRequeueExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	m2 := msgs2[id]
-	before = qSnapshot(t, root)
+	before = testkit.Snapshot(t, root)
 	info := q.Layout().InfoPath(mustID(t, id))
 	var st1, st2 unix.Stat_t
 	if err := unix.Lstat(filepath.Join(root, info), &st1); err != nil {
@@ -592,12 +525,12 @@ func TestRequeueExpire(t *testing.T) {
 	if err := unix.Lstat(filepath.Join(root, info), &st2); err != nil {
 		t.Fatal(err)
 	}
-	after = qSnapshot(t, root)
+	after = testkit.Snapshot(t, root)
 	birth := now.Add(-86400*time.Second - time.Second)
 	if mt := time.Unix(st2.Mtim.Unix()); !mt.Equal(birth) || st2.Atim != st1.Atim {
 		t.Errorf("expire: info mtime %v atime %v, want mtime %v and atime unchanged (%v)", mt, st2.Atim, birth, st1.Atim)
 	}
-	before[info], after[info] = qEntry{}, qEntry{}
+	before[info], after[info] = testkit.Entry{}, testkit.Entry{}
 	qUntouched(t, "expire", before, after, nil)
 	_, msgs3 := qReadAll(t, root)
 	if got := msgs3[id].Arrival; !got.Equal(birth) {
