@@ -85,8 +85,10 @@ fi
 declare -A T RSS N NOTE
 CACHE_STATE="warm"
 prep() {
+	# Flush dirty pages first, so that the writeback of what an earlier step
+	# wrote does not land in this step's time.
+	sync
 	if [ "$BENCH_CACHE" = cold ]; then
-		sync
 		if echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then CACHE_STATE=cold; else CACHE_STATE="warm (drop_caches refused)"; fi
 	fi
 }
@@ -374,6 +376,7 @@ mnt=$(findmnt -no OPTIONS -T "$BENCH_DIR" 2>/dev/null)
 	echo "| kernel | $(uname -r) |"
 	echo "| file system | $fs on $dev ($mnt) |"
 	echo "| Go | $(go version | awk '{print $3}') |"
+	echo "| qsurgeon | commit $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- cmd filter postfixq qmailq queue internal 2>/dev/null || echo ' + uncommitted changes in the working tree') |"
 	echo "| Postfix | $(postconf -d mail_version 2>/dev/null | awk '{print $3}') (postqueue, postsuper, postcat, qshape from the distribution) |"
 	echo "| date | $START |"
 	echo
@@ -384,6 +387,7 @@ mnt=$(findmnt -no OPTIONS -T "$BENCH_DIR" 2>/dev/null)
 	echo "* Cache: **$BENCH_CACHE**. $( [ "$BENCH_CACHE" = warm ] && echo "Every timed command runs right after the queue was written (BENCH_WARMUP=1 adds an untimed read pass first), so it finds the queue in the page cache ($(awk '/MemTotal/{printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM holds it): this measures CPU and system-call cost, not the disk." || echo "\`echo 3 > /proc/sys/vm/drop_caches\` before every timed command.")"
 	echo "* Load average at the start of the run: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg). Other"
 	echo "  jobs shared the machine's 2 CPUs during the run (other helpers' test suites), which slows all tools alike."
+	echo "* \`sync\` (untimed) before every timed command, so no earlier writeback lands in its time."
 	echo "* Time is wall-clock seconds from GNU time (\`%e\`), peak RSS its \`%M\` (largest process of a pipeline)."
 	echo "* Ratios are the row's time divided by qsurgeon's for the same task (below 1× = faster than qsurgeon)."
 	echo "* Deletes run on the same queue, one after the other, on three disjoint sets of the same size: first"

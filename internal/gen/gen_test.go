@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -125,6 +126,14 @@ func TestPostfixRealTools(t *testing.T) {
 		}
 		if s.Mode&0o7777 != wantMode {
 			t.Errorf("%s: mode %o", m.Path, s.Mode&0o7777)
+		}
+		for _, f := range m.Files {
+			if _, err := os.Lstat(filepath.Join(root, f)); err != nil {
+				t.Errorf("manifest file of %s: %v", m.ID, err)
+			}
+		}
+		if len(m.Files) != 1+btoi(m.DeferLog)+btoi(m.Bouncing) {
+			t.Errorf("%s: files %v", m.ID, m.Files)
 		}
 		if m.Queue == "deferred" {
 			if want := "deferred/" + postfixq.HashDir(m.ID, 1) + m.ID; m.Path != want {
@@ -298,6 +307,13 @@ func comparePostfixq(t *testing.T, root string, truth map[string]*Message) {
 	}
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func run(t *testing.T, name string, args ...string) (stdout, stderr string) {
 	t.Helper()
 	var o, e bytes.Buffer
@@ -452,8 +468,10 @@ func TestQmailFormat(t *testing.T) {
 		case "bounce":
 			bounces++
 		}
-		if truth[id] == nil {
+		if m := truth[id]; m == nil {
 			t.Errorf("%s: not a generated message", f.rel)
+		} else if !slices.Contains(m.Files, f.rel) {
+			t.Errorf("%s: not in the manifest's files %v", f.rel, m.Files)
 		}
 	}
 	if bounces == 0 {
