@@ -228,7 +228,7 @@ func rng(seed uint64, i int) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, uint64(i)*0x9E3779B97F4A7C15+1))
 }
 
-// lookupIDs returns the uid and gid of a system user, or ok=false.
+// lookupUser returns the uid and gid of a system user, or ok=false.
 func lookupUser(name string) (uid, gid int, ok bool) {
 	u, err := user.Lookup(name)
 	if err != nil {
@@ -239,6 +239,7 @@ func lookupUser(name string) (uid, gid int, ok bool) {
 	return uid, gid, err1 == nil && err2 == nil
 }
 
+// lookupGroup returns the gid of a system group, or ok=false.
 func lookupGroup(name string) (int, bool) {
 	g, err := user.LookupGroup(name)
 	if err != nil {
@@ -308,7 +309,7 @@ func bodySize(r *rand.Rand) int {
 	return min(max(s, 1024), 90<<10)
 }
 
-// appendText appends lines of words (CRLF-free, at most 76 bytes each) until
+// textLines emits lines of words (no CR or LF, at most 76 bytes each) until
 // about n bytes of text, calling line for each.
 func textLines(r *rand.Rand, n int, line func(string)) {
 	var b []byte
@@ -333,7 +334,7 @@ func textLines(r *rand.Rand, n int, line func(string)) {
 
 const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
-// base64Lines appends n bytes of random base64 text in 76-byte lines.
+// base64Lines emits n bytes of random base64 text in 76-byte lines.
 func base64Lines(r *rand.Rand, n int, line func(string)) {
 	var b [76]byte
 	for n > 0 {
@@ -369,7 +370,7 @@ func body(r *rand.Rand, size int, boundary string, line func(string)) (contentTy
 	}
 }
 
-// rfc2822 formats t as Postfix's mail_date does (global/mail_date.c).
+// postfixDate formats t as Postfix's mail_date does (global/mail_date.c).
 func postfixDate(t time.Time) string {
 	return t.UTC().Format("Mon, _2 Jan 2006 15:04:05 +0000 (UTC)")
 }
