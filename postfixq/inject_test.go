@@ -16,6 +16,7 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/internal/postfixtest"
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
@@ -219,7 +220,7 @@ func TestIntoMaildropDryRunAndFaults(t *testing.T) {
 		t.Fatal("no deferred message")
 	}
 	msg := msgs[ids[0]]
-	detBefore := mutSnapshot(t, det)
+	detBefore := testkit.Snapshot(t, det)
 
 	liveRoot := emptySkeleton(t)
 	live, err := Open(liveRoot, Options{})
@@ -228,7 +229,7 @@ func TestIntoMaildropDryRunAndFaults(t *testing.T) {
 	}
 	defer live.Close()
 	liveFS := openSafe(t, liveRoot)
-	liveBefore := mutSnapshot(t, liveRoot)
+	liveBefore := testkit.Snapshot(t, liveRoot)
 	dry := safefs.NewDryRun(liveFS)
 	into, err := detSpool.IntoMaildrop(live, dry, msg, IntoOptions{})
 	if err != nil {
@@ -244,8 +245,8 @@ func TestIntoMaildropDryRunAndFaults(t *testing.T) {
 	if !slices.Equal(ops, []string{"create", "chmod", "rename"}) {
 		t.Errorf("dry run recorded %v", ops)
 	}
-	checkUntouched(t, "dry run live", liveBefore, mutSnapshot(t, liveRoot), nil)
-	checkUntouched(t, "dry run detached", detBefore, mutSnapshot(t, det), nil)
+	checkUntouched(t, "dry run live", liveBefore, testkit.Snapshot(t, liveRoot), nil)
+	checkUntouched(t, "dry run detached", detBefore, testkit.Snapshot(t, det), nil)
 
 	for failAt := 1; failAt <= 3; failAt++ {
 		lr := emptySkeleton(t)
@@ -264,7 +265,7 @@ func TestIntoMaildropDryRunAndFaults(t *testing.T) {
 				t.Errorf("fail at %d: maildrop/%s is a name pickup takes", failAt, e.Name())
 			}
 		}
-		checkUntouched(t, "fault detached", detBefore, mutSnapshot(t, det), nil)
+		checkUntouched(t, "fault detached", detBefore, testkit.Snapshot(t, det), nil)
 	}
 }
 

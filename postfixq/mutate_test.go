@@ -2,7 +2,6 @@ package postfixq
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,56 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
 // The mutation tests act on private extractions of the real fixture and
 // compare the result with what the real postsuper(1) does to a twin
 // extraction.
-
-type mutEntry struct {
-	typ      uint32
-	mode     uint32
-	uid, gid uint32
-	size     int64
-	sum      [32]byte
-	ino      uint64
-	mtime    time.Time
-}
-
-// mutSnapshot records every entry under root (symbolic links not followed).
-func mutSnapshot(t *testing.T, root string) map[string]mutEntry {
-	t.Helper()
-	out := map[string]mutEntry{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		e := mutEntry{typ: st.Mode & unix.S_IFMT, mode: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid,
-			size: st.Size, ino: st.Ino, mtime: time.Unix(st.Mtim.Unix())}
-		if e.typ == unix.S_IFREG {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			e.sum = sha256.Sum256(b)
-		}
-		out[rel] = e
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // mutDigest is what the reader makes of a message, minus nothing that
 // should stay stable when another message is acted on.
@@ -196,11 +153,11 @@ func postsuperTwin(t *testing.T, root string) func(args ...string) {
 }
 
 // origins maps each inode of a snapshot to the path it had.
-func origins(s map[string]mutEntry) map[uint64]string {
+func origins(s testkit.Tree) map[uint64]string {
 	o := map[uint64]string{}
 	for p, e := range s {
-		if e.typ == unix.S_IFREG {
-			o[e.ino] = p
+		if e.Mode.IsRegular() {
+			o[e.Ino] = p
 		}
 	}
 	return o
@@ -211,7 +168,7 @@ func origins(s map[string]mutEntry) map[uint64]string {
 // same original file (by inode, mapped through the before snapshots). File
 // mtimes must agree, within slack for the files in fresh (stamped with
 // "now" by both sides).
-func compareTwins(t *testing.T, label string, aBefore, a, bBefore, b map[string]mutEntry, fresh map[string]bool) {
+func compareTwins(t *testing.T, label string, aBefore, a, bBefore, b testkit.Tree, fresh map[string]bool) {
 	t.Helper()
 	ao, bo := origins(aBefore), origins(bBefore)
 	for p, ea := range a {
@@ -220,26 +177,26 @@ func compareTwins(t *testing.T, label string, aBefore, a, bBefore, b map[string]
 			t.Errorf("%s: %s exists after qsurgeon but not after postsuper", label, p)
 			continue
 		}
-		if ea.typ != eb.typ || ea.mode != eb.mode || ea.uid != eb.uid || ea.gid != eb.gid {
-			t.Errorf("%s: %s: type/mode/owner %o %04o %d:%d, postsuper %o %04o %d:%d", label, p,
-				ea.typ, ea.mode, ea.uid, ea.gid, eb.typ, eb.mode, eb.uid, eb.gid)
+		if ea.Mode != eb.Mode || ea.UID != eb.UID || ea.GID != eb.GID {
+			t.Errorf("%s: %s: type/mode/owner %v %d:%d, postsuper %v %d:%d", label, p,
+				ea.Mode, ea.UID, ea.GID, eb.Mode, eb.UID, eb.GID)
 		}
-		if ea.typ != unix.S_IFREG {
+		if !ea.Mode.IsRegular() {
 			continue
 		}
-		if ea.sum != eb.sum {
+		if ea.Sum != eb.Sum {
 			t.Errorf("%s: %s: content differs from postsuper's", label, p)
 		}
-		if ao[ea.ino] != bo[eb.ino] {
-			t.Errorf("%s: %s is originally %q, postsuper's is %q", label, p, ao[ea.ino], bo[eb.ino])
+		if ao[ea.Ino] != bo[eb.Ino] {
+			t.Errorf("%s: %s is originally %q, postsuper's is %q", label, p, ao[ea.Ino], bo[eb.Ino])
 		}
-		d := ea.mtime.Sub(eb.mtime)
+		d := ea.Mtime.Sub(eb.Mtime)
 		if fresh[p] {
 			if d < -60*time.Second || d > 60*time.Second {
-				t.Errorf("%s: %s: mtime %v, postsuper %v", label, p, ea.mtime, eb.mtime)
+				t.Errorf("%s: %s: mtime %v, postsuper %v", label, p, ea.Mtime, eb.Mtime)
 			}
 		} else if d != 0 {
-			t.Errorf("%s: %s: mtime %v, postsuper %v", label, p, ea.mtime, eb.mtime)
+			t.Errorf("%s: %s: mtime %v, postsuper %v", label, p, ea.Mtime, eb.Mtime)
 		}
 	}
 	for p := range b {
@@ -249,29 +206,23 @@ func compareTwins(t *testing.T, label string, aBefore, a, bBefore, b map[string]
 	}
 }
 
-// checkUntouched checks that every regular file and directory of before
-// that is not in changed is still there with the same name, owner, mode,
-// inode, content and (files) mtime.
-func checkUntouched(t *testing.T, label string, before, after map[string]mutEntry, changed map[string]bool) {
+// checkUntouched checks that every entry of before that is not in changed
+// is still there with the same name, owner, mode, inode, content and
+// mtime (directories: not their times, entries moved in or out), and that
+// the entries in changed are gone. New entries are not its business.
+func checkUntouched(t *testing.T, label string, before, after testkit.Tree, changed map[string]bool) {
 	t.Helper()
-	for p, eb := range before {
-		if changed[p] {
-			if _, ok := after[p]; ok {
-				t.Errorf("%s: %s should be gone", label, p)
-			}
-			continue
+	for p := range changed {
+		if _, ok := after[p]; ok {
+			t.Errorf("%s: %s should be gone", label, p)
 		}
-		ea, ok := after[p]
-		if !ok {
-			t.Errorf("%s: %s disappeared", label, p)
-			continue
-		}
-		if eb.typ == unix.S_IFDIR {
-			eb.mtime, ea.mtime = time.Time{}, time.Time{} // entries moved in or out
-		}
-		if ea != eb {
-			t.Errorf("%s: %s changed: %+v -> %+v", label, p, eb, ea)
-		}
+	}
+	skip := func(p string) bool {
+		_, had := before[p]
+		return changed[p] || !had
+	}
+	for _, d := range before.Diff(after, testkit.IgnoreDirTimes(), testkit.IgnorePaths(skip)) {
+		t.Errorf("%s: %s", label, d)
 	}
 }
 
@@ -356,7 +307,7 @@ func TestMutateMatchesPostsuper(t *testing.T) {
 				addTrace(t, ours, s, ids[0])
 				addTrace(t, twin, s, ids[0])
 			}
-			before, twinBefore := mutSnapshot(t, ours), mutSnapshot(t, twin)
+			before, twinBefore := testkit.Snapshot(t, ours), testkit.Snapshot(t, twin)
 
 			fsys := openSafe(t, ours)
 			changed := map[string]bool{}
@@ -382,7 +333,7 @@ func TestMutateMatchesPostsuper(t *testing.T) {
 					}
 				}
 			}
-			after := mutSnapshot(t, ours)
+			after := testkit.Snapshot(t, ours)
 			if c.action != "expire" {
 				checkUntouched(t, c.action, before, after, changed)
 			}
@@ -397,16 +348,16 @@ func TestMutateMatchesPostsuper(t *testing.T) {
 					t.Errorf("%s %s: not at %s", c.action, id, d)
 					continue
 				}
-				if e.ino != m.Inode {
-					t.Errorf("%s %s: inode %d, was %d", c.action, id, e.ino, m.Inode)
+				if e.Ino != m.Inode {
+					t.Errorf("%s %s: inode %d, was %d", c.action, id, e.Ino, m.Inode)
 				}
-				if c.action == "expire" && e.mode != before[m.Path].mode|0o010 {
-					t.Errorf("expire %s: mode %04o", id, e.mode)
+				if c.action == "expire" && e.Mode != before[m.Path].Mode|0o010 {
+					t.Errorf("expire %s: mode %v", id, e.Mode)
 				}
 			}
 
 			postsuperTwin(t, twin)(args...)
-			compareTwins(t, c.action, before, after, twinBefore, mutSnapshot(t, twin), fresh)
+			compareTwins(t, c.action, before, after, twinBefore, testkit.Snapshot(t, twin), fresh)
 
 			// The reader still reads every other message as before.
 			_, msgs2 := mutReadAll(t, ours)
@@ -435,7 +386,7 @@ func TestMutateWrongQueueAndActive(t *testing.T) {
 	root := copyFixture(t)
 	s, msgs := mutReadAll(t, root)
 	fsys := openSafe(t, root)
-	before := mutSnapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	first := func(q string) *queue.Message { return msgs[pick(s, msgs, q, 1, nil)[0]] }
 	cases := []struct {
 		name string
@@ -473,7 +424,7 @@ func TestMutateWrongQueueAndActive(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.err)
 		}
 	}
-	checkUntouched(t, "refused", before, mutSnapshot(t, root), nil)
+	checkUntouched(t, "refused", before, testkit.Snapshot(t, root), nil)
 
 	// With the master running but UnsafeActive, active is allowed.
 	if err := s.Hold(fsys, first(queue.Active), ActOptions{MasterRunning: true, UnsafeActive: true}); err != nil {
@@ -497,7 +448,7 @@ func TestMutateRefusesReplacedFile(t *testing.T) {
 	if err := os.Rename(abs+".new", abs); err != nil {
 		t.Fatal(err)
 	}
-	before := mutSnapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	for name, do := range map[string]func(*Spool, queue.Mutator, *queue.Message, ActOptions) error{
 		"delete": (*Spool).Delete, "hold": (*Spool).Hold, "requeue": (*Spool).Requeue, "expire": (*Spool).Expire,
 	} {
@@ -507,7 +458,7 @@ func TestMutateRefusesReplacedFile(t *testing.T) {
 	}
 	// The defer log in particular must survive: identity is checked before
 	// the logs are removed.
-	checkUntouched(t, "replaced", before, mutSnapshot(t, root), nil)
+	checkUntouched(t, "replaced", before, testkit.Snapshot(t, root), nil)
 
 	// Vanished.
 	os.Remove(abs)
@@ -527,7 +478,7 @@ func TestMutateDryRun(t *testing.T) {
 	s, msgs := mutReadAll(t, root)
 	fsys := openSafe(t, root)
 	dry := safefs.NewDryRun(fsys)
-	before := mutSnapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	id := pick(s, msgs, queue.Active, 1, hasLog(s, LogBounce))[0]
 	hid := pick(s, msgs, queue.Hold, 1, nil)[0]
 	now := time.Unix(1795363200, 0)
@@ -541,8 +492,8 @@ func TestMutateDryRun(t *testing.T) {
 			t.Fatal(step)
 		}
 	}
-	if after := mutSnapshot(t, root); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Fatal("dry run changed the queue")
+	if d := before.Diff(testkit.Snapshot(t, root)); d != nil {
+		t.Fatalf("dry run changed the queue:\n%s", strings.Join(d, "\n"))
 	}
 	var got []string
 	for _, o := range dry.Ops() {
@@ -578,12 +529,12 @@ func TestMutateFaultCut(t *testing.T) {
 			if c.action == "delete" {
 				addTrace(t, ref, s, id)
 			}
-			refBefore := mutSnapshot(t, ref)
+			refBefore := testkit.Snapshot(t, ref)
 			counter := safefs.NewFaulty(openSafe(t, ref), 0)
 			if err := c.do(s, counter, msgs[id], ActOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			refAfter := mutSnapshot(t, ref)
+			refAfter := testkit.Snapshot(t, ref)
 			steps := counter.Calls()
 			if steps == 0 {
 				t.Fatal("no steps")
@@ -595,13 +546,13 @@ func TestMutateFaultCut(t *testing.T) {
 				if c.action == "delete" {
 					addTrace(t, root, s, id)
 				}
-				before := mutSnapshot(t, root)
+				before := testkit.Snapshot(t, root)
 				fsys := openSafe(t, root)
 				err := c.do(s, safefs.NewFaulty(fsys, k), m, ActOptions{})
 				if !errors.Is(err, safefs.ErrInjected) {
 					t.Fatalf("cut at %d/%d: %v", k, steps, err)
 				}
-				cut := mutSnapshot(t, root)
+				cut := testkit.Snapshot(t, root)
 				label := fmt.Sprintf("%s cut at %d/%d", c.action, k, steps)
 
 				// Postfix's rules for what may be left.
@@ -649,7 +600,7 @@ func TestMutateFaultCut(t *testing.T) {
 				} else if err := c.do(s2, fsys, m3, ActOptions{}); err != nil {
 					t.Fatalf("%s: resume: %v", label, err)
 				}
-				final := mutSnapshot(t, root)
+				final := testkit.Snapshot(t, root)
 				fresh := map[string]bool{}
 				if c.action == "requeue" {
 					fresh[dest] = true
