@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
@@ -136,14 +137,14 @@ func TestRebuildCarryFaults(t *testing.T) {
 	for _, k := range faultPoints(n) {
 		t.Run(strconv.Itoa(k), func(t *testing.T) {
 			old := copyTree(t, template)
-			before := snapshotBytes(t, old)
+			before := testkit.Snapshot(t, old)
 			p, newq, _ := mk(old)
 			err := p.Execute(safefs.NewFaulty(openFS(t, p.Base), k), nil)
 			if !errors.Is(err, safefs.ErrInjected) {
 				t.Fatalf("Execute with a fault at call %d: %v", k, err)
 			}
-			if after := snapshotBytes(t, old); string(after) != string(before) {
-				t.Fatal("the old queue changed")
+			if d := before.Diff(testkit.Snapshot(t, old)); d != nil {
+				t.Fatalf("the old queue changed:\n%s", strings.Join(d, "\n"))
 			}
 			if k <= hierCalls {
 				return // the new queue is not complete yet; nothing was carried

@@ -1,7 +1,6 @@
 package rebuild
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
@@ -185,7 +185,7 @@ func TestCarryAllIntoRebuilt(t *testing.T) {
 	}{{23, false}, {31, true}} {
 		t.Run(fmt.Sprintf("split%d-big%v", tc.split, tc.big), func(t *testing.T) {
 			old := extract(t, "queue.tar.gz")
-			before := snapshotBytes(t, old)
+			before := testkit.Snapshot(t, old)
 			newq := filepath.Join(filepath.Dir(old), "queue.new")
 			plan, err := PlanRebuild(newq, tc.split, tc.big, ids)
 			if err != nil {
@@ -211,8 +211,8 @@ func TestCarryAllIntoRebuilt(t *testing.T) {
 			if len(carried) != len(truth.Messages) {
 				t.Fatalf("carried %d messages, want %d", len(carried), len(truth.Messages))
 			}
-			if after := snapshotBytes(t, old); !bytes.Equal(before, after) {
-				t.Error("the old queue changed")
+			if d := before.Diff(testkit.Snapshot(t, old)); d != nil {
+				t.Errorf("the old queue changed:\n%s", strings.Join(d, "\n"))
 			}
 			// Clean check: names are inodes now, layout as built.
 			probs, err := CheckQmail(newq, ids, Options{})
@@ -284,34 +284,4 @@ func TestCarryAllIntoRebuilt(t *testing.T) {
 			}
 		})
 	}
-}
-
-// snapshotBytes renders every entry below root (path, type, owner, mode,
-// size, mtime, inode and content) so two calls can be compared.
-func snapshotBytes(t *testing.T, root string) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		fmt.Fprintf(&b, "%s %v %d:%d %o %d %d %d\n", p, fi.Mode(), st.Uid, st.Gid, st.Mode, fi.Size(), fi.ModTime().UnixNano(), st.Ino)
-		if fi.Mode().IsRegular() {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			b.Write(data)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
