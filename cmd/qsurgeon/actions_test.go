@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"time"
 )
 
@@ -45,8 +47,8 @@ func TestHoldReleaseExpirePostfix(t *testing.T) {
 		t.Fatal("bob has no deferred mail in the fixture")
 	}
 	before := listByID(t, root)
-	snapBefore := snapshot(t, root)
-	inode := func(snap map[string]fileState, rel string) uint64 { return snap[rel].ino }
+	snapBefore := testkit.Snapshot(t, root)
+	inode := func(snap testkit.Tree, rel string) uint64 { return snap[rel].Ino }
 
 	if r := qs(t, "", append([]string{"--queue", root, "hold", "--sasl-user", "bob@example.com", "--queue-name", "deferred"}, jr...)...); r.code != 0 {
 		t.Fatalf("hold: exit %d: %s", r.code, r.stderr)
@@ -56,7 +58,7 @@ func TestHoldReleaseExpirePostfix(t *testing.T) {
 		if str(held[id]["queue_name"]) != "hold" || str(held[id]["path"]) != "hold/"+id {
 			t.Errorf("%s: after hold %v, want hold/%s", id, held[id]["path"], id)
 		}
-		if inode(snapBefore, str(before[id]["path"])) != inode(snapshot(t, root), "hold/"+id) {
+		if inode(snapBefore, str(before[id]["path"])) != inode(testkit.Snapshot(t, root), "hold/"+id) {
 			t.Errorf("%s: hold did not keep the inode", id)
 		}
 	}
@@ -91,12 +93,12 @@ func TestPlanOutAndApply(t *testing.T) {
 	root := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
 	plan := filepath.Join(t.TempDir(), "plan.jsonl")
 	sel := ids(t, root, "--null-sender")
-	before := snapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	r := qs(t, "", "--queue", root, "delete", "--null-sender", "--plan-out", plan)
 	if r.code != 0 {
 		t.Fatalf("--plan-out: exit %d: %s", r.code, r.stderr)
 	}
-	if !equalSnap(before, snapshot(t, root)) {
+	if before.Diff(testkit.Snapshot(t, root)) != nil {
 		t.Fatal("--plan-out changed the queue")
 	}
 	b, err := os.ReadFile(plan)
@@ -143,12 +145,12 @@ func TestExportPostfixAndQmail(t *testing.T) {
 	for _, root := range []string{pf, qm} {
 		out := t.TempDir()
 		sel := ids(t, root, "--sasl-user", "alice@example.com")
-		before := snapshot(t, root)
+		before := testkit.Snapshot(t, root)
 		r := qs(t, "", "--queue", root, "export", out, "--sasl-user", "alice@example.com")
 		if r.code != 0 {
 			t.Fatalf("export: exit %d: %s", r.code, r.stderr)
 		}
-		if !equalSnap(before, snapshot(t, root)) {
+		if before.Diff(testkit.Snapshot(t, root)) != nil {
 			t.Fatal("export changed the queue")
 		}
 		for _, id := range sel {
@@ -191,11 +193,11 @@ func TestRepairBrokenQmailQueue(t *testing.T) {
 		t.Fatalf("check on the broken queue: exit %d, %d problems: %s", r.code, len(jsonLines(t, r.stdout)), r.stderr)
 	}
 	listedBefore := ids(t, root)
-	before := snapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	if r := qs(t, "", append([]string{"--queue", root, "repair", "--dry-run"}, acct...)...); r.code != 0 {
 		t.Fatalf("repair --dry-run: exit %d: %s", r.code, r.stderr)
 	}
-	if !equalSnap(before, snapshot(t, root)) {
+	if before.Diff(testkit.Snapshot(t, root)) != nil {
 		t.Fatal("repair --dry-run changed the queue")
 	}
 	if r := qs(t, "", append([]string{"--queue", root, "repair"}, acct...)...); r.code != exitUsage {
@@ -253,14 +255,14 @@ func TestQuarantineRestoreRoundTrip(t *testing.T) {
 			for _, id := range sel {
 				raw[id] = qs(t, "", "--queue", root, "show", "--raw", id).stdout
 			}
-			snap := snapshot(t, root)
+			snap := testkit.Snapshot(t, root)
 			if r := qs(t, "", append([]string{"--queue", root, "quarantine", qdir, "--journal", "none"}, filter...)...); r.code != exitUsage {
 				t.Fatalf("quarantine without --yes: exit %d", r.code)
 			}
 			if r := qs(t, "", append([]string{"--queue", root, "quarantine", qdir, "--dry-run"}, filter...)...); r.code != 0 {
 				t.Fatalf("quarantine --dry-run: exit %d: %s", r.code, r.stderr)
 			}
-			if !equalSnap(snap, snapshot(t, root)) {
+			if snap.Diff(testkit.Snapshot(t, root)) != nil {
 				t.Fatal("a dry run or a refused confirmation changed the queue")
 			}
 			if r := qs(t, "", append([]string{"--queue", root, "quarantine", qdir, "--yes", "--journal", "none"}, filter...)...); r.code != 0 {
@@ -504,7 +506,7 @@ func TestQmailSendRunningRefused(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	before := snapshot(t, root)
+	before := testkit.Snapshot(t, root)
 	acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--group", "qmail=995"}
 	for _, args := range [][]string{
 		{"--queue", root, "delete", "--sasl-user", "hello@example.com", "--yes", "--journal", "none"},
@@ -516,7 +518,7 @@ func TestQmailSendRunningRefused(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d: %s", args[2:4], r.code, exitLocked, r.stderr)
 		}
 	}
-	if !equalSnap(before, snapshot(t, root)) {
+	if before.Diff(testkit.Snapshot(t, root)) != nil {
 		t.Fatal("the queue changed while qmail-send held its lock")
 	}
 }

@@ -9,82 +9,25 @@ package main
 // files, so following a link would "work" and be noticed.
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
-// treeDigest describes every entry below dir by what a reader must not
-// change: type and mode, owner, size, mtime, content hash (regular files)
-// and link target (symbolic links). Access times are left out: reading is
-// checked by what qsurgeon reports, not by atime.
-func treeDigest(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		s := fmt.Sprintf("%v %d:%d size=%d mtime=%d", fi.Mode(), st.Uid, st.Gid, fi.Size(), fi.ModTime().UnixNano())
-		switch {
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			h := sha256.Sum256(b)
-			s += " sha256=" + hex.EncodeToString(h[:])
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			s += " -> " + target
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = s
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // sameTree fails the test with the differences when the tree below dir is
-// no longer what before describes.
-func sameTree(t *testing.T, what, dir string, before map[string]string) {
+// no longer what before (a testkit.Snapshot of it) describes: type and
+// mode, owner, inode, size, mtime, content and link target. Access times
+// are left out: reading is checked by what qsurgeon reports, not by atime.
+func sameTree(t *testing.T, what, dir string, before testkit.Tree) {
 	t.Helper()
-	after := treeDigest(t, dir)
-	var diffs []string
-	for rel, s := range before {
-		if a, ok := after[rel]; !ok {
-			diffs = append(diffs, "removed "+rel)
-		} else if a != s {
-			diffs = append(diffs, fmt.Sprintf("changed %s: %s -> %s", rel, s, a))
-		}
-	}
-	for rel := range after {
-		if _, ok := before[rel]; !ok {
-			diffs = append(diffs, "added "+rel)
-		}
-	}
-	if len(diffs) > 0 {
-		slices.Sort(diffs)
+	if diffs := before.Diff(testkit.Snapshot(t, dir)); len(diffs) > 0 {
 		t.Errorf("after %s, the tree OUTSIDE the queue (%s) changed:\n  %s", what, dir, strings.Join(diffs, "\n  "))
 	}
 }
@@ -249,7 +192,7 @@ func TestHostilePostfixQueue(t *testing.T) {
 	for _, id := range behind {
 		notMessages[id] = true
 	}
-	outsideBefore := treeDigest(t, outside)
+	outsideBefore := testkit.Snapshot(t, outside)
 
 	// list: the planted entries are no messages, every other message of
 	// the fixture is still listed, and each planted entry is reported.
@@ -378,7 +321,7 @@ func TestHostileQmailQueue(t *testing.T) {
 		{"mess/0/.23", ".23"},
 		{"mess/0/1..2", "1..2"},
 	}
-	outsideBefore := treeDigest(t, outside)
+	outsideBefore := testkit.Snapshot(t, outside)
 
 	// What the real message's parts say: the planted copy must not be
 	// credited with it.

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/postfixtest"
@@ -39,8 +41,8 @@ var msgTops = map[string]bool{
 // "now", a second apart at most, not necessarily the same second).
 func compareTwins(t *testing.T, qsRoot, psRoot string) {
 	t.Helper()
-	filter := func(s map[string]fileState) map[string]fileState {
-		out := map[string]fileState{}
+	filter := func(s testkit.Tree) testkit.Tree {
+		out := testkit.Tree{}
 		for rel, st := range s {
 			if msgTops[strings.Split(rel, string(filepath.Separator))[0]] {
 				out[rel] = st
@@ -48,7 +50,7 @@ func compareTwins(t *testing.T, qsRoot, psRoot string) {
 		}
 		return out
 	}
-	a, b := filter(snapshot(t, qsRoot)), filter(snapshot(t, psRoot))
+	a, b := filter(testkit.Snapshot(t, qsRoot)), filter(testkit.Snapshot(t, psRoot))
 	var diffs []string
 	for rel, sa := range a {
 		sb, ok := b[rel]
@@ -58,12 +60,12 @@ func compareTwins(t *testing.T, qsRoot, psRoot string) {
 		}
 		top := strings.Split(rel, string(filepath.Separator))[0]
 		switch {
-		case sa.mode != sb.mode || sa.uid != sb.uid || sa.gid != sb.gid:
-			diffs = append(diffs, fmt.Sprintf("%s: qsurgeon %v %d:%d, postsuper %v %d:%d", rel, sa.mode, sa.uid, sa.gid, sb.mode, sb.uid, sb.gid))
-		case sa.sum != sb.sum:
+		case sa.Mode != sb.Mode || sa.UID != sb.UID || sa.GID != sb.GID:
+			diffs = append(diffs, fmt.Sprintf("%s: qsurgeon %v %d:%d, postsuper %v %d:%d", rel, sa.Mode, sa.UID, sa.GID, sb.Mode, sb.UID, sb.GID))
+		case sa.Sum != sb.Sum:
 			diffs = append(diffs, rel+": contents differ")
-		case sa.mode.IsRegular() && top != "maildrop" && sa.mtimeNsec != sb.mtimeNsec:
-			diffs = append(diffs, fmt.Sprintf("%s: mtime qsurgeon %v, postsuper %v", rel, time.Unix(0, sa.mtimeNsec), time.Unix(0, sb.mtimeNsec)))
+		case sa.Mode.IsRegular() && top != "maildrop" && !sa.Mtime.Equal(sb.Mtime):
+			diffs = append(diffs, fmt.Sprintf("%s: mtime qsurgeon %v, postsuper %v", rel, sa.Mtime, sb.Mtime))
 		}
 	}
 	for rel := range b {
@@ -261,7 +263,7 @@ func TestRealPostfixSurgeryRoundTrip(t *testing.T) {
 	pf.Stop()
 	twinConf, twinQueueDir := twinQueue(t, pf)
 	compareTwins(t, pf.QueueDir, twinQueueDir) // the copy itself is faithful
-	before := snapshot(t, pf.QueueDir)
+	before := testkit.Snapshot(t, pf.QueueDir)
 
 	for _, step := range []struct {
 		action, user, flag string
@@ -280,7 +282,7 @@ func TestRealPostfixSurgeryRoundTrip(t *testing.T) {
 	}
 
 	// The resulting state, as qsurgeon and the file system see it.
-	after := snapshot(t, pf.QueueDir)
+	after := testkit.Snapshot(t, pf.QueueDir)
 	listed := listByID(t, pf.QueueDir)
 	for _, id := range spam {
 		if _, ok := listed[id]; ok {
@@ -297,7 +299,7 @@ func TestRealPostfixSurgeryRoundTrip(t *testing.T) {
 		if str(listed[id]["queue_name"]) != "deferred" || str(listed[id]["path"]) != o.rel {
 			t.Errorf("legit1 %s after hold+release: %v at %v, want deferred at %s", id, listed[id]["queue_name"], listed[id]["path"], o.rel)
 		}
-		if st := after[o.rel]; st != before[o.rel] {
+		if st := after[o.rel]; !st.Equal(before[o.rel]) {
 			t.Errorf("legit1 %s: hold+release changed %s: %+v -> %+v (inode, mtime, contents must stay)", id, o.rel, before[o.rel], st)
 		}
 	}
@@ -308,11 +310,11 @@ func TestRealPostfixSurgeryRoundTrip(t *testing.T) {
 			t.Errorf("legit2 %s: not in maildrop after requeue", id)
 			continue
 		}
-		if o := before[orig[id].rel]; st.ino != o.ino || st.sum != o.sum || st.uid != o.uid || st.gid != o.gid || st.mode != o.mode {
+		if o := before[orig[id].rel]; st.Ino != o.Ino || st.Sum != o.Sum || st.UID != o.UID || st.GID != o.GID || st.Mode != o.Mode {
 			t.Errorf("legit2 %s: maildrop file %+v is not the deferred file %+v moved", id, st, o)
 		}
-		if d := time.Since(time.Unix(0, st.mtimeNsec)); d < 0 || d > time.Minute {
-			t.Errorf("legit2 %s: requeued file mtime %v, want now (postsuper -r utime)", id, time.Unix(0, st.mtimeNsec))
+		if d := time.Since(st.Mtime); d < 0 || d > time.Minute {
+			t.Errorf("legit2 %s: requeued file mtime %v, want now (postsuper -r utime)", id, st.Mtime)
 		}
 		if str(listed[id]["queue_name"]) != "maildrop" {
 			t.Errorf("legit2 %s: listed in %v, want maildrop", id, listed[id]["queue_name"])

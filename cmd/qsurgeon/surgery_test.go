@@ -1,58 +1,14 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
-
-// fileState is everything about a queue file that surgery must not change
-// on a message it did not select.
-type fileState struct {
-	sum       string
-	mode      fs.FileMode
-	uid, gid  uint32
-	ino       uint64
-	mtimeNsec int64
-}
-
-// snapshot hashes every file below root (symlinks and FIFOs by type only).
-func snapshot(t *testing.T, root string) map[string]fileState {
-	t.Helper()
-	out := map[string]fileState{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		s := fileState{mode: fi.Mode(), uid: st.Uid, gid: st.Gid, ino: st.Ino, mtimeNsec: fi.ModTime().UnixNano()}
-		if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			h := sha256.Sum256(b)
-			s.sum = hex.EncodeToString(h[:])
-		}
-		rel, _ := filepath.Rel(root, p)
-		out[rel] = s
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // messageOf maps a queue-relative path to the message id it belongs to, or
 // "" for files that are no message's part.
@@ -104,7 +60,7 @@ func TestDeleteExactlyTheSelection(t *testing.T) {
 			if len(selected) == 0 {
 				t.Fatal("the filter selects nothing: the test would prove nothing")
 			}
-			before := snapshot(t, root)
+			before := testkit.Snapshot(t, root)
 			del := func(extra ...string) result {
 				return qs(t, "", append(append([]string{"--queue", root, "delete", "--journal", journal}, c.filter...), extra...)...)
 			}
@@ -114,8 +70,8 @@ func TestDeleteExactlyTheSelection(t *testing.T) {
 			if r := del("--dry-run"); r.code != 0 || !strings.Contains(r.stdout, "dry run") {
 				t.Errorf("--dry-run: exit %d: %s %s", r.code, r.stdout, r.stderr)
 			}
-			if after := snapshot(t, root); !equalSnap(before, after) {
-				t.Fatal("the queue changed without --yes or with --dry-run")
+			if d := before.Diff(testkit.Snapshot(t, root)); d != nil {
+				t.Fatalf("the queue changed without --yes or with --dry-run:\n%s", strings.Join(d, "\n"))
 			}
 			if r := qs(t, "", "--queue", root, "delete", "--journal", journal); r.code != exitUsage {
 				t.Errorf("delete with an empty filter: exit %d, want %d", r.code, exitUsage)
@@ -124,7 +80,7 @@ func TestDeleteExactlyTheSelection(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("--yes: exit %d: %s", r.code, r.stderr)
 			}
-			after := snapshot(t, root)
+			after := testkit.Snapshot(t, root)
 			for rel, st := range before {
 				id := messageOf(c.mta, rel)
 				got, still := after[rel]
@@ -133,7 +89,7 @@ func TestDeleteExactlyTheSelection(t *testing.T) {
 					t.Errorf("%s: part of a deleted message remains", rel)
 				case (id == "" || !selected[id]) && !still:
 					t.Errorf("%s: vanished, but its message was not selected", rel)
-				case (id == "" || !selected[id]) && got != st && !strings.HasPrefix(rel, "lock") && st.mode.IsRegular():
+				case (id == "" || !selected[id]) && !got.Equal(st) && !strings.HasPrefix(rel, "lock") && st.Mode.IsRegular():
 					t.Errorf("%s: changed, but its message was not selected", rel)
 				}
 			}
@@ -165,16 +121,4 @@ func TestDeleteExactlyTheSelection(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalSnap(a, b map[string]fileState) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
