@@ -68,6 +68,14 @@ type Options struct {
 	// OnNote is called by Walk (from the walking goroutine) for every
 	// entry it skips. May be nil.
 	OnNote func(Note)
+	// SkipLogs makes Read leave the defer and bounce logs alone: no
+	// delay/bounce reasons and no Bouncing flag, two opens fewer per
+	// message. For selections that need neither; AttachLogs adds them to
+	// a message later.
+	SkipLogs bool
+	// SkipAttrs makes Read leave Message.Attrs nil; the well-known
+	// attributes (SASL user, client, HELO, create_time) are still read.
+	SkipAttrs bool
 }
 
 // Spool is a Postfix queue directory read directly from disk. It
@@ -460,7 +468,7 @@ func (s *Spool) ReadEnvelope(ref queue.Ref) (*queue.Message, *Envelope, error) {
 	if st.Mode&0o700 != 0o700 {
 		return nil, nil, fmt.Errorf("%w: %s (mode %04o)", ErrInProgress, rel, st.Mode&0o7777)
 	}
-	m, env := ParseEnvelope(f, st.Size, rel)
+	m, env := parseEnvelopeFile(f, st.Size, rel, !s.opts.SkipAttrs)
 	if ref.Queue != "" {
 		m.Queue = ref.Queue
 	}
@@ -479,6 +487,16 @@ func (s *Spool) ReadEnvelope(ref queue.Ref) (*queue.Message, *Envelope, error) {
 	if m.Arrival.IsZero() {
 		m.Arrival = m.ModTime // showq: mtime when there is no T record
 	}
+	if !s.opts.SkipLogs {
+		s.AttachLogs(m)
+	}
+	return m, env, nil
+}
+
+// AttachLogs reads a message's defer and bounce logs into its recipients'
+// reasons, statuses and actions, and sets Bouncing. Read does it itself
+// unless Options.SkipLogs. A log that cannot be read is a Problem.
+func (s *Spool) AttachLogs(m *queue.Message) {
 	if entries, err := s.ReadLog(LogDefer, m.ID); err == nil {
 		ApplyLog(m, entries)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -492,7 +510,6 @@ func (s *Spool) ReadEnvelope(ref queue.Ref) (*queue.Message, *Envelope, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		m.Problems = append(m.Problems, "bounce log: "+err.Error())
 	}
-	return m, env, nil
 }
 
 func (s *Spool) logNonEmpty(service, id string) bool {

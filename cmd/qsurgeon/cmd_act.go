@@ -128,7 +128,7 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 	if ff.empty() && !sf.all {
 		return usageErr("%s with no selection would act on every message", name)
 	}
-	src, sg, err := e.openSurgeon(o, name)
+	src, sg, err := e.openSurgeon(o, name, readNeeds{logs: ff.needsLogs()})
 	if err != nil {
 		return err
 	}
@@ -330,8 +330,8 @@ type surgeon interface {
 
 // openSurgeon opens the queue and its MTA's surgeon, refusing an action
 // that does not exist on that MTA.
-func (e *env) openSurgeon(o globalOpts, action string) (queue.Source, surgeon, error) {
-	src, err := openSource(o, e.stderr)
+func (e *env) openSurgeon(o globalOpts, action string, need readNeeds) (queue.Source, surgeon, error) {
+	src, err := openSource(o, e.stderr, need)
 	if err != nil {
 		return nil, nil, err
 	}

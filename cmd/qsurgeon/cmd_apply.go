@@ -129,7 +129,7 @@ EXAMPLES:
 			if o.MTA == "auto" || o.MTA == "" {
 				o.MTA = entries[0].MTA
 			}
-			src, sg, err := e.openSurgeon(o, name)
+			src, sg, err := e.openSurgeon(o, name, readNeeds{})
 			if err != nil {
 				return err
 			}

@@ -42,7 +42,7 @@ EXAMPLES:
 				return usageErr("export needs a directory, or --mbox FILE (not both)")
 			}
 			o := e.opts(c)
-			src, err := openSource(o, e.stderr)
+			src, err := openSource(o, e.stderr, readNeeds{logs: true})
 			if err != nil {
 				return err
 			}

@@ -46,7 +46,7 @@ type intoSurgeon struct {
 func newIntoSurgeon(inner surgeon, f *intoFlags) (*intoSurgeon, error) {
 	src := inner.source()
 	o := globalOpts{Queue: f.into, MTA: string(src.MTA())}
-	live, err := openSource(o, io.Discard)
+	live, err := openSource(o, io.Discard, readNeeds{})
 	if err != nil {
 		return nil, err
 	}

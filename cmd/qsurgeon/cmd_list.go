@@ -44,7 +44,9 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			src, err := openSource(o, e.stderr)
+			// JSON carries delay reasons and the bounce state; the other
+			// formats show neither.
+			src, err := openSource(o, e.stderr, readNeeds{logs: o.Format == "json" || ff.needsLogs()})
 			if err != nil {
 				return err
 			}

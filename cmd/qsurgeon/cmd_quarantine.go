@@ -57,7 +57,7 @@ EXAMPLES:
 			if ff.empty() && !sf.all {
 				return usageErr("quarantine with no selection would move every message")
 			}
-			src, sg, err := e.openSurgeon(o, "quarantine")
+			src, sg, err := e.openSurgeon(o, "quarantine", readNeeds{logs: ff.needsLogs()})
 			if err != nil {
 				return err
 			}

@@ -44,7 +44,7 @@ EXAMPLES:
 				return usageErr("show needs a queue ID")
 			}
 			o := e.opts(c)
-			src, err := openSource(o, e.stderr)
+			src, err := openSource(o, e.stderr, readNeeds{logs: true, attrs: true})
 			if err != nil {
 				return err
 			}

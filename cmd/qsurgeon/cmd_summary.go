@@ -123,7 +123,7 @@ EXAMPLES:
 			if o.Format != "table" && o.Format != "json" {
 				return usageErr("summary prints --format table or json")
 			}
-			src, err := openSource(o, e.stderr)
+			src, err := openSource(o, e.stderr, readNeeds{logs: true})
 			if err != nil {
 				return err
 			}

@@ -117,6 +117,12 @@ func (f *filterFlags) spec(stdin io.Reader, now time.Time) (filter.Spec, error) 
 	return s, nil
 }
 
+// needsLogs reports whether the selection looks at delay/bounce reasons
+// or the bounce state, which live in Postfix's defer and bounce logs.
+func (f *filterFlags) needsLogs() bool {
+	return len(f.reasons.Value()) > 0 || f.bouncing
+}
+
 // empty reports whether the spec selects everything (no criteria given).
 func (f *filterFlags) empty() bool {
 	for _, v := range []*cli.StringSlice{&f.ids, &f.queues, &f.senders, &f.recipients, &f.saslUsers, &f.clients, &f.helos,
