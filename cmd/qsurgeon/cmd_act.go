@@ -137,7 +137,11 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 			return err
 		}
 	}
-	sel, err := e.selectMessages(c, o, ff, src)
+	k := keepSurgery
+	if inf.into != "" {
+		k = keepEnvelope
+	}
+	sel, err := e.selectMessages(c, o, ff, src, k)
 	if err != nil {
 		return err
 	}

@@ -326,7 +326,7 @@ EXAMPLES:
 				defer src.Close()
 				o := e.opts(c)
 				o.Format = "table"
-				selRes, err := e.selectMessages(c, o, &ff, src)
+				selRes, err := e.selectMessages(c, o, &ff, src, keepIDs)
 				if err != nil {
 					return err
 				}

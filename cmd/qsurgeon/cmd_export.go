@@ -50,7 +50,7 @@ EXAMPLES:
 			if !ok {
 				return fmt.Errorf("export is not supported for %s queues", src.MTA())
 			}
-			sel, err := e.selectMessages(c, o, &ff, src)
+			sel, err := e.selectMessages(c, o, &ff, src, keepAll)
 			if err != nil {
 				return err
 			}

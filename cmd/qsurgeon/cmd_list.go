@@ -12,6 +12,15 @@ func init() { commandFactories = append(commandFactories, listCommand) }
 // Subject of without --headers.
 const headerAutoLimit = 20000
 
+// listKeep is what list holds of each selected message: bare IDs need
+// nothing else.
+func listKeep(format string, headers bool) keep {
+	if format == "ids" && !headers {
+		return keepIDs
+	}
+	return keepAll
+}
+
 func listCommand(e *env) *cli.Command {
 	var ff filterFlags
 	var headers bool
@@ -50,7 +59,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			sel, err := e.selectMessages(c, o, &ff, src)
+			sel, err := e.selectMessages(c, o, &ff, src, listKeep(o.Format, headers))
 			if err != nil {
 				return err
 			}

@@ -74,7 +74,7 @@ EXAMPLES:
 			if err := quarantine.CheckOutside(src.Root(), abs); err != nil {
 				return usageErr("%v", err)
 			}
-			sel, err := e.selectMessages(c, o, &ff, src)
+			sel, err := e.selectMessages(c, o, &ff, src, keepEnvelope)
 			if err != nil {
 				return err
 			}

@@ -136,7 +136,35 @@ type selection struct {
 
 // selectMessages compiles the filter flags and runs the parallel engine,
 // with a progress bar on a terminal.
-func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src queue.Source) (*selection, error) {
+// keep says how much of a selected message a command holds on to until
+// it prints or acts: the selection of a million-message queue can be
+// 100,000 messages, so memory follows what is kept of each.
+type keep int
+
+const (
+	keepAll      keep = iota // output that shows everything (table, JSON, show)
+	keepIDs                  // --format ids: the ID and what sorts it
+	keepSurgery              // actions: identity, state and the preview's fields
+	keepEnvelope             // actions that carry the recipients along (quarantine, --into)
+)
+
+// trim drops what k does not need of a selected message.
+func (k keep) trim(m *queue.Message) {
+	switch k {
+	case keepIDs:
+		*m = queue.Message{MTA: m.MTA, Queue: m.Queue, ID: m.ID, Path: m.Path}
+	case keepSurgery:
+		m.Recipients = nil
+		fallthrough
+	case keepEnvelope:
+		m.Attrs = nil
+		if m.Content != nil {
+			m.Content.Headers, m.Content.Body = nil, nil
+		}
+	}
+}
+
+func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src queue.Source, k keep) (*selection, error) {
 	spec, err := ff.spec(e.stdin, time.Now())
 	if err != nil {
 		return nil, err
@@ -158,7 +186,15 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	if bar != nil {
 		opt.Progress = func(done, total int64) { _ = bar.Set64(done) }
 	}
-	sel.results, err = filter.Select(c.Context, src, m, opt)
+	err = filter.Scan(c.Context, src, m, opt, func(r filter.Result) error {
+		k.trim(r.Msg)
+		if !ff.explain {
+			r.Why = nil
+		}
+		sel.results = append(sel.results, r)
+		return nil
+	})
+	filter.SortResults(sel.results)
 	if bar != nil {
 		_ = bar.Finish()
 		_ = bar.Clear()
