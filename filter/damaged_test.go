@@ -1,7 +1,9 @@
 package filter
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -28,5 +30,22 @@ func TestCorruptIgnoresIDNotInode(t *testing.T) {
 		if got, _ := m.MatchEnvelope(&c.msg); got != c.want {
 			t.Errorf("case %d: selected %v, want %v", i, got, c.want)
 		}
+	}
+}
+
+// TestScanSkipsNotReady: a file the MTA is still writing is left alone
+// quietly, like a message that vanished, never a read error.
+func TestScanSkipsNotReady(t *testing.T) {
+	src := newMemSource()
+	src.add(&queue.Message{Queue: "incoming", ID: "A1", Sender: "a@example.com"})
+	src.add(&queue.Message{Queue: "incoming", ID: "B2", Sender: "b@example.com"})
+	src.fail["A1"] = fmt.Errorf("incoming/A1: still being written (%w)", queue.ErrNotReady)
+	var st Stats
+	res, err := Select(context.Background(), src, mustCompile(t, Spec{}), Options{Stats: &st})
+	if err != nil {
+		t.Fatalf("Select: %v", err)
+	}
+	if len(res) != 1 || res[0].Msg.ID != "B2" || st.Errors != 0 || st.Vanished != 1 {
+		t.Fatalf("got %d results, stats %+v", len(res), st)
 	}
 }

@@ -315,7 +315,7 @@ func examine(src queue.Source, m *Matcher, r queue.Ref) (it item) {
 	}()
 	msg, err := src.Read(r)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, queue.ErrNotReady) {
 			return item{vanished: true}
 		}
 		return item{rerr: &ReadError{Ref: r, Op: "read", Err: err}}

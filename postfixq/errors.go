@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/qsurgeon/qsurgeon/queue"
 )
 
 // CorruptError reports a queue file that is not what Postfix writes. It names
@@ -95,7 +97,7 @@ var (
 // ErrInProgress is returned by Spool.Read for a file whose owner permission
 // bits are not rwx: Postfix is still writing it (global/mail_open_ok.c), so
 // it must be left alone.
-var ErrInProgress = errors.New("postfixq: queue file is still being written")
+var ErrInProgress = fmt.Errorf("postfixq: queue file is still being written (%w)", queue.ErrNotReady)
 
 func corrupt(path string, off int64, typ int, err error) *CorruptError {
 	return &CorruptError{Path: path, Offset: off, Type: typ, Err: err}

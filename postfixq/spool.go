@@ -274,6 +274,15 @@ func (s *Spool) walkDir(ctx context.Context, q, dir string, hashed bool, fn func
 			case !ValidName(name):
 				s.note(Note{Path: rel, Kind: NoteBadName})
 				continue
+			case typ.IsRegular():
+				// d_type says regular: Read's fstat of the opened file
+				// checks the owner bits (mail_open_ok.c) and reports a
+				// file still being written as queue.ErrNotReady, so no
+				// lstat here (one system call fewer per message).
+				if err := fn(queue.Ref{Queue: q, ID: name, Path: rel}); err != nil {
+					return err
+				}
+				continue
 			}
 			var st unix.Stat_t
 			if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {

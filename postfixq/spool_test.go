@@ -121,11 +121,14 @@ func TestWalkSkipsUnsafeEntries(t *testing.T) {
 	must(err)
 	defer s.Close()
 	refs := walkAll(t, s)
-	if len(refs) != 297 {
-		t.Errorf("walk listed %d messages, want 298 - 1 in progress", len(refs))
+	// The file still being written is a regular file by its d_type, so
+	// Walk lists it without a stat of its own and Read refuses it (below,
+	// with queue.ErrNotReady, which the engine skips quietly).
+	if len(refs) != 298 {
+		t.Errorf("walk listed %d messages, want 298", len(refs))
 	}
 	for _, r := range refs {
-		if r.ID == "D23C1BE526" || r.ID == "ZZZZZ1" || r.ID == "ABCDE123" {
+		if r.ID == "ZZZZZ1" || r.ID == "ABCDE123" {
 			t.Errorf("walk listed %s", r.Path)
 		}
 	}
@@ -136,7 +139,6 @@ func TestWalkSkipsUnsafeEntries(t *testing.T) {
 	for p, kind := range map[string]string{
 		"deferred/Z":                NoteSymlink,
 		"hold/ABCDE123":             NoteSymlink,
-		"incoming/D23C1BE526":       NoteInProgress,
 		"incoming/123456.789":       NoteTemporary,
 		"deferred/7/7A6D1BE4D7#FIX": NoteTemporary,
 		"active/FIFO1":              NoteNotRegular,
@@ -146,7 +148,7 @@ func TestWalkSkipsUnsafeEntries(t *testing.T) {
 			t.Errorf("note for %s = %q, want %q (all: %v)", p, got[p], kind, notes)
 		}
 	}
-	if len(notes) != 7 {
+	if len(notes) != 6 {
 		t.Errorf("%d notes: %v", len(notes), notes)
 	}
 	// Read never crosses a symlink or leaves the root.
@@ -155,7 +157,7 @@ func TestWalkSkipsUnsafeEntries(t *testing.T) {
 			t.Errorf("Read(%s) succeeded", p)
 		}
 	}
-	if _, err := s.Read(queue.Ref{Queue: "incoming", ID: "D23C1BE526", Path: "incoming/D23C1BE526"}); !errors.Is(err, ErrInProgress) {
+	if _, err := s.Read(queue.Ref{Queue: "incoming", ID: "D23C1BE526", Path: "incoming/D23C1BE526"}); !errors.Is(err, ErrInProgress) || !errors.Is(err, queue.ErrNotReady) {
 		t.Errorf("Read of a 0600 file: %v", err)
 	}
 	if _, err := s.Read(queue.Ref{Queue: "deferred", ID: "0123456789"}); !errors.Is(err, fs.ErrNotExist) {

@@ -6,6 +6,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"strings"
 	"time"
@@ -192,6 +193,12 @@ type Source interface {
 	Read(ref Ref) (*Message, error)
 	ReadContent(m *Message, opt ContentOptions) (*Content, error)
 }
+
+// ErrNotReady is wrapped by a Source's Read for an entry that is not a
+// message to read or act on yet: a file the MTA is still writing. It is
+// left alone quietly, like a message that left the queue between Walk and
+// Read.
+var ErrNotReady = errors.New("not ready: the MTA is still writing it")
 
 // Progress is called by long operations with the work done so far and the
 // total (total < 0 when unknown).
