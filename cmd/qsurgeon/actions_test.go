@@ -522,3 +522,29 @@ func TestQmailSendRunningRefused(t *testing.T) {
 		t.Fatal("the queue changed while qmail-send held its lock")
 	}
 }
+
+// TestDeleteByIDsFromStdin: the postsuper -d - workflow. IDs on standard
+// input are looked up where Postfix keeps them; exactly those go, and
+// names that are not queue IDs touch nothing.
+func TestDeleteByIDsFromStdin(t *testing.T) {
+	root := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
+	var pick []string
+	for _, q := range []string{"hold", "deferred", "active", "incoming", "maildrop"} {
+		pick = append(pick, ids(t, root, "--queue-name", q)[0])
+	}
+	all := ids(t, root)
+	in := strings.Join(pick, "\n") + "\n../../etc/passwd\nNOPE\n\n"
+	r := qs(t, in, "--queue", root, "delete", "--id", "-", "--yes", "--journal", "none")
+	if r.code != 0 {
+		t.Fatalf("delete --id -: exit %d: %s", r.code, r.stderr)
+	}
+	left := map[string]bool{}
+	for _, id := range ids(t, root) {
+		left[id] = true
+	}
+	for _, id := range all {
+		if want := !contains(pick, id); left[id] != want {
+			t.Errorf("%s: still queued %v, want %v", id, left[id], want)
+		}
+	}
+}

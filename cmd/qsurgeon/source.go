@@ -186,7 +186,15 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	if bar != nil {
 		opt.Progress = func(done, total int64) { _ = bar.Set64(done) }
 	}
-	err = filter.Scan(c.Context, src, m, opt, func(r filter.Result) error {
+	scanned := src
+	if _, ok := src.(*postfixq.Spool); ok && len(spec.IDs) > 0 {
+		// Known Postfix IDs: look each one up where Postfix keeps it, as
+		// postsuper does, instead of reading the whole queue. (qmail
+		// keeps the full walk: its inventory finds parts in the wrong
+		// subdirectory, which a delete must remove too.)
+		scanned = idLookup{Source: src, ids: spec.IDs}
+	}
+	err = filter.Scan(c.Context, scanned, m, opt, func(r filter.Result) error {
 		k.trim(r.Msg)
 		if !ff.explain {
 			r.Why = nil
@@ -210,6 +218,47 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	}
 	e.reportStrays(src)
 	return sel, nil
+}
+
+// idLookup is a Postfix Source whose walk yields only the places where the
+// given queue IDs can be: each message queue, in the hash directory that
+// follows from the ID (global/mail_queue.c:mail_queue_path, as postsuper
+// looks). A place that holds nothing reads as "vanished" and is skipped.
+// IDs that are not valid queue file names are never turned into paths.
+type idLookup struct {
+	queue.Source
+	ids []string
+}
+
+func (s idLookup) Walk(ctx context.Context, fn func(queue.Ref) error) error {
+	seen := map[string]bool{}
+	for _, id := range s.ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		var refs []queue.Ref
+		switch src := s.Source.(type) {
+		case *postfixq.Spool:
+			if !postfixq.ValidName(id) {
+				continue
+			}
+			for _, q := range []string{queue.Maildrop, queue.Incoming, queue.Active, queue.Deferred, queue.Hold, queue.Corrupt} {
+				refs = append(refs, queue.Ref{Queue: q, ID: id, Path: src.MessagePath(q, id)})
+			}
+		default:
+			return s.Source.Walk(ctx, fn)
+		}
+		for _, r := range refs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // reportStrays names the entries of a qmail queue that belong to no
