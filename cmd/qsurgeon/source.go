@@ -243,8 +243,14 @@ func (s idLookup) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 			if !postfixq.ValidName(id) {
 				continue
 			}
-			for _, q := range []string{queue.Maildrop, queue.Incoming, queue.Active, queue.Deferred, queue.Hold, queue.Corrupt} {
-				refs = append(refs, queue.Ref{Queue: q, ID: id, Path: src.MessagePath(q, id)})
+			// The first queue that has it, in postsuper's order of
+			// message queues; a stat each, no open until Read.
+			for _, q := range []string{queue.Hold, queue.Incoming, queue.Active, queue.Deferred, queue.Maildrop, queue.Corrupt} {
+				p := src.MessagePath(q, id)
+				if _, err := src.Lstat(p); err == nil {
+					refs = append(refs, queue.Ref{Queue: q, ID: id, Path: p})
+					break
+				}
 			}
 		default:
 			return s.Source.Walk(ctx, fn)
