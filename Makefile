@@ -2,7 +2,6 @@
 GO      ?= go
 BIN     := bin/qsurgeon
 PKGS    := ./...
-DEMO    ?= $(shell mktemp -d /tmp/qsurgeon-demo.XXXXXX)
 FUZZTIME ?= 20s
 
 .PHONY: all build test test-faults vet fmt-check demo fuzz bench bench-quick docs accept clean
@@ -27,6 +26,8 @@ test: fmt-check vet build
 	@# The reader benchmarks run once each: a compile-and-run check, never a timed assertion.
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./postfixq ./qmailq ./filter
 	@if [ -d ../shared/checks ]; then $(MAKE) --no-print-directory accept; fi
+	@# The README's demo must work as written.
+	@$(MAKE) --no-print-directory demo > /dev/null
 
 # Fault injection at EVERY step of repair, rebuild and carry, instead of the
 # sample make test runs (several minutes).
@@ -50,13 +51,12 @@ accept: build
 # Runs qsurgeon on the bundled Postfix incident queue: a summary, then the
 # stolen account's mail from one client network.
 demo: build
-	@mkdir -p $(DEMO)
-	@tar --numeric-owner -xpzf testdata/queues/postfix-incident/queue.tar.gz -C $(DEMO) 2>/dev/null
-	@echo "== qsurgeon summary  (queue extracted to $(DEMO)/postfix-incident-a)"
-	@$(BIN) --queue $(DEMO)/postfix-incident-a summary
-	@echo
-	@echo "== qsurgeon list --sasl-user hello@example.com --client 100.0.0.0/8"
-	@$(BIN) --queue $(DEMO)/postfix-incident-a list --sasl-user hello@example.com --client 100.0.0.0/8
+	@d=$$(mktemp -d /tmp/qsurgeon-demo.XXXXXX) && \
+	tar --numeric-owner -xpzf testdata/queues/postfix-incident/queue.tar.gz -C $$d 2>/dev/null && \
+	echo "== qsurgeon summary   (the bundled incident queue, extracted to $$d/postfix-incident-a)" && \
+	$(BIN) --queue $$d/postfix-incident-a summary && echo && \
+	echo "== qsurgeon list --sasl-user hello@example.com --client 100.0.0.0/8" && \
+	$(BIN) --queue $$d/postfix-incident-a list --sasl-user hello@example.com --client 100.0.0.0/8
 
 fuzz:
 	$(GO) test ./postfixq -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
