@@ -283,9 +283,10 @@ func TestScanCancelStopsWalk(t *testing.T) {
 		t.Fatal("Walk still running after Scan returned")
 	}
 	// Bounded channels: the walk got at most the batches that fit in the
-	// channel buffers, the workers' hands and the walker's own, past the
-	// cancel (3 workers: 2*3 buffered + 3 in work + 1 being filled).
-	if w := src.walked.Load(); w > 100+(2*3+3+1+1)*scanBatch {
+	// channel buffers and hands past the cancel (3 workers: 2*3 buffered
+	// refs, 3 in work, 2*3 buffered results, 1 at the collector, 1 being
+	// filled by the walker).
+	if w := src.walked.Load(); w > 100+(2*3+3+2*3+1+1)*scanBatch {
 		t.Errorf("walked %d refs after cancelling at 100", w)
 	}
 }

@@ -246,6 +246,18 @@ func TestQuarantineRestoreRoundTrip(t *testing.T) {
 			root := filepath.Join(base, c.sub)
 			qdir := filepath.Join(base, "held")
 			filter := []string{"--sasl-user", "alice@example.com"}
+			if c.mta == "qmail" {
+				// An extracted queue's names are not its inodes; qmail
+				// (and a restore, which names a message after its mess
+				// inode) needs them to be. Repair first, as an admin
+				// must before running qmail on a copied queue: otherwise
+				// a restored inode can equal another message's stale
+				// name, and restore refuses that message (it stays in DIR).
+				acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--group", "qmail=995"}
+				if r := qs(t, "", append([]string{"--queue", root, "repair", "--yes", "--lost-found", filepath.Join(base, "lf")}, acct...)...); r.code != 0 {
+					t.Fatalf("repair: exit %d: %s", r.code, r.stderr)
+				}
+			}
 			before := listByID(t, root)
 			sel := ids(t, root, filter...)
 			if len(sel) == 0 {
