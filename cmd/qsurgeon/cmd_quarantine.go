@@ -310,7 +310,10 @@ EXAMPLES:
 				}
 				if err != nil {
 					failed++
-					fmt.Fprintf(e.stderr, "qsurgeon: %s: %v\n", en.ID, err)
+					fmt.Fprintf(e.stderr, "qsurgeon: %s: %v (it stays in %s)\n", en.ID, err, dir)
+					if errors.Is(err, quarantine.ErrOccupied) && en.MTA == queue.Qmail {
+						fmt.Fprintln(e.stderr, "qsurgeon: hint: on a queue copied from another filesystem, names are not inodes; run 'qsurgeon repair' on it first, then restore again")
+					}
 					_ = run.Record(en.ID, en.QueueName, "restore", "failed", err)
 					continue
 				}
