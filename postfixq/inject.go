@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
@@ -189,7 +190,7 @@ func (s *Spool) IntoMaildrop(live *Spool, m queue.Mutator, msg *queue.Message, o
 	dst := path.Join(queue.Maildrop, id)
 	// mail_stream.c:mail_stream_finish_file: fchmod to the ready mode only
 	// once the content is complete.
-	if err := m.Chmod(tmp, fileMode(wantMode)); err != nil {
+	if err := m.Chmod(tmp, safefs.FileMode(wantMode)); err != nil {
 		undo()
 		return fail(tmp, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
@@ -250,7 +251,7 @@ func (s *Spool) Expire(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 	if st.Mode&unix.S_IXGRP != 0 {
 		return nil
 	}
-	if err := m.Chmod(msg.Path, fileMode(st.Mode|unix.S_IXGRP)); err != nil {
+	if err := m.Chmod(msg.Path, safefs.FileMode(st.Mode|unix.S_IXGRP)); err != nil {
 		return &ActionError{Action: action, ID: msg.ID, Path: msg.Path, Err: err}
 	}
 	return nil

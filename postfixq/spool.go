@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
@@ -419,35 +420,6 @@ func (f fdReader) ReadAt(p []byte, off int64) (int, error) {
 
 func (f fdReader) close() { unix.Close(int(f)) }
 
-// fileMode converts st_mode to fs.FileMode (permission and special bits).
-func fileMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	}
-	return mode
-}
-
 // Read reads one message's envelope (never its body), its file metadata
 // and its defer and bounce logs. The file is opened once, with
 // O_NOFOLLOW and O_NOATIME, below the root without crossing a symbolic
@@ -485,7 +457,7 @@ func (s *Spool) ReadEnvelope(ref queue.Ref) (*queue.Message, *Envelope, error) {
 		m.ID = ref.ID
 	}
 	m.Inode = st.Ino
-	m.Mode = fileMode(st.Mode)
+	m.Mode = safefs.FileMode(st.Mode)
 	m.UID, m.GID = int(st.Uid), int(st.Gid)
 	m.ModTime = time.Unix(st.Mtim.Unix())
 	m.ForcedExpire = st.Mode&unix.S_IXGRP != 0 // mail_queue.h MAIL_QUEUE_STAT_EXPIRE

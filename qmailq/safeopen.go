@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
 )
 
 // errPathEscapes is returned for a relative path that is absolute, empty or
@@ -169,36 +171,7 @@ func (s *statInfo) Size() int64        { return s.st.Size }
 func (s *statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
 func (s *statInfo) IsDir() bool        { return s.st.Mode&unix.S_IFMT == unix.S_IFDIR }
 func (s *statInfo) Sys() any           { return &s.st }
-func (s *statInfo) Mode() fs.FileMode  { return modeFromStat(s.st.Mode) }
-
-// modeFromStat converts st_mode to an fs.FileMode the way os does.
-func modeFromStat(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
-}
+func (s *statInfo) Mode() fs.FileMode  { return safefs.FileMode(s.st.Mode) }
 
 func fstatatRetry(dirfd int, name string, st *unix.Stat_t, flags int) error {
 	for {

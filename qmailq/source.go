@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"golang.org/x/sys/unix"
 )
@@ -441,7 +442,7 @@ func (a *assembler) assemble() *queue.Message {
 		st := &mess.st
 		m.Path = mess.path
 		m.Inode = st.Ino
-		m.Mode = modeFromStat(st.Mode)
+		m.Mode = safefs.FileMode(st.Mode)
 		m.ModTime = mtime(st)
 		m.UID, m.GID = int(st.Uid), int(st.Gid)
 		m.Size, m.FileSize = st.Size, st.Size

@@ -733,30 +733,34 @@ func (fi *fileInfo) Size() int64        { return fi.st.Size }
 func (fi *fileInfo) ModTime() time.Time { return time.Unix(fi.st.Mtim.Sec, fi.st.Mtim.Nsec) }
 func (fi *fileInfo) IsDir() bool        { return fi.Mode().IsDir() }
 func (fi *fileInfo) Sys() any           { return &fi.st }
-func (fi *fileInfo) Mode() fs.FileMode {
-	m := fs.FileMode(fi.st.Mode & 0777)
-	switch fi.st.Mode & unix.S_IFMT {
+func (fi *fileInfo) Mode() fs.FileMode  { return FileMode(fi.st.Mode) }
+
+// FileMode converts a stat(2) st_mode into an fs.FileMode the way package
+// os does (type bits, permissions, setuid, setgid, sticky).
+func FileMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	switch m & unix.S_IFMT {
 	case unix.S_IFDIR:
-		m |= fs.ModeDir
+		mode |= fs.ModeDir
 	case unix.S_IFLNK:
-		m |= fs.ModeSymlink
+		mode |= fs.ModeSymlink
 	case unix.S_IFIFO:
-		m |= fs.ModeNamedPipe
+		mode |= fs.ModeNamedPipe
 	case unix.S_IFSOCK:
-		m |= fs.ModeSocket
+		mode |= fs.ModeSocket
 	case unix.S_IFCHR:
-		m |= fs.ModeDevice | fs.ModeCharDevice
+		mode |= fs.ModeDevice | fs.ModeCharDevice
 	case unix.S_IFBLK:
-		m |= fs.ModeDevice
+		mode |= fs.ModeDevice
 	}
-	if fi.st.Mode&unix.S_ISUID != 0 {
-		m |= fs.ModeSetuid
+	if m&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
 	}
-	if fi.st.Mode&unix.S_ISGID != 0 {
-		m |= fs.ModeSetgid
+	if m&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
 	}
-	if fi.st.Mode&unix.S_ISVTX != 0 {
-		m |= fs.ModeSticky
+	if m&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
 	}
-	return m
+	return mode
 }
