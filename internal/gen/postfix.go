@@ -172,30 +172,43 @@ type pfMsg struct {
 	bodySize   int
 }
 
+// drawKind picks what a message is: 10% the compromised account's spam,
+// 5% newsletter, 47% legitimate SASL mail, 18% local, 8% bounces, 12%
+// inbound. One draw from r, so both formats stay deterministic.
+func drawKind(r *rand.Rand) string {
+	switch u := r.Float64(); {
+	case u < 0.10:
+		return KindSpam
+	case u < 0.15:
+		return KindNewsletter
+	case u < 0.62:
+		return KindLegit
+	case u < 0.80:
+		return KindLocal
+	case u < 0.88:
+		return KindNDR
+	}
+	return KindInbound
+}
+
+// drawAge is how long before now a message arrived: up to 5 days, the
+// spam run within the last 12 hours (a second draw, as the generator has
+// always made it, so queues stay byte for byte the same).
+func drawAge(r *rand.Rand, kind string) time.Duration {
+	back := time.Duration(r.Int64N(int64(5 * 24 * time.Hour)))
+	if kind == KindSpam {
+		back = time.Duration(r.Int64N(int64(12 * time.Hour)))
+	}
+	return back
+}
+
 // draw decides everything about message i except its ID.
 func (g *pfGen) draw(r *rand.Rand, i int) *pfMsg {
 	cfg := g.cfg
 	m := &pfMsg{Message: Message{Index: i}}
-	u := r.Float64()
-	switch {
-	case u < 0.10:
-		m.Kind = KindSpam
-	case u < 0.15:
-		m.Kind = KindNewsletter
-	case u < 0.62:
-		m.Kind = KindLegit
-	case u < 0.80:
-		m.Kind = KindLocal
-	case u < 0.88:
-		m.Kind = KindNDR
-	default:
-		m.Kind = KindInbound
-	}
+	m.Kind = drawKind(r)
 	// Arrival: up to 5 days back; the spam run is the last 12 hours.
-	back := time.Duration(r.Int64N(int64(5 * 24 * time.Hour)))
-	if m.Kind == KindSpam {
-		back = time.Duration(r.Int64N(int64(12 * time.Hour)))
-	}
+	back := drawAge(r, m.Kind)
 	m.Arrival = cfg.Now.Add(-back - time.Minute).Truncate(time.Microsecond)
 	m.usec = m.Arrival.Nanosecond() / 1000
 	switch cfg.IDs {

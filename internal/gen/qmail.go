@@ -170,25 +170,8 @@ type qmMsg struct {
 func (g *qmGen) draw(r *rand.Rand, i int) *qmMsg {
 	cfg := g.cfg
 	m := &qmMsg{Message: Message{Index: i}, qp: 1000 + r.IntN(31000), bodySize: bodySize(r)}
-	u := r.Float64()
-	switch {
-	case u < 0.10:
-		m.Kind = KindSpam
-	case u < 0.15:
-		m.Kind = KindNewsletter
-	case u < 0.62:
-		m.Kind = KindLegit
-	case u < 0.80:
-		m.Kind = KindLocal
-	case u < 0.88:
-		m.Kind = KindNDR
-	default:
-		m.Kind = KindInbound
-	}
-	back := time.Duration(r.Int64N(int64(5 * 24 * time.Hour)))
-	if m.Kind == KindSpam {
-		back = time.Duration(r.Int64N(int64(12 * time.Hour)))
-	}
+	m.Kind = drawKind(r)
+	back := drawAge(r, m.Kind)
 	m.todo = r.Float64() < 0.02
 	if m.todo {
 		back = time.Duration(r.Int64N(int64(30 * time.Minute)))
