@@ -9,7 +9,7 @@ FUZZTIME ?= 20s
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/qsurgeon
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/qsurgeon
 
 vet:
 	$(GO) vet $(PKGS)
