@@ -64,9 +64,7 @@ EXAMPLES:
 				return err
 			}
 			if headers || (o.Format == "table" && len(sel.results) <= headerAutoLimit) {
-				readContents(c.Context, src, sel.results, o.Workers, func(err error) {
-					fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
-				})
+				readContents(c.Context, src, sel.results, o.Workers, e.warn)
 			}
 			if err := r.list(sel.results); err != nil {
 				return err

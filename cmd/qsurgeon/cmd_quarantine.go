@@ -221,7 +221,7 @@ EXAMPLES:
 			if err != nil && len(entries) == 0 {
 				return fail(exitError, err, "DIR must be a directory written by 'qsurgeon quarantine'")
 			} else if err != nil {
-				fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
+				e.warn(err)
 			}
 			want := map[string]bool{}
 			for _, id := range idFilter.Value() {

@@ -143,7 +143,7 @@ EXAMPLES:
 			var nerr int
 			opt := filter.Options{Workers: o.Workers, OnError: func(err *filter.ReadError) error {
 				nerr++
-				fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
+				e.warn(err)
 				return nil
 			}}
 			bar := e.progress(o, "scanning "+src.Root())

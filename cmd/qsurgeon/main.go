@@ -37,7 +37,8 @@ const exitCodeHelp = `EXIT CODES:
       or Postfix master runs where the action needs it stopped)
    6  check found problems`
 
-// exitError is an error that carries its exit code and an optional hint.
+// exitErr is an error that carries its exit code and an optional hint;
+// run prints it as 'qsurgeon: error: ...' and 'qsurgeon: hint: ...'.
 type exitErr struct {
 	code int
 	err  error
@@ -47,10 +48,13 @@ type exitErr struct {
 func (e *exitErr) Error() string { return e.err.Error() }
 func (e *exitErr) Unwrap() error { return e.err }
 
+// fail wraps err with the exit code it ends the program with and a hint
+// naming the next step ("" for none).
 func fail(code int, err error, hint string) error {
 	return &exitErr{code: code, err: err, hint: hint}
 }
 
+// usageErr is a usage error (exit code 2) with a formatted message.
 func usageErr(format string, args ...any) error {
 	return fail(exitUsage, fmt.Errorf(format, args...), "")
 }

@@ -134,8 +134,6 @@ type selection struct {
 	errs    []error
 }
 
-// selectMessages compiles the filter flags and runs the parallel engine,
-// with a progress bar on a terminal.
 // keep says how much of a selected message a command holds on to until
 // it prints or acts: the selection of a million-message queue can be
 // 100,000 messages, so memory follows what is kept of each.
@@ -164,6 +162,10 @@ func (k keep) trim(m *queue.Message) {
 	}
 }
 
+// selectMessages compiles the filter flags and runs the parallel engine
+// over src, with a progress bar on a terminal. Unreadable messages are
+// warned about and collected in the selection's errs; qmail strays are
+// reported.
 func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src queue.Source, k keep) (*selection, error) {
 	spec, err := ff.spec(e.stdin, time.Now())
 	if err != nil {
@@ -214,7 +216,7 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 		return nil, err
 	}
 	for _, err := range sel.errs {
-		fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
+		e.warn(err)
 	}
 	e.reportStrays(src)
 	return sel, nil
@@ -230,6 +232,7 @@ type idLookup struct {
 	ids []string
 }
 
+// Walk yields a Ref for the first message queue that holds each ID.
 func (s idLookup) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 	seen := map[string]bool{}
 	for _, id := range s.ids {
@@ -267,6 +270,11 @@ func (s idLookup) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 	return nil
 }
 
+// warn prints a per-message warning on stderr; the command goes on.
+func (e *env) warn(err error) {
+	fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
+}
+
 // reportStrays names the entries of a qmail queue that belong to no
 // message: they are never selected or touched, but an admin must know.
 func (e *env) reportStrays(src queue.Source) {
@@ -290,6 +298,7 @@ func busyNote(n postfixq.Note) bool {
 	return n.Kind == postfixq.NoteInProgress || (n.Kind == postfixq.NoteTemporary && postfixTemp.MatchString(path.Base(n.Path)))
 }
 
+// detail formats an optional note detail as " (detail)".
 func detail(s string) string {
 	if s == "" {
 		return ""
