@@ -41,6 +41,7 @@ const (
 	flagNoProgress = "no-progress"
 )
 
+// globalFlags returns the options every command accepts, bound to g.
 func globalFlags(g *globalOpts) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagQueue, Aliases: []string{"q"}, Destination: &g.Queue, Usage: "queue directory (default: postconf -h queue_directory, else /var/spool/postfix; /var/qmail/queue with --mta qmail)"},
@@ -81,6 +82,7 @@ func (e *env) opts(c *cli.Context) globalOpts {
 	return o
 }
 
+// isTerminal reports whether w is a file open on a terminal.
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
@@ -89,6 +91,9 @@ func isTerminal(w any) bool {
 // commandFactories build the command table; each cmd_<verb>.go adds itself.
 var commandFactories []func(e *env) *cli.Command
 
+// newApp builds the application over the given streams: the global
+// flags, then every command of commandFactories with the global flags
+// repeated, listed in commandOrder.
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	app := &cli.App{
@@ -128,6 +133,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 var commandOrder = []string{"summary", "list", "show", "export", "delete", "hold", "release", "requeue", "expire", "apply",
 	"quarantine", "restore", "check", "repair", "rebuild"}
 
+// commandRank is a command's place in commandOrder; unknown names go last.
 func commandRank(name string) int {
 	for i, n := range commandOrder {
 		if n == name {
@@ -137,6 +143,8 @@ func commandRank(name string) int {
 	return len(commandOrder)
 }
 
+// isFlagError recognises urfave/cli's flag parsing errors by their text
+// (it has no typed error for them), so they exit with the usage code.
 func isFlagError(err error) bool {
 	s := err.Error()
 	for _, p := range []string{"flag provided but not defined", "Incorrect Usage", "invalid value", "flag needs an argument", "Required flag"} {

@@ -78,6 +78,7 @@ func init() {
 	}
 }
 
+// actCommand builds the command of one action.
 func actCommand(e *env, a action) *cli.Command {
 	var ff filterFlags
 	var sf safetyFlags
@@ -286,6 +287,7 @@ type journalRun interface {
 	End(summary any) error
 }
 
+// nopRun is the journalRun of a dry run or --journal none.
 type nopRun struct{}
 
 func (nopRun) Record(string, string, string, string, error) error { return nil }
@@ -349,6 +351,7 @@ func (e *env) openSurgeon(o globalOpts, action string, need readNeeds) (queue.So
 	return src, sg, nil
 }
 
+// surgeonFor returns the surgeon of the source's MTA.
 func surgeonFor(src queue.Source) (surgeon, error) {
 	switch src.MTA() {
 	case queue.Postfix:
@@ -359,4 +362,5 @@ func surgeonFor(src queue.Source) (surgeon, error) {
 	return nil, fmt.Errorf("no surgeon for %s", src.MTA())
 }
 
+// joinHints joins several hints into one hint line.
 func joinHints(h ...string) string { return strings.Join(h, "; ") }

@@ -30,6 +30,8 @@ type planEntry struct {
 	NullSender  bool   `json:"null_sender"`
 }
 
+// writePlan writes one planEntry per selected message to a new file
+// (never over an existing one) and syncs it.
 func writePlan(path string, src queue.Source, results []filter.Result) error {
 	root, _ := filepath.Abs(src.Root())
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -58,6 +60,7 @@ func writePlan(path string, src queue.Source, results []filter.Result) error {
 	return f.Close()
 }
 
+// readPlan reads a plan file written by writePlan.
 func readPlan(path string) ([]planEntry, error) {
 	f, err := os.Open(path)
 	if err != nil {

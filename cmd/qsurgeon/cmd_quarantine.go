@@ -106,8 +106,8 @@ func (q *quarantineSurgeon) dryRunSteps() []string {
 	return out
 }
 
-func (q *quarantineSurgeon) source() queue.Source    { return q.inner.source() }
-func (q *quarantineSurgeon) supports(a string) error { return nil }
+func (q *quarantineSurgeon) source() queue.Source  { return q.inner.source() }
+func (q *quarantineSurgeon) supports(string) error { return nil }
 
 func (q *quarantineSurgeon) prepare(action string, dryRun bool) (func(), error) {
 	release, err := q.inner.prepare(action, dryRun)

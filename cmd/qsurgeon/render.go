@@ -67,6 +67,7 @@ type jsonMessage struct {
 	Matched        []string        `json:"matched,omitempty"`
 }
 
+// unixPtr is t in Unix seconds, or nil for the zero time (omitted in JSON).
 func unixPtr(t time.Time) *int64 {
 	if t.IsZero() {
 		return nil
@@ -84,6 +85,7 @@ func displaySender(m *queue.Message) string {
 	return m.Sender
 }
 
+// toJSON converts a message to its JSON line; why is the --explain list.
 func toJSON(m *queue.Message, why []string) jsonMessage {
 	j := jsonMessage{
 		QueueName:      m.Queue,
@@ -142,6 +144,7 @@ type renderer struct {
 	now     time.Time
 }
 
+// newRenderer checks --format and returns a renderer writing to w.
 func newRenderer(w io.Writer, format string, explain bool) (*renderer, error) {
 	switch format {
 	case "table", "json", "csv", "ids":
@@ -151,6 +154,7 @@ func newRenderer(w io.Writer, format string, explain bool) (*renderer, error) {
 	return &renderer{w: w, format: format, explain: explain, now: time.Now()}, nil
 }
 
+// list prints the selected messages in the renderer's format.
 func (r *renderer) list(results []filter.Result) error {
 	switch r.format {
 	case "ids":
@@ -249,6 +253,7 @@ func idMark(m *queue.Message) string {
 	return s
 }
 
+// dash shows an empty table cell as "-".
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -256,6 +261,7 @@ func dash(s string) string {
 	return s
 }
 
+// clip shortens s to n runes, the last one an ellipsis.
 func clip(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
 		return s
@@ -281,6 +287,8 @@ func printable(s string) string {
 	return b.String()
 }
 
+// age is how long ago t was, as the table shows it: minutes, hours
+// (under two days) or days.
 func age(now, t time.Time) string {
 	if t.IsZero() {
 		return "-"
@@ -298,6 +306,7 @@ func age(now, t time.Time) string {
 	}
 }
 
+// humanSize is a message size as the table shows it: bytes, K or M.
 func humanSize(n int64) string {
 	switch {
 	case n < 10*1024:
@@ -355,6 +364,8 @@ func significantProblems(m *queue.Message) []string {
 	return out
 }
 
+// hasIDNotInode reports whether a message's name is not its inode
+// (a queue copied from another filesystem).
 func hasIDNotInode(m *queue.Message) bool {
 	return len(significantProblems(m)) < len(m.Problems)
 }

@@ -17,7 +17,7 @@ type postfixSurgeon struct {
 func newPostfixSurgeon(src queue.Source) (surgeon, error) {
 	s, ok := src.(*postfixq.Spool)
 	if !ok {
-		return nil, fmt.Errorf("not a Postfix spool")
+		return nil, errors.New("not a Postfix spool")
 	}
 	return &postfixSurgeon{spool: s}, nil
 }

@@ -17,7 +17,7 @@ type qmailSurgeon struct {
 func newQmailSurgeon(src queue.Source) (surgeon, error) {
 	q, ok := src.(*qmailq.Queue)
 	if !ok {
-		return nil, fmt.Errorf("not a qmail queue")
+		return nil, errors.New("not a qmail queue")
 	}
 	return &qmailSurgeon{q: q}, nil
 }
@@ -27,7 +27,7 @@ func (s *qmailSurgeon) source() queue.Source { return s.q }
 func (s *qmailSurgeon) supports(action string) error {
 	switch action {
 	case "hold", "release":
-		return fmt.Errorf("qmail has no hold queue: use 'qsurgeon quarantine DIR' to hold and 'qsurgeon restore DIR' to release")
+		return errors.New("qmail has no hold queue: use 'qsurgeon quarantine DIR' to hold and 'qsurgeon restore DIR' to release")
 	case "delete", "requeue", "expire", "quarantine":
 		return nil
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -34,6 +33,7 @@ type safetyFlags struct {
 	detached bool
 }
 
+// flags returns the safety flags, the same on every destructive command.
 func (s *safetyFlags) flags() []cli.Flag {
 	cat := "Safety:"
 	return []cli.Flag{
@@ -86,13 +86,12 @@ func preview(w io.Writer, action string, results []filter.Result, sample int) {
 // confirm asks [y/N] on the terminal. Without a terminal it fails with the
 // usage code instead of waiting.
 func (e *env) confirm(question string) error {
-	in, ok := e.stdin.(*os.File)
-	if !ok || !isTerminal(in) {
+	if !isTerminal(e.stdin) {
 		return fail(exitUsage, errors.New("confirmation needed, but standard input is not a terminal"),
 			"check the preview with --dry-run, then run again with --yes")
 	}
 	fmt.Fprintf(e.stderr, "%s [y/N] ", question)
-	line, _ := bufio.NewReader(in).ReadString('\n')
+	line, _ := bufio.NewReader(e.stdin).ReadString('\n')
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":
 		return nil
