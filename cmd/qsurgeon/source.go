@@ -189,12 +189,12 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 		opt.Progress = func(done, total int64) { _ = bar.Set64(done) }
 	}
 	scanned := src
-	if _, ok := src.(*postfixq.Spool); ok && len(spec.IDs) > 0 {
+	if sp, ok := src.(*postfixq.Spool); ok && len(spec.IDs) > 0 {
 		// Known Postfix IDs: look each one up where Postfix keeps it, as
 		// postsuper does, instead of reading the whole queue. (qmail
 		// keeps the full walk: its inventory finds parts in the wrong
 		// subdirectory, which a delete must remove too.)
-		scanned = idLookup{Source: src, ids: spec.IDs}
+		scanned = idLookup{Spool: sp, ids: spec.IDs}
 	}
 	err = filter.Scan(c.Context, scanned, m, opt, func(r filter.Result) error {
 		k.trim(r.Msg)
@@ -228,7 +228,7 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 // looks). A place that holds nothing reads as "vanished" and is skipped.
 // IDs that are not valid queue file names are never turned into paths.
 type idLookup struct {
-	queue.Source
+	*postfixq.Spool
 	ids []string
 }
 
@@ -240,31 +240,23 @@ func (s idLookup) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 			continue
 		}
 		seen[id] = true
-		var refs []queue.Ref
-		switch src := s.Source.(type) {
-		case *postfixq.Spool:
-			if !postfixq.ValidName(id) {
+		if !postfixq.ValidName(id) {
+			continue
+		}
+		// The first queue that has it, in postsuper's order of message
+		// queues; a stat each, no open until Read.
+		for _, q := range []string{queue.Hold, queue.Incoming, queue.Active, queue.Deferred, queue.Maildrop, queue.Corrupt} {
+			p := s.MessagePath(q, id)
+			if _, err := s.Lstat(p); err != nil {
 				continue
 			}
-			// The first queue that has it, in postsuper's order of
-			// message queues; a stat each, no open until Read.
-			for _, q := range []string{queue.Hold, queue.Incoming, queue.Active, queue.Deferred, queue.Maildrop, queue.Corrupt} {
-				p := src.MessagePath(q, id)
-				if _, err := src.Lstat(p); err == nil {
-					refs = append(refs, queue.Ref{Queue: q, ID: id, Path: p})
-					break
-				}
-			}
-		default:
-			return s.Source.Walk(ctx, fn)
-		}
-		for _, r := range refs {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := fn(r); err != nil {
+			if err := fn(queue.Ref{Queue: q, ID: id, Path: p}); err != nil {
 				return err
 			}
+			break
 		}
 	}
 	return nil
