@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/qsurgeon/qsurgeon/filter"
@@ -200,7 +199,7 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 	defer release()
 	var run journalRun = nopRun{}
 	if !sf.dryRun {
-		jr, closeJ, err := openJournal(sf.journal, os.Args, filterDescription(c))
+		jr, closeJ, err := openJournal(sf.journal, commandLine(c), filterDescription(c))
 		if err != nil {
 			return err
 		}

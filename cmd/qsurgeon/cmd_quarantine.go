@@ -261,7 +261,7 @@ EXAMPLES:
 			defer dirFS.Close()
 			var run journalRun = nopRun{}
 			if !sf.dryRun {
-				jr, closeJ, err := openJournal(sf.journal, os.Args, map[string]any{"restore": dir, "id": idFilter.Value(), "into": into})
+				jr, closeJ, err := openJournal(sf.journal, commandLine(c), map[string]any{"restore": dir, "id": idFilter.Value(), "into": into})
 				if err != nil {
 					return err
 				}

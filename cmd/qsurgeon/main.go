@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/urfave/cli/v2"
 )
 
 // Exit codes. They never move: scripts depend on them.
@@ -59,6 +61,15 @@ func usageErr(format string, args ...any) error {
 	return fail(exitUsage, fmt.Errorf(format, args...), "")
 }
 
+// metaArgs is the App.Metadata key of the command line, for the journal.
+const metaArgs = "args"
+
+// commandLine is the command line run() was given.
+func commandLine(c *cli.Context) []string {
+	args, _ := c.App.Metadata[metaArgs].([]string)
+	return args
+}
+
 // silentExit ends the program with a code and no message (the command has
 // already reported what happened).
 type silentExit int
@@ -75,6 +86,7 @@ func main() {
 // run is main without the process: tests call it directly too.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
+	app.Metadata = map[string]any{metaArgs: args}
 	err := app.RunContext(ctx, permuteArgs(app, args))
 	if err == nil {
 		return exitOK

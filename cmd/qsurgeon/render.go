@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -322,7 +321,7 @@ func humanSize(n int64) string {
 // yet, in parallel, for output that shows subjects.
 func readContents(ctx context.Context, src queue.Source, results []filter.Result, workers int, warn func(error)) {
 	if workers <= 0 {
-		workers = min(2*runtime.GOMAXPROCS(0), 16)
+		workers = filter.DefaultWorkers()
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
