@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 // Kinds of generated messages.
@@ -373,4 +374,21 @@ func body(r *rand.Rand, size int, boundary string, line func(string)) (contentTy
 // postfixDate formats t as Postfix's mail_date does (global/mail_date.c).
 func postfixDate(t time.Time) string {
 	return t.UTC().Format("Mon, _2 Jan 2006 15:04:05 +0000 (UTC)")
+}
+
+// createNamedByInode creates path exclusively (never through a symbolic
+// link) and fstats it: both MTAs name a new message after the inode of the
+// file they just created (Postfix mail_queue.c:mail_queue_enter, qmail
+// qmail-queue.c:pidopen). The caller closes fd.
+func createNamedByInode(path string, perm uint32) (int, unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := unix.Open(path, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, perm)
+	if err != nil {
+		return -1, st, fmt.Errorf("gen: %w", &os.PathError{Op: "create", Path: path, Err: err})
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, st, fmt.Errorf("gen: %w", &os.PathError{Op: "fstat", Path: path, Err: err})
+	}
+	return fd, st, nil
 }

@@ -319,19 +319,15 @@ func (g *pfGen) one(i int) error {
 	tmp := filepath.Join(dir, fmt.Sprintf("%d.%d", m.usec, i))
 	// mail_queue.c:mail_queue_enter: create a temporary name, fstat, name
 	// the file after the time and its inode, rename.
-	fd, err := unix.Open(tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	fd, st, err := createNamedByInode(tmp, 0o600)
 	if err != nil {
-		return fmt.Errorf("gen: %w", &os.PathError{Op: "create", Path: tmp, Err: err})
+		return err
 	}
 	defer func() {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
 	}()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
 	if m.long {
 		m.ID = postfixq.NewLongID(m.Arrival.Unix(), m.usec, st.Ino)
 	} else {

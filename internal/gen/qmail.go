@@ -268,19 +268,15 @@ func (g *qmGen) one(i int) error {
 	// qmail-queue.c:pidopen + main: pid/<pid>.<time>.<seq>, fstat, link
 	// into mess/<id%split>/<id>, unlink the pid name, then write.
 	pidPath := filepath.Join(root, "pid", fmt.Sprintf("%d.%d.%d", g.pid, m.Arrival.Unix(), i))
-	fd, err := unix.Open(pidPath, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
+	fd, st, err := createNamedByInode(pidPath, 0o644)
 	if err != nil {
-		return fmt.Errorf("gen: %w", &os.PathError{Op: "create", Path: pidPath, Err: err})
+		return err
 	}
 	defer func() {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
 	}()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
 	id := st.Ino
 	m.ID = strconv.FormatUint(id, 10)
 	m.Path = g.path("mess", id)
