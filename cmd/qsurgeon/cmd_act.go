@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 )
 
@@ -210,12 +215,15 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 	}
 	var out outcome
 	var failures []string
+	var mu sync.Mutex // guards out, failures and the journal order
 	bar := e.progress(o, name)
 	if bar != nil {
 		bar.ChangeMax64(int64(len(results)))
 		defer func() { _ = bar.Finish(); _ = bar.Clear() }()
 	}
 	record := func(m *queue.Message, err error) {
+		mu.Lock()
+		defer mu.Unlock()
 		switch {
 		case err == nil:
 			out.ok++
@@ -231,15 +239,18 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		}
 	}
 	batcher, batched := sg.(batchSurgeon)
-	for i := 0; i < len(results); {
-		if c.Context.Err() != nil {
-			failures = append(failures, "interrupted: the remaining messages were not touched")
-			break
-		}
-		if bar != nil {
-			_ = bar.Set64(int64(i))
-		}
-		if batched && !sf.dryRun {
+	par, parallel := sg.(parallelSurgeon)
+	parallel = parallel && !sf.dryRun && par.parallel(name) && len(results) > 1
+	switch {
+	case batched && !sf.dryRun:
+		for i := 0; i < len(results); {
+			if c.Context.Err() != nil {
+				failures = append(failures, "interrupted: the remaining messages were not touched")
+				break
+			}
+			if bar != nil {
+				_ = bar.Set64(int64(i))
+			}
 			n := min(len(results)-i, batchSize)
 			msgs := make([]*queue.Message, n)
 			for j := range msgs {
@@ -249,11 +260,25 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 				record(msgs[j], err)
 			}
 			i += n
-			continue
 		}
-		m := results[i].Msg
-		record(m, sg.act(name, m, mut))
-		i++
+	case parallel:
+		if !actParallel(c.Context, results, o.Workers, bar, func(m *queue.Message) {
+			record(m, sg.act(name, m, mut))
+		}) {
+			failures = append(failures, "interrupted: the remaining messages were not touched")
+		}
+		slices.Sort(failures) // workers finish in any order; report in ID order
+	default:
+		for i, r := range results {
+			if c.Context.Err() != nil {
+				failures = append(failures, "interrupted: the remaining messages were not touched")
+				break
+			}
+			if bar != nil {
+				_ = bar.Set64(int64(i))
+			}
+			record(r.Msg, sg.act(name, r.Msg, mut))
+		}
 	}
 	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped})
 	if dry != nil {
@@ -316,6 +341,47 @@ const batchSize = 1000
 // fsync per message (quarantine's manifest).
 type batchSurgeon interface {
 	actBatch(action string, msgs []*queue.Message) []error
+}
+
+// parallelSurgeon is a surgeon whose action on one message never touches
+// another message's files, so several messages can be acted on at once
+// (Postfix: each message is its own file and logs, as for postsuper). The
+// steps for one message keep their order.
+type parallelSurgeon interface {
+	parallel(action string) bool
+}
+
+// actParallel runs act over every selected message from workers
+// goroutines (filter.DefaultWorkers when <= 0). Deleting or renaming a
+// file is a directory update and an inode update in the kernel; with the
+// queue's messages spread over hash directories, a few at a time keep both
+// CPUs busy where one at a time waits. It reports false when ctx was
+// cancelled before every message was taken (those not taken were not
+// touched).
+func actParallel(ctx context.Context, results []filter.Result, workers int, bar *progressbar.ProgressBar, act func(*queue.Message)) bool {
+	if workers <= 0 {
+		workers = filter.DefaultWorkers()
+	}
+	var next, done atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(results)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if i >= int64(len(results)) {
+					return
+				}
+				act(results[i].Msg)
+				if n := done.Add(1); bar != nil && n%64 == 0 {
+					_ = bar.Set64(n)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return next.Load() >= int64(len(results))
 }
 
 // errSkipped marks a message left alone on purpose (it changed since it

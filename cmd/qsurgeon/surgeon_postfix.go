@@ -43,6 +43,17 @@ func (p *postfixSurgeon) prepare(action string, dryRun bool) (func(), error) {
 	return func() {}, nil
 }
 
+// parallel: every Postfix action touches only the message's own file and
+// logs (postsuper.c acts on one queue ID at a time, with no shared state),
+// so messages can be acted on concurrently.
+func (p *postfixSurgeon) parallel(action string) bool {
+	switch action {
+	case "delete", "hold", "release", "requeue", "expire":
+		return true
+	}
+	return false
+}
+
 func (p *postfixSurgeon) act(action string, m *queue.Message, mut queue.Mutator) error {
 	var err error
 	switch action {
