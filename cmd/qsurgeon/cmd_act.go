@@ -240,9 +240,8 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 	}
 	batcher, batched := sg.(batchSurgeon)
 	par, parallel := sg.(parallelSurgeon)
-	parallel = parallel && !sf.dryRun && par.parallel(name) && len(results) > 1
-	switch {
-	case batched && !sf.dryRun:
+	parallel = parallel && !sf.dryRun && par.parallel(name)
+	if batched && !sf.dryRun {
 		for i := 0; i < len(results); {
 			if c.Context.Err() != nil {
 				failures = append(failures, "interrupted: the remaining messages were not touched")
@@ -261,23 +260,18 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			}
 			i += n
 		}
-	case parallel:
-		if !actParallel(c.Context, results, o.Workers, bar, func(m *queue.Message) {
+	} else {
+		workers := 1 // one at a time, in the selection's order
+		if parallel {
+			workers = o.Workers
+		}
+		if !actEach(c.Context, results, workers, bar, func(m *queue.Message) {
 			record(m, sg.act(name, m, mut))
 		}) {
 			failures = append(failures, "interrupted: the remaining messages were not touched")
 		}
-		slices.Sort(failures) // workers finish in any order; report in ID order
-	default:
-		for i, r := range results {
-			if c.Context.Err() != nil {
-				failures = append(failures, "interrupted: the remaining messages were not touched")
-				break
-			}
-			if bar != nil {
-				_ = bar.Set64(int64(i))
-			}
-			record(r.Msg, sg.act(name, r.Msg, mut))
+		if parallel {
+			slices.Sort(failures) // workers finish in any order; report in ID order
 		}
 	}
 	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped})
@@ -351,14 +345,14 @@ type parallelSurgeon interface {
 	parallel(action string) bool
 }
 
-// actParallel runs act over every selected message from workers
-// goroutines (filter.DefaultWorkers when <= 0). Deleting or renaming a
+// actEach runs act over every selected message from workers goroutines
+// (filter.DefaultWorkers when <= 0; one keeps the selection's order). Deleting or renaming a
 // file is a directory update and an inode update in the kernel; with the
 // queue's messages spread over hash directories, a few at a time keep both
 // CPUs busy where one at a time waits. It reports false when ctx was
 // cancelled before every message was taken (those not taken were not
 // touched).
-func actParallel(ctx context.Context, results []filter.Result, workers int, bar *progressbar.ProgressBar, act func(*queue.Message)) bool {
+func actEach(ctx context.Context, results []filter.Result, workers int, bar *progressbar.ProgressBar, act func(*queue.Message)) bool {
 	if workers <= 0 {
 		workers = filter.DefaultWorkers()
 	}
