@@ -4,7 +4,7 @@ BIN     := bin/qsurgeon
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test test-faults vet fmt-check demo fuzz bench bench-quick docs accept clean
+.PHONY: all build test test-clock-ahead test-faults vet fmt-check demo fuzz bench bench-quick docs accept clean
 
 all: build
 
@@ -25,9 +25,15 @@ test: fmt-check vet build
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 	@# The reader benchmarks run once each: a compile-and-run check, never a timed assertion.
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./postfixq ./qmailq ./filter
+	@$(MAKE) --no-print-directory test-clock-ahead
 	@if [ -d ../shared/checks ]; then $(MAKE) --no-print-directory accept; fi
 	@# The README's demo must work as written.
 	@$(MAKE) --no-print-directory demo > /dev/null
+
+# The whole suite again with qsurgeon's clock (internal/clock) a year ahead,
+# binaries included: no test may pass or fail by the date it runs on.
+test-clock-ahead:
+	QSURGEON_CLOCK_SHIFT=8760h $(GO) test -count=1 -timeout 15m -tags qsurgeon_clockshift $(PKGS)
 
 # Fault injection at EVERY step of repair, rebuild and carry, instead of the
 # sample make test runs (several minutes).

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
@@ -129,7 +131,7 @@ type Matcher struct {
 func Compile(spec Spec) (*Matcher, error) {
 	m := &Matcher{spec: spec, now: spec.Now}
 	if m.now.IsZero() {
-		m.now = time.Now()
+		m.now = clock.Now()
 	}
 	var err error
 	bad := func(flag, value string, e error) error {

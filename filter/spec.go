@@ -51,7 +51,7 @@ type Spec struct {
 	// Invert selects every message the rest of the spec does not select.
 	Invert bool
 
-	// Now is the reference time for age checks; zero means time.Now().
+	// Now is the reference time for age checks; zero means clock.Now().
 	Now time.Time
 }
 

@@ -9,6 +9,8 @@ import (
 	"path"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
@@ -73,7 +75,7 @@ type IntoOptions struct {
 	// MaxCopy caps the size of a copied file; 0 means DefaultMaxCopy.
 	MaxCopy int64
 	// Now stamps the file (postsuper -r: utime now) and a copy's queue ID;
-	// zero means time.Now().
+	// zero means clock.Now().
 	Now time.Time
 }
 
@@ -118,7 +120,7 @@ func (s *Spool) IntoMaildrop(live *Spool, m queue.Mutator, msg *queue.Message, o
 	}
 	now := opt.Now
 	if now.IsZero() {
-		now = time.Now()
+		now = clock.Now()
 	}
 	md, err := live.Lstat(queue.Maildrop)
 	if err != nil {

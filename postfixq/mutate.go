@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
@@ -69,7 +71,7 @@ type ActOptions struct {
 	// would (qmgr keeps the message in memory; see doc §4.2).
 	UnsafeActive bool
 	// Now is the time Requeue stamps (postsuper: utime(path, now));
-	// zero means time.Now().
+	// zero means clock.Now().
 	Now time.Time
 }
 
@@ -213,7 +215,7 @@ func (s *Spool) Requeue(m queue.Mutator, msg *queue.Message, opt ActOptions) err
 	}
 	now := opt.Now
 	if now.IsZero() {
-		now = time.Now()
+		now = clock.Now()
 	}
 	now = now.Truncate(time.Second) // utime(2) has whole seconds
 	dst := s.MessagePath(queue.Maildrop, msg.ID)

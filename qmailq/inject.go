@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -196,7 +198,7 @@ type InjectOptions struct {
 	// MaxSize caps the mess file read into memory; 0 means
 	// DefaultMaxInject.
 	MaxSize int64
-	// Now names the pid/ file; zero means time.Now().
+	// Now names the pid/ file; zero means clock.Now().
 	Now time.Time
 }
 
@@ -243,7 +245,7 @@ func (src *Queue) Inject(live *Queue, m queue.Mutator, msg *queue.Message, opt I
 	}
 	now := opt.Now
 	if now.IsZero() {
-		now = time.Now()
+		now = clock.Now()
 	}
 
 	// 1. pid/<pid>.<time>.<seq> (qmail-queue.c:pidopen, seq 1..9).

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -84,7 +86,7 @@ type ActOptions struct {
 
 func (o ActOptions) now() time.Time {
 	if o.Now.IsZero() {
-		return time.Now()
+		return clock.Now()
 	}
 	return o.Now
 }

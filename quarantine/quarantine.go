@@ -34,6 +34,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
@@ -43,7 +45,7 @@ import (
 
 // Options tune Quarantine.
 type Options struct {
-	// Now stamps the manifest entry; zero means time.Now().
+	// Now stamps the manifest entry; zero means clock.Now().
 	Now time.Time
 	// MasterRunning: a Postfix master runs on the queue, so messages in
 	// active/ are refused (qmgr holds them in memory).
@@ -66,7 +68,7 @@ func PlanQuarantine(src queue.Source, m *queue.Message, dir, queueFS *safefs.FS,
 	}
 	now := opt.Now
 	if now.IsZero() {
-		now = time.Now()
+		now = clock.Now()
 	}
 	e := Entry{
 		MTA:       src.MTA(),

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -30,7 +32,7 @@ type RestoreOptions struct {
 	// file as requeued only when its owner is mail_owner
 	// (pickup.c: MAIL_IS_REQUEUED).
 	MaildropUID int
-	// Now is the time stamped by Into and the manifest; zero: time.Now().
+	// Now is the time stamped by Into and the manifest; zero: clock.Now().
 	Now time.Time
 	// MasterRunning: a Postfix master runs on the target queue. A message
 	// that was in active/ then goes back into incoming/ instead, since a
@@ -64,7 +66,7 @@ func PlanRestore(e Entry, dir, queueFS *safefs.FS, opt RestoreOptions) (*Plan, e
 	}
 	now := opt.Now
 	if now.IsZero() {
-		now = time.Now()
+		now = clock.Now()
 	}
 	d := &Disk{Queue: queueFS, Dir: dir}
 	switch e.MTA {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"github.com/qsurgeon/qsurgeon/qmailq"
 )
 
@@ -87,8 +89,13 @@ type Options struct {
 	Split int
 	// Todo overrides the detected todo layout.
 	Todo TodoLayout
-	// Now is the reference time for ages; zero means time.Now().
+	// Now is the reference time for ages; zero means clock.Now().
 	Now time.Time
+	// Detached says no qmail process can own any part of this queue (it
+	// was moved aside, or qmail is stopped for good): every fragment counts
+	// as ossified whatever its age. Now stays the real time, so names and
+	// notes carry the date they were made.
+	Detached bool
 	// LostFound is where repair moves fragments it cannot put back into a
 	// legal state. It must be outside the queue and on the same
 	// filesystem. Empty means "<queue>.lost+found" next to the queue.
@@ -97,9 +104,16 @@ type Options struct {
 
 func (o Options) now() time.Time {
 	if o.Now.IsZero() {
-		return time.Now()
+		return clock.Now()
 	}
 	return o.Now
+}
+
+// ossified reports whether a fragment of this age can no longer belong to
+// a running qmail-queue: qmail's 36-hour rule, or any age on a detached
+// queue.
+func (o Options) ossified(age time.Duration) bool {
+	return o.Detached || age >= Ossified
 }
 
 // Ossified is qmail's age for leftovers no process can still own:
@@ -198,6 +212,7 @@ type finding struct {
 }
 
 type analysis struct {
+	opts     Options
 	s        *snapshot
 	ids      IDs
 	findings []finding
@@ -207,7 +222,7 @@ type analysis struct {
 }
 
 func analyze(s *snapshot, ids IDs, opts Options) *analysis {
-	a := &analysis{s: s, ids: ids, lost: map[uint64]bool{}, final: map[uint64]uint64{}}
+	a := &analysis{opts: opts, s: s, ids: ids, lost: map[uint64]bool{}, final: map[uint64]uint64{}}
 	now := opts.now()
 	l := s.layout
 	add := func(f finding) { a.findings = append(a.findings, f) }
@@ -282,7 +297,7 @@ func analyze(s *snapshot, ids IDs, opts Options) *analysis {
 	}
 	for _, p := range s.pids {
 		age := now.Sub(p.Mtime)
-		if age >= Ossified {
+		if opts.ossified(age) {
 			add(finding{Problem: Problem{Kind: KindStalePid, Path: p.Rel, Detail: fmt.Sprintf("left by a qmail-queue that never linked it into mess/ (%s old, %d bytes)", roundAge(age), p.Size), Fix: "move it to lost+found"}, act: actLostFound, nodes: []*node{p}})
 		} else {
 			add(finding{Problem: Problem{Kind: KindPidFile, Path: p.Rel, Detail: fmt.Sprintf("qmail-queue temporary file, %s old: a running qmail-queue may still own it", roundAge(age)), Fix: "none yet: repair moves it to lost+found once it is 36 h old (qmail-clean removes it then)"}, act: actWait})
@@ -440,11 +455,11 @@ func (a *analysis) message(m *msg, now time.Time) {
 			detail = fmt.Sprintf("empty message file without envelope (%s old): qmail-queue died before any input", roundAge(age))
 		}
 		lostKind, lostDetail = kind, detail
-		wait = age < Ossified
+		wait = !a.opts.ossified(age)
 	case !has(qmailq.PartTodo) && has(qmailq.PartIntd) && !has(qmailq.PartInfo):
 		// S3: qmail-queue died while writing the envelope or at link (66).
 		age := now.Sub(mess.Mtime)
-		if age < Ossified {
+		if !a.opts.ossified(age) {
 			add(KindIntdWithoutTodo, m.one(qmailq.PartIntd, l).Rel, fmt.Sprintf("injection not finished (%s old): a running qmail-queue may still own it", roundAge(age)), "none yet: repair acts once it is 36 h old", actWait, nil)
 			a.idCheck(m, true)
 			return

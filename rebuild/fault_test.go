@@ -156,7 +156,11 @@ func TestRebuildCarryFaults(t *testing.T) {
 			partial := map[string]bool{}
 			for _, pr := range probs {
 				switch {
-				case pr.Kind == KindPidFile:
+				// The carry's own temporary file: young or stale by the
+				// old message's time stamp, which the carry keeps, so
+				// either kind whatever the date; the message itself is
+				// still whole in the old queue (checked above).
+				case pr.Kind == KindPidFile, pr.Kind == KindStalePid:
 				case pr.ID != "":
 					partial[pr.ID] = true
 				default:

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"golang.org/x/sys/unix"
@@ -31,7 +33,7 @@ type PostfixOptions struct {
 	// postfixq.LoadConfig of the instance); nil means Postfix's defaults
 	// for the long IDs and the hashing found in the tree.
 	Config *postfixq.Config
-	// Now is the reference time for ages; zero means time.Now().
+	// Now is the reference time for ages; zero means clock.Now().
 	Now time.Time
 }
 
@@ -65,7 +67,7 @@ type pfFile struct {
 func CheckPostfix(root string, opts PostfixOptions) ([]Problem, error) {
 	now := opts.Now
 	if now.IsZero() {
-		now = time.Now()
+		now = clock.Now()
 	}
 	sp, err := postfixq.Open(root, postfixq.Options{Config: opts.Config})
 	if err != nil {

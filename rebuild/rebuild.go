@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -221,7 +223,7 @@ const maxMess = 1 << 31
 
 func (c *carry) tmp() string {
 	*c.seqp++
-	return fmt.Sprintf("%s/pid/%d.%d.%d", c.newRel, os.Getpid(), time.Now().Unix(), *c.seqp)
+	return fmt.Sprintf("%s/pid/%d.%d.%d", c.newRel, os.Getpid(), clock.Now().Unix(), *c.seqp)
 }
 
 func (c *carry) run(m queue.Mutator) error {
@@ -428,7 +430,7 @@ func PlanSwap(oldDir, newDir string, now time.Time) (*Plan, error) {
 		return nil, fmt.Errorf("rebuild: %s: %w", oldAbs, qmailq.ErrSendRunning)
 	}
 	if now.IsZero() {
-		now = time.Now()
+		now = clock.Now()
 	}
 	backup := oldAbs + ".before-rebuild-" + now.UTC().Format("20060102T150405Z")
 	for i := 2; ; i++ {

@@ -31,7 +31,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	qsBin = filepath.Join(dir, "qsurgeon")
-	out, err := exec.Command("go", "build", "-o", qsBin, ".").CombinedOutput()
+	// The clock-shifted run (make test-clock-ahead) builds the binary it
+	// drives with the same moved clock as the tests themselves.
+	args := []string{"build", "-o", qsBin}
+	if os.Getenv("QSURGEON_CLOCK_SHIFT") != "" {
+		args = append(args, "-tags", "qsurgeon_clockshift")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building qsurgeon: %v\n%s", err, out)
 		os.Exit(1)

@@ -196,14 +196,10 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			opts := rebuild.Options{Split: af.split, LostFound: lostFound}
-			if sf.detached {
-				// qmail's own rule leaves an orphan alone until it is
-				// 36 hours old, because a live qmail-queue may own it
-				// (qmail-send.c OSSIFIED). On a detached queue nothing
-				// can: judge ages as if that time had passed.
-				opts.Now = time.Now().Add(rebuild.Ossified)
-			}
+			// qmail's own rule leaves an orphan alone until it is 36
+			// hours old, because a live qmail-queue may own it
+			// (qmail-send.c OSSIFIED). On a detached queue nothing can.
+			opts := rebuild.Options{Split: af.split, LostFound: lostFound, Detached: sf.detached}
 			plan, err := rebuild.PlanRepair(root, nil, ids, opts)
 			if err != nil {
 				if errors.Is(err, qmailq.ErrSendRunning) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/urfave/cli/v2"
@@ -136,7 +138,7 @@ func showText(w io.Writer, m *queue.Message, body bool, contentErr error) {
 		if t.IsZero() {
 			return ""
 		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC") + " (" + age(time.Now(), t) + " ago)"
+		return t.UTC().Format("2006-01-02 15:04:05 UTC") + " (" + age(clock.Now(), t) + " ago)"
 	}
 	p("Queue ID", m.ID+idMark(m))
 	p("Queue", string(m.MTA)+" "+m.Queue)

@@ -7,7 +7,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/clock"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -127,7 +128,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			spec, err := ff.spec(e.stdin, time.Now())
+			spec, err := ff.spec(e.stdin, clock.Now())
 			if err != nil {
 				return err
 			}
@@ -139,7 +140,7 @@ EXAMPLES:
 			senders, sasl, clients, domains, reasons := counter{}, counter{}, counter{}, counter{}, counter{}
 			saslClients := map[string]map[string]struct{}{}
 			buckets := make([]int64, len(ageBuckets)+1)
-			now := time.Now()
+			now := clock.Now()
 			var nerr int
 			opt := filter.Options{Workers: o.Workers, OnError: func(err *filter.ReadError) error {
 				nerr++

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"golang.org/x/sync/errgroup"
@@ -150,7 +152,7 @@ func newRenderer(w io.Writer, format string, explain bool) (*renderer, error) {
 	default:
 		return nil, usageErr("--format %q: want table, json, csv or ids", format)
 	}
-	return &renderer{w: w, format: format, explain: explain, now: time.Now()}, nil
+	return &renderer{w: w, format: format, explain: explain, now: clock.Now()}, nil
 }
 
 // list prints the selected messages in the renderer's format.

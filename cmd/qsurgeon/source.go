@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/internal/mimeword"
 	"github.com/qsurgeon/qsurgeon/postfixq"
@@ -170,7 +172,7 @@ func (k keep) trim(m *queue.Message) {
 // warned about and collected in the selection's errs; qmail strays are
 // reported.
 func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src queue.Source, k keep) (*selection, error) {
-	spec, err := ff.spec(e.stdin, time.Now())
+	spec, err := ff.spec(e.stdin, clock.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,8 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/clock"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/internal/journal"
@@ -67,7 +68,7 @@ func preview(w io.Writer, action string, results []filter.Result, sample int) {
 		parts = append(parts, fmt.Sprintf("%s %d", k, perQueue[k]))
 	}
 	fmt.Fprintf(w, "%s: %d message(s), %s (%s)\n", action, len(results), humanBytes(bytes), strings.Join(parts, ", "))
-	now := time.Now()
+	now := clock.Now()
 	for i, r := range results {
 		if i == sample {
 			fmt.Fprintf(w, "  ... and %d more\n", len(results)-sample)

@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/clock"
 )
 
 // DefaultPath is where the CLI writes unless told otherwise (--journal).
@@ -160,7 +162,7 @@ func (j *Journal) Begin(cmdline []string, filter any) (*Run, error) {
 	if _, err := rand.Read(rb[:]); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	r := &Run{j: j, id: time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(rb[:])}
+	r := &Run{j: j, id: clock.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(rb[:])}
 	uid := os.Getuid()
 	name := strconv.Itoa(uid)
 	if u, err := user.LookupId(name); err == nil {
@@ -168,7 +170,7 @@ func (j *Journal) Begin(cmdline []string, filter any) (*Run, error) {
 	}
 	host, _ := os.Hostname()
 	e := &Entry{
-		Type: TypeBegin, Run: r.id, Time: time.Now(),
+		Type: TypeBegin, Run: r.id, Time: clock.Now(),
 		UID: &uid, User: name, Host: host, PID: os.Getpid(),
 		Command: append([]string{}, cmdline...), Filter: filter,
 	}
@@ -182,7 +184,7 @@ func (j *Journal) Begin(cmdline []string, filter any) (*Run, error) {
 // ...), result ("done", "skipped", "failed", "planned", ...) and the error if
 // any.
 func (r *Run) Record(id, queueName, action, result string, err error) error {
-	e := &Entry{Type: TypeMessage, Run: r.id, Time: time.Now(), ID: id, Queue: queueName, Action: action, Result: result}
+	e := &Entry{Type: TypeMessage, Run: r.id, Time: clock.Now(), ID: id, Queue: queueName, Action: action, Result: result}
 	if err != nil {
 		e.Error = err.Error()
 	}
@@ -192,7 +194,7 @@ func (r *Run) Record(id, queueName, action, result string, err error) error {
 // End writes the closing record with a summary (any JSON-marshalable
 // value) and fsyncs the journal.
 func (r *Run) End(summary any) error {
-	return r.j.write(&Entry{Type: TypeEnd, Run: r.id, Time: time.Now(), Summary: summary}, true)
+	return r.j.write(&Entry{Type: TypeEnd, Run: r.id, Time: clock.Now(), Summary: summary}, true)
 }
 
 // maxLine bounds one journal line when reading back.
