@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"time"
 )
 
@@ -111,7 +112,7 @@ func TestPlanOutAndApply(t *testing.T) {
 	}
 	// Replace one planned message by another file under the same name
 	// (what a reused short queue ID looks like): apply must skip it.
-	var first planEntry
+	var first surgery.PlanEntry
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,11 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
+	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
-	"github.com/qsurgeon/qsurgeon/queue"
-	"github.com/schollz/progressbar/v3"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
 
@@ -127,36 +121,50 @@ EXAMPLES:
 	}
 }
 
-// runAction is plan → preview → confirm → execute for one action.
+// intoFlags are requeue's flags for re-injecting mail from a detached queue
+// into the live queue of the same MTA (surgery.Into).
+type intoFlags struct {
+	into           string
+	viaQmailQueue  string
+	rate           string
+	rateInterval   time.Duration
+	virtualDomains string
+}
+
+// verb is the surgery verb of an action with its flags.
+func (inf *intoFlags) verb(name string) surgery.Verb {
+	v := surgery.Verb{Name: name}
+	if inf.into != "" {
+		v.Into = &surgery.Into{Queue: inf.into, ViaQmailQueue: inf.viaQmailQueue, Rate: inf.rateInterval, VirtualDomains: inf.virtualDomains}
+	}
+	return v
+}
+
+// runAction is select → execute for one action.
 func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safetyFlags, inf *intoFlags) error {
 	o := e.opts(c)
 	if ff.empty() && !sf.all {
 		return usageErr("%s with no selection would act on every message", name)
 	}
-	src, sg, err := e.openSurgeon(o, name, readNeeds{logs: ff.needsLogs()})
+	src, err := openSource(o, e.stderr, readNeeds{logs: ff.needsLogs()})
 	if err != nil {
 		return err
 	}
-	if inf.into != "" {
-		if sg, err = newIntoSurgeon(sg, inf); err != nil {
-			return err
-		}
-	}
-	k := keepSurgery
-	if inf.into != "" {
-		k = keepEnvelope
-	}
-	sel, err := e.selectMessages(c, o, ff, src, k)
+	job, err := surgery.NewJob(src, inf.verb(name))
 	if err != nil {
 		return err
 	}
-	return e.execute(c, o, name, sg, sel.results, sf, len(sel.errs) > 0)
+	sel, err := e.selectMessages(c, o, ff, src, job.Keep())
+	if err != nil {
+		return err
+	}
+	return e.execute(c, o, name, job, sel.Results, sf, len(sel.Errs) > 0)
 }
 
-// execute runs an action over a selection: preview, confirmation, the
-// MTA's lock, the journal, and one mutation per message.
-func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, results []filter.Result, sf *safetyFlags, partial bool) error {
-	src := sg.source()
+// execute is the one preview → confirm → journal → act → report sequence
+// of every command that changes a queue message by message.
+func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Job, results []filter.Result, sf *safetyFlags, partial bool) error {
+	src := job.Source()
 	if len(results) == 0 {
 		fmt.Fprintf(e.stderr, "%s: no message matches; nothing to do.\n", name)
 		if partial {
@@ -169,7 +177,7 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			"narrow the filter, or raise --max")
 	}
 	if sf.planOut != "" {
-		if err := writePlan(sf.planOut, src, results); err != nil {
+		if err := surgery.WritePlan(sf.planOut, src, results); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "wrote the plan for %d message(s) to %s; act on it with: qsurgeon --queue %s apply %s %s\n",
@@ -177,7 +185,7 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		return nil
 	}
 	if len(results) <= headerAutoLimit {
-		readContents(c.Context, src, results, o.Workers, func(error) {})
+		surgery.ReadContents(c.Context, src, results, o.Workers)
 	}
 	verb := name
 	if sf.dryRun {
@@ -189,127 +197,67 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			return err
 		}
 	}
-	mut, dry, closeFS, err := mutatorFor(src.Root(), sf.dryRun)
+	ro, done := e.runOptions(c, o, name, sf, filterDescription(c))
+	defer done()
+	rep, err := job.Run(c.Context, results, ro)
 	if err != nil {
 		return err
 	}
-	defer closeFS()
-	if qs, ok := sg.(*qmailSurgeon); ok {
-		qs.opt.AllowYoungOrphan = sf.detached
+	return e.report(rep, len(results), sf.dryRun, partial)
+}
+
+// runOptions are the options of a run: the journal (opened once the MTA's
+// lock is held; one that cannot be written stops the action), the progress
+// bar, the dry run. done closes both.
+func (e *env) runOptions(c *cli.Context, o globalOpts, what string, sf *safetyFlags, filterDesc any) (surgery.RunOptions, func()) {
+	ro := surgery.RunOptions{DryRun: sf.dryRun, Workers: o.Workers, Detached: sf.detached}
+	closeJ := func() {}
+	ro.Journal = func() (surgery.Journal, error) {
+		jr, cj, err := openJournal(sf.journal, commandLine(c), filterDesc)
+		if err != nil || jr == nil {
+			return nil, err
+		}
+		closeJ = cj
+		return jr, nil
 	}
-	release, err := sg.prepare(name, sf.dryRun)
-	if err != nil {
-		return err
+	bar := e.progress(o, what)
+	if bar == nil {
+		return ro, func() { closeJ() }
 	}
-	defer release()
-	var run journalRun = nopRun{}
-	if !sf.dryRun {
-		jr, closeJ, err := openJournal(sf.journal, commandLine(c), filterDescription(c))
-		if err != nil {
-			return err
-		}
-		defer closeJ()
-		if jr != nil {
-			run = jr
-		}
+	ro.Progress = func(done, total int64) {
+		bar.ChangeMax64(total)
+		_ = bar.Set64(done)
 	}
-	var out outcome
-	var failures []string
-	var mu sync.Mutex // guards out, failures and the journal order
-	bar := e.progress(o, name)
-	if bar != nil {
-		bar.ChangeMax64(int64(len(results)))
-		defer func() { _ = bar.Finish(); _ = bar.Clear() }()
-	}
-	record := func(m *queue.Message, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err == nil:
-			out.ok++
-			_ = run.Record(m.ID, m.Queue, name, "ok", nil)
-		case errors.Is(err, errSkipped):
-			out.skipped++
-			failures = append(failures, fmt.Sprintf("%s: skipped: %v", m.ID, err))
-			_ = run.Record(m.ID, m.Queue, name, "skipped", err)
-		default:
-			out.failed++
-			failures = append(failures, fmt.Sprintf("%s: %v", m.ID, err))
-			_ = run.Record(m.ID, m.Queue, name, "failed", err)
-		}
-	}
-	batcher, batched := sg.(batchSurgeon)
-	par, parallel := sg.(parallelSurgeon)
-	parallel = parallel && !sf.dryRun && par.parallel(name)
-	if batched && !sf.dryRun {
-		for i := 0; i < len(results); {
-			if c.Context.Err() != nil {
-				failures = append(failures, "interrupted: the remaining messages were not touched")
-				break
-			}
-			if bar != nil {
-				_ = bar.Set64(int64(i))
-			}
-			n := min(len(results)-i, batchSize)
-			msgs := make([]*queue.Message, n)
-			for j := range msgs {
-				msgs[j] = results[i+j].Msg
-			}
-			for j, err := range batcher.actBatch(name, msgs) {
-				record(msgs[j], err)
-			}
-			i += n
-		}
-	} else {
-		workers := 1 // one at a time, in the selection's order
-		if parallel {
-			workers = o.Workers
-		}
-		if !actEach(c.Context, results, workers, bar, func(m *queue.Message) {
-			record(m, sg.act(name, m, mut))
-		}) {
-			failures = append(failures, "interrupted: the remaining messages were not touched")
-		}
-		if parallel {
-			slices.Sort(failures) // workers finish in any order; report in ID order
-		}
-	}
-	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped})
-	if dry != nil {
-		ops := make([]string, 0, len(dry.Ops()))
-		for _, op := range dry.Ops() {
-			ops = append(ops, op.String())
-		}
-		if d, ok := sg.(interface{ dryRunSteps() []string }); ok {
-			ops = append(ops, d.dryRunSteps()...)
-		}
-		fmt.Fprintf(e.stdout, "dry run: %s of %d message(s) would do %d file operation(s):\n", name, len(results), len(ops))
-		for _, op := range ops {
+	return ro, func() { _ = bar.Finish(); _ = bar.Clear(); closeJ() }
+}
+
+// report prints what a run did (a dry run: every file operation it would
+// have done) and ends with the partial-failure code when a message was
+// left alone or failed.
+func (e *env) report(rep surgery.Report, n int, dryRun, partial bool) error {
+	if dryRun {
+		fmt.Fprintf(e.stdout, "dry run: %s of %d message(s) would do %d file operation(s):\n", rep.Verb, n, len(rep.Ops))
+		for _, op := range rep.Ops {
 			fmt.Fprintf(e.stdout, "  %s\n", op)
 		}
 	} else {
-		fmt.Fprintf(e.stderr, "%s: %d done, %d skipped, %d failed\n", name, out.ok, out.skipped, out.failed)
+		fmt.Fprintf(e.stderr, "%s: %d done, %d skipped, %d failed\n", rep.Verb, rep.OK, rep.Skipped, rep.Failed)
 	}
-	for _, f := range failures {
-		fmt.Fprintf(e.stderr, "qsurgeon: %s\n", f)
+	for _, f := range rep.Failures {
+		if f.Result == "skipped" {
+			fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %v\n", f.ID, f.Err)
+		} else {
+			fmt.Fprintf(e.stderr, "qsurgeon: %s: %v\n", f.ID, f.Err)
+		}
 	}
-	if out.failed > 0 || out.skipped > 0 || partial {
+	if rep.Interrupted {
+		fmt.Fprintln(e.stderr, "qsurgeon: interrupted: the remaining messages were not touched")
+	}
+	if rep.Failed > 0 || rep.Skipped > 0 || partial {
 		return silentExit(exitPartial)
 	}
 	return nil
 }
-
-// journalRun is what execute needs of a journal run.
-type journalRun interface {
-	Record(id, queueName, action, result string, err error) error
-	End(summary any) error
-}
-
-// nopRun is the journalRun of a dry run or --journal none.
-type nopRun struct{}
-
-func (nopRun) Record(string, string, string, string, error) error { return nil }
-func (nopRun) End(any) error                                      { return nil }
 
 // filterDescription records the selection flags that were given.
 func filterDescription(c *cli.Context) map[string]any {
@@ -327,99 +275,3 @@ func filterDescription(c *cli.Context) map[string]any {
 	}
 	return d
 }
-
-// batchSize is how many messages a batchSurgeon handles per call.
-const batchSize = 1000
-
-// batchSurgeon acts on many messages at once where one-by-one would cost a
-// fsync per message (quarantine's manifest).
-type batchSurgeon interface {
-	actBatch(action string, msgs []*queue.Message) []error
-}
-
-// parallelSurgeon is a surgeon whose action on one message never touches
-// another message's files, so several messages can be acted on at once
-// (Postfix: each message is its own file and logs, as for postsuper). The
-// steps for one message keep their order.
-type parallelSurgeon interface {
-	parallel(action string) bool
-}
-
-// actEach runs act over every selected message from workers goroutines
-// (filter.DefaultWorkers when <= 0; one keeps the selection's order). Deleting or renaming a
-// file is a directory update and an inode update in the kernel; with the
-// queue's messages spread over hash directories, a few at a time keep both
-// CPUs busy where one at a time waits. It reports false when ctx was
-// cancelled before every message was taken (those not taken were not
-// touched).
-func actEach(ctx context.Context, results []filter.Result, workers int, bar *progressbar.ProgressBar, act func(*queue.Message)) bool {
-	if workers <= 0 {
-		workers = filter.DefaultWorkers()
-	}
-	var next, done atomic.Int64
-	var wg sync.WaitGroup
-	for range min(workers, len(results)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := next.Add(1) - 1
-				if i >= int64(len(results)) {
-					return
-				}
-				act(results[i].Msg)
-				if n := done.Add(1); bar != nil && n%64 == 0 {
-					_ = bar.Set64(n)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return next.Load() >= int64(len(results))
-}
-
-// errSkipped marks a message left alone on purpose (it changed since it
-// was selected, or the MTA state forbids touching it).
-var errSkipped = errors.New("left alone")
-
-// surgeon applies actions to single messages of one MTA's queue.
-type surgeon interface {
-	source() queue.Source
-	// supports says whether an action exists for this MTA.
-	supports(action string) error
-	// prepare checks the MTA's state and takes its lock for the action;
-	// release gives the lock back.
-	prepare(action string, dryRun bool) (release func(), err error)
-	act(action string, m *queue.Message, mut queue.Mutator) error
-}
-
-// openSurgeon opens the queue and its MTA's surgeon, refusing an action
-// that does not exist on that MTA.
-func (e *env) openSurgeon(o globalOpts, action string, need readNeeds) (queue.Source, surgeon, error) {
-	src, err := openSource(o, e.stderr, need)
-	if err != nil {
-		return nil, nil, err
-	}
-	sg, err := surgeonFor(src)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := sg.supports(action); err != nil {
-		return nil, nil, fail(exitUsage, err, "")
-	}
-	return src, sg, nil
-}
-
-// surgeonFor returns the surgeon of the source's MTA.
-func surgeonFor(src queue.Source) (surgeon, error) {
-	switch src.MTA() {
-	case queue.Postfix:
-		return newPostfixSurgeon(src)
-	case queue.Qmail:
-		return newQmailSurgeon(src)
-	}
-	return nil, fmt.Errorf("no surgeon for %s", src.MTA())
-}
-
-// joinHints joins several hints into one hint line.
-func joinHints(h ...string) string { return strings.Join(h, "; ") }

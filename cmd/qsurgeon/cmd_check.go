@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/rebuild"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
 
@@ -65,6 +65,12 @@ func qmailRoot(o globalOpts) (string, error) {
 	return dir, nil
 }
 
+// detectMTA is surgery.DetectMTA's answer, "" when it has none.
+func detectMTA(dir, mta string) queue.MTA {
+	m, _ := surgery.DetectMTA(dir, mta)
+	return m
+}
+
 func checkCommand(e *env) *cli.Command {
 	var af accountFlags
 	return &cli.Command{
@@ -86,7 +92,8 @@ EXAMPLES:
 		Flags: af.flags(),
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
-			if dir := queueDir(o); o.MTA == string(queue.Postfix) || (o.MTA != string(queue.Qmail) && postfixq.IsPostfixQueue(dir)) {
+			// surgery.DetectMTA decides, as for every other command.
+			if dir := queueDir(o); detectMTA(dir, o.MTA) == queue.Postfix {
 				return e.checkPostfix(o, dir)
 			}
 			root, err := qmailRoot(o)
@@ -202,9 +209,6 @@ EXAMPLES:
 			opts := rebuild.Options{Split: af.split, LostFound: lostFound, Detached: sf.detached}
 			plan, err := rebuild.PlanRepair(root, nil, ids, opts)
 			if err != nil {
-				if errors.Is(err, qmailq.ErrSendRunning) {
-					return fail(exitLocked, err, "stop qmail-send first: svc -d /service/qmail-send, or systemctl stop qmail")
-				}
 				return err
 			}
 			return e.runPlan(c, plan, &sf, "repair")
@@ -245,8 +249,8 @@ func (e *env) runPlan(c *cli.Context, plan *rebuild.Plan, sf *safetyFlags, what 
 		_ = bar.Finish()
 	}
 	if err != nil {
-		if errors.Is(err, qmailq.ErrSendRunning) {
-			return fail(exitLocked, err, "stop qmail-send first: svc -d /service/qmail-send, or systemctl stop qmail")
+		if code, hint := exitCode(err); code != exitError {
+			return fail(code, err, hint)
 		}
 		return fail(exitError, err, "the steps before the failing one were done; run 'qsurgeon check' and then this command again")
 	}
@@ -322,11 +326,11 @@ EXAMPLES:
 				defer src.Close()
 				o := e.opts(c)
 				o.Format = "table"
-				selRes, err := e.selectMessages(c, o, &ff, src, keepIDs)
+				selRes, err := e.selectMessages(c, o, &ff, src, surgery.KeepIDs)
 				if err != nil {
 					return err
 				}
-				for _, r := range selRes.results {
+				for _, r := range selRes.Results {
 					id, err := strconv.ParseUint(r.Msg.ID, 10, 64)
 					if err == nil {
 						sel = append(sel, id)
@@ -344,9 +348,6 @@ EXAMPLES:
 			if carryFrom != "" {
 				cp, err := rebuild.PlanCarry(carryFrom, newDir, sel, ids, rebuild.CarryOptions{Split: split, BigTodo: big})
 				if err != nil {
-					if errors.Is(err, qmailq.ErrSendRunning) {
-						return fail(exitLocked, err, "stop qmail-send first")
-					}
 					return err
 				}
 				plan.Append(cp)

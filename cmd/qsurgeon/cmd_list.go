@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
 
@@ -14,11 +15,11 @@ const headerAutoLimit = 20000
 
 // listKeep is what list holds of each selected message: bare IDs need
 // nothing else.
-func listKeep(format string, headers bool) keep {
+func listKeep(format string, headers bool) surgery.Keep {
 	if format == "ids" && !headers {
-		return keepIDs
+		return surgery.KeepIDs
 	}
-	return keepAll
+	return surgery.KeepAll
 }
 
 func listCommand(e *env) *cli.Command {
@@ -63,14 +64,14 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			if headers || (o.Format == "table" && len(sel.results) <= headerAutoLimit) {
-				readContents(c.Context, src, sel.results, o.Workers, e.warn)
+			if headers || (o.Format == "table" && len(sel.Results) <= headerAutoLimit) {
+				readContents(c.Context, src, sel.Results, o.Workers, e.warn)
 			}
-			if err := r.list(sel.results); err != nil {
+			if err := r.list(sel.Results); err != nil {
 				return err
 			}
-			if len(sel.errs) > 0 {
-				fmt.Fprintf(e.stderr, "qsurgeon: %d message(s) could not be read (see warnings above)\n", len(sel.errs))
+			if len(sel.Errs) > 0 {
+				fmt.Fprintf(e.stderr, "qsurgeon: %d message(s) could not be read (see warnings above)\n", len(sel.Errs))
 				return silentExit(exitPartial)
 			}
 			return nil

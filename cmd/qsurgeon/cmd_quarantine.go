@@ -3,31 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/qsurgeon/qsurgeon/internal/safefs"
-	"github.com/qsurgeon/qsurgeon/postfixq"
-	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/quarantine"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
 
 func init() { commandFactories = append(commandFactories, quarantineCommand, restoreCommand) }
-
-// openQuarantineDir creates (0700) and opens a quarantine directory.
-func openQuarantineDir(dir string, create bool) (*safefs.FS, error) {
-	if create {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
-		}
-	}
-	return safefs.Open(dir)
-}
 
 func quarantineCommand(e *env) *cli.Command {
 	var ff filterFlags
@@ -57,127 +43,21 @@ EXAMPLES:
 			if ff.empty() && !sf.all {
 				return usageErr("quarantine with no selection would move every message")
 			}
-			src, sg, err := e.openSurgeon(o, "quarantine", readNeeds{logs: ff.needsLogs()})
+			src, err := openSource(o, e.stderr, readNeeds{logs: ff.needsLogs()})
 			if err != nil {
 				return err
 			}
-			abs, _ := filepath.Abs(dirPath)
-			if _, err := os.Lstat(abs); errors.Is(err, os.ErrNotExist) {
-				if err := os.MkdirAll(abs, 0o700); err != nil {
-					return err
-				}
-				if sf.dryRun {
-					// Plans need the directory; a dry run leaves no trace.
-					defer os.Remove(abs)
-				}
-			}
-			if err := quarantine.CheckOutside(src.Root(), abs); err != nil {
-				return usageErr("%v", err)
-			}
-			sel, err := e.selectMessages(c, o, &ff, src, keepEnvelope)
+			job, err := surgery.NewJob(src, surgery.Verb{Name: surgery.Quarantine, Dir: dirPath})
 			if err != nil {
 				return err
 			}
-			return e.execute(c, o, "quarantine", &quarantineSurgeon{inner: sg, dir: abs}, sel.results, &sf, len(sel.errs) > 0)
+			sel, err := e.selectMessages(c, o, &ff, src, job.Keep())
+			if err != nil {
+				return err
+			}
+			return e.execute(c, o, "quarantine", job, sel.Results, &sf, len(sel.Errs) > 0)
 		},
 	}
-}
-
-// quarantineSurgeon moves whole messages into a quarantine directory. It
-// takes the MTA's lock through the inner surgeon.
-type quarantineSurgeon struct {
-	inner surgeon
-	dir   string
-	dirFS *safefs.FS
-	qFS   *safefs.FS
-	dry   bool
-	opt   quarantine.Options
-	plans []*quarantine.Plan
-}
-
-// dryRunSteps prints what a dry run would have moved.
-func (q *quarantineSurgeon) dryRunSteps() []string {
-	var out []string
-	for _, p := range q.plans {
-		for _, s := range p.Steps {
-			out = append(out, s.String())
-		}
-	}
-	return out
-}
-
-func (q *quarantineSurgeon) source() queue.Source  { return q.inner.source() }
-func (q *quarantineSurgeon) supports(string) error { return nil }
-
-func (q *quarantineSurgeon) prepare(action string, dryRun bool) (func(), error) {
-	release, err := q.inner.prepare(action, dryRun)
-	if err != nil {
-		return nil, err
-	}
-	if ps, ok := q.inner.(*postfixSurgeon); ok {
-		q.opt.MasterRunning = ps.opt.MasterRunning
-	}
-	q.dry = dryRun
-	if q.dirFS, err = openQuarantineDir(q.dir, false); err != nil {
-		release()
-		return nil, err
-	}
-	if q.qFS, err = safefs.Open(q.source().Root()); err != nil {
-		q.dirFS.Close()
-		release()
-		return nil, err
-	}
-	return func() {
-		q.qFS.Close()
-		q.dirFS.Close()
-		release()
-	}, nil
-}
-
-// act ignores mut: the moves cross two roots, so the dry run is enforced
-// here by planning without executing.
-func (q *quarantineSurgeon) act(action string, m *queue.Message, _ queue.Mutator) error {
-	if q.dry {
-		p, err := quarantine.PlanQuarantine(q.source(), m, q.dirFS, q.qFS, q.opt)
-		if err != nil {
-			return err
-		}
-		q.plans = append(q.plans, p)
-		return nil
-	}
-	_, err := quarantine.Quarantine(q.source(), m, q.dirFS, q.qFS, q.opt)
-	if errors.Is(err, quarantine.ErrChanged) {
-		return fmt.Errorf("%w: %v", errSkipped, err)
-	}
-	return err
-}
-
-// actBatch plans every message, then moves them with two manifest writes
-// in all (quarantine.ExecuteBatch) instead of two fsyncs per message.
-func (q *quarantineSurgeon) actBatch(action string, msgs []*queue.Message) []error {
-	errs := make([]error, len(msgs))
-	var plans []*quarantine.Plan
-	var idx []int
-	for i, m := range msgs {
-		p, err := quarantine.PlanQuarantine(q.source(), m, q.dirFS, q.qFS, q.opt)
-		if err != nil {
-			errs[i] = skipIfChanged(err)
-			continue
-		}
-		plans = append(plans, p)
-		idx = append(idx, i)
-	}
-	for j, err := range quarantine.ExecuteBatch(plans, &quarantine.Disk{Queue: q.qFS, Dir: q.dirFS}, nil) {
-		errs[idx[j]] = skipIfChanged(err)
-	}
-	return errs
-}
-
-func skipIfChanged(err error) error {
-	if errors.Is(err, quarantine.ErrChanged) {
-		return fmt.Errorf("%w: %v", errSkipped, err)
-	}
-	return err
 }
 
 func restoreCommand(e *env) *cli.Command {
@@ -217,23 +97,19 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			entries, err := quarantine.ReadManifest(filepath.Join(dir, quarantine.ManifestName))
-			if err != nil && len(entries) == 0 {
-				return fail(exitError, err, "DIR must be a directory written by 'qsurgeon quarantine'")
-			} else if err != nil {
-				e.warn(err)
+			o := e.opts(c)
+			ropt := surgery.RestoreOptions{IDs: idFilter.Value(), Queue: into, Into: into != "", Rate: interval}
+			if into == "" {
+				ropt.Queue = o.Queue
 			}
-			want := map[string]bool{}
-			for _, id := range idFilter.Value() {
-				want[id] = true
+			r, err := surgery.NewRestore(dir, ropt)
+			if err != nil {
+				return err
 			}
-			var todo []quarantine.Entry
-			for _, en := range entries {
-				if en.State == quarantine.StateRestored || (len(want) > 0 && !want[en.ID]) {
-					continue
-				}
-				todo = append(todo, en)
+			if r.Warning != nil {
+				e.warn(r.Warning)
 			}
+			todo := r.Entries
 			if len(todo) == 0 {
 				fmt.Fprintln(e.stderr, "restore: nothing quarantined matches; nothing to do.")
 				return nil
@@ -254,134 +130,44 @@ EXAMPLES:
 					return err
 				}
 			}
-			dirFS, err := openQuarantineDir(dir, false)
+			ro, done := e.runOptions(c, o, "restore", &sf, map[string]any{"restore": dir, "id": idFilter.Value(), "into": into})
+			defer done()
+			mta := map[string]queue.MTA{}
+			for _, en := range todo {
+				mta[en.ID] = en.MTA
+			}
+			ro.OnResult = func(out surgery.Outcome) {
+				switch {
+				case out.Err != nil:
+					fmt.Fprintf(e.stderr, "qsurgeon: %s: %v (it stays in %s)\n", out.ID, out.Err, dir)
+					if errors.Is(out.Err, quarantine.ErrOccupied) && mta[out.ID] == queue.Qmail {
+						fmt.Fprintln(e.stderr, "qsurgeon: hint: on a queue copied from another filesystem, names are not inodes; run 'qsurgeon repair' on it first, then restore again")
+					}
+				case out.NewID != "" && !sf.dryRun:
+					fmt.Fprintf(e.stderr, "restored %s as %s\n", out.ID, out.NewID)
+				}
+			}
+			rep, err := r.Run(ro)
 			if err != nil {
 				return err
 			}
-			defer dirFS.Close()
-			var run journalRun = nopRun{}
-			if !sf.dryRun {
-				jr, closeJ, err := openJournal(sf.journal, commandLine(c), map[string]any{"restore": dir, "id": idFilter.Value(), "into": into})
-				if err != nil {
-					return err
-				}
-				defer closeJ()
-				if jr != nil {
-					run = jr
-				}
-			}
-			targets := map[string]*restoreTarget{}
-			defer func() {
-				for _, t := range targets {
-					t.close()
-				}
-			}()
-			failed := 0
-			last := time.Time{}
-			for _, en := range todo {
-				root := en.QueueDir
-				if into != "" {
-					root = into
-				} else if o := e.opts(c); o.Queue != "" {
-					root = o.Queue
-				}
-				t := targets[root]
-				if t == nil {
-					if t, err = openRestoreTarget(root, en.MTA, sf.dryRun); err != nil {
-						return err
+			if sf.dryRun {
+				for _, op := range rep.Ops {
+					if strings.HasPrefix(op, " ") {
+						fmt.Fprintln(e.stdout, op)
+					} else {
+						fmt.Fprintf(e.stdout, "dry run: %s\n", op)
 					}
-					targets[root] = t
 				}
-				if interval > 0 && !last.IsZero() {
-					time.Sleep(time.Until(last.Add(interval)))
-				}
-				last = time.Now()
-				opt := quarantine.RestoreOptions{Into: into != "", Layout: t.layout}
-				p, err := quarantine.PlanRestore(en, dirFS, t.fs, opt)
-				if err == nil && sf.dryRun {
-					fmt.Fprintf(e.stdout, "dry run: restore %s:\n", en.ID)
-					for _, s := range p.Steps {
-						fmt.Fprintf(e.stdout, "  %s\n", s)
-					}
-					continue
-				}
-				if err == nil {
-					_, err = p.Execute(&quarantine.Disk{Queue: t.fs, Dir: dirFS})
-				}
-				if err != nil {
-					failed++
-					fmt.Fprintf(e.stderr, "qsurgeon: %s: %v (it stays in %s)\n", en.ID, err, dir)
-					if errors.Is(err, quarantine.ErrOccupied) && en.MTA == queue.Qmail {
-						fmt.Fprintln(e.stderr, "qsurgeon: hint: on a queue copied from another filesystem, names are not inodes; run 'qsurgeon repair' on it first, then restore again")
-					}
-					_ = run.Record(en.ID, en.QueueName, "restore", "failed", err)
-					continue
-				}
-				_ = run.Record(en.ID, en.QueueName, "restore", "ok", nil)
-				if p.NewID != "" && p.NewID != en.ID {
-					fmt.Fprintf(e.stderr, "restored %s as %s\n", en.ID, p.NewID)
-				}
+			} else {
+				fmt.Fprintf(e.stderr, "restore: %d done, %d failed\n", rep.OK, rep.Failed)
 			}
-			_ = run.End(map[string]int{"restored": len(todo) - failed, "failed": failed})
-			if !sf.dryRun {
-				fmt.Fprintf(e.stderr, "restore: %d done, %d failed\n", len(todo)-failed, failed)
-			}
-			if failed > 0 {
+			if rep.Failed > 0 {
 				return silentExit(exitPartial)
 			}
 			return nil
 		},
 	}
-}
-
-// restoreTarget is a queue messages are restored into, opened once, with
-// the MTA's lock held.
-type restoreTarget struct {
-	fs     *safefs.FS
-	layout *qmailq.Layout
-	unlock func()
-}
-
-func (t *restoreTarget) close() {
-	t.fs.Close()
-	if t.unlock != nil {
-		t.unlock()
-	}
-}
-
-func openRestoreTarget(root string, mta queue.MTA, dryRun bool) (*restoreTarget, error) {
-	t := &restoreTarget{}
-	switch mta {
-	case queue.Qmail:
-		if !qmailq.IsQmailQueue(root) {
-			return nil, fail(exitNoQueue, fmt.Errorf("%s is not a qmail queue", root), "")
-		}
-		l, err := qmailq.DetectLayout(root)
-		if err != nil {
-			return nil, err
-		}
-		t.layout = l
-		if !dryRun {
-			unlock, err := qmailq.LockSend(root)
-			if err != nil {
-				return nil, fail(exitLocked, err, "stop qmail-send first: svc -d /service/qmail-send, or systemctl stop qmail")
-			}
-			t.unlock = unlock
-		}
-	case queue.Postfix:
-		if !postfixq.IsPostfixQueue(root) {
-			return nil, fail(exitNoQueue, fmt.Errorf("%s is not a Postfix queue", root), "")
-		}
-	}
-	fsys, err := safefs.Open(root)
-	if err != nil {
-		if t.unlock != nil {
-			t.unlock()
-		}
-		return nil, err
-	}
-	t.fs = fsys
-	return t, nil
 }
 
 // parseRate parses "N/s", "N/m" or a bare N (per second) into the time

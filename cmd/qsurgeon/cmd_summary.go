@@ -12,6 +12,7 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
 
@@ -132,7 +133,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			m, err := compile(spec)
+			m, err := surgery.Compile(spec)
 			if err != nil {
 				return fail(exitUsage, err, "")
 			}
@@ -226,7 +227,9 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			e.reportStrays(src)
+			for _, s := range surgery.Strays(src) {
+				fmt.Fprintf(e.stderr, "qsurgeon: warning: %s: left alone\n", s)
+			}
 			for i, n := range buckets {
 				b := ageBucket{Count: n}
 				if i < len(ageBuckets) {

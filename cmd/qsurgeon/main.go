@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/qsurgeon/qsurgeon/qmailq"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
 
@@ -70,6 +72,44 @@ func commandLine(c *cli.Context) []string {
 	return args
 }
 
+// hintStopQmail is the one answer to qmail-send holding the queue.
+const hintStopQmail = "stop qmail-send first: svc -d /service/qmail-send (daemontools) or systemctl stop qmail; qmail-smtpd may keep running"
+
+// errorTable maps the errors the library marks to their exit code and the
+// hint naming the next step; the first entry an error matches wins.
+var errorTable = []struct {
+	err  error
+	code int
+	hint string
+}{
+	{qmailq.ErrSendRunning, exitLocked, hintStopQmail},
+	{surgery.ErrNoQueueDir, exitNoQueue, "give the queue directory with --queue DIR"},
+	{surgery.ErrUnknownLayout, exitNoQueue, "point --queue at the queue_directory (Postfix: it has deferred/, incoming/...; qmail: mess/, info/, todo/...) or force --mta"},
+	{surgery.ErrNoQueue, exitNoQueue, ""},
+	{surgery.ErrConfig, exitError, "--config-dir names the Postfix config directory (the one with main.cf)"},
+	{surgery.ErrUsage, exitUsage, ""},
+	{surgery.ErrPlanExists, exitError, "the plan file must not exist yet"},
+	{surgery.ErrNotQuarantine, exitError, "DIR must be a directory written by 'qsurgeon quarantine'"},
+}
+
+// exitCode is the exit code and hint of an error: its own when the
+// command gave one (fail), else the first errorTable entry it matches.
+func exitCode(err error) (int, string) {
+	var ee *exitErr
+	if errors.As(err, &ee) {
+		return ee.code, ee.hint
+	}
+	for _, t := range errorTable {
+		if errors.Is(err, t.err) {
+			return t.code, t.hint
+		}
+	}
+	if isFlagError(err) {
+		return exitUsage, "see 'qsurgeon --help' or 'qsurgeon COMMAND --help'"
+	}
+	return exitError, ""
+}
+
 // silentExit ends the program with a code and no message (the command has
 // already reported what happened).
 type silentExit int
@@ -95,15 +135,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if errors.As(err, &se) {
 		return int(se)
 	}
-	var ee *exitErr
-	code := exitError
-	hint := ""
-	if errors.As(err, &ee) {
-		code, hint = ee.code, ee.hint
-	} else if isFlagError(err) {
-		code = exitUsage
-		hint = "see 'qsurgeon --help' or 'qsurgeon COMMAND --help'"
-	}
+	code, hint := exitCode(err)
 	fmt.Fprintf(stderr, "qsurgeon: error: %v\n", err)
 	if hint != "" {
 		fmt.Fprintf(stderr, "qsurgeon: hint: %s\n", hint)
