@@ -55,17 +55,15 @@ type Spec struct {
 	Now time.Time
 }
 
-// Empty reports whether the Spec sets no criterion at all, so that it
-// selects every message, or none with Invert (Invert and Now are not
-// criteria). Destructive
-// commands refuse an empty Spec unless told --all.
+// Empty reports whether the Spec sets no criterion at all (see Criteria),
+// so that it selects every message, or none with Invert (Invert and Now
+// are not criteria). Destructive commands refuse an empty Spec unless told
+// --all.
 func (s *Spec) Empty() bool {
-	return len(s.IDs) == 0 && len(s.Queues) == 0 && len(s.Senders) == 0 &&
-		len(s.Recipients) == 0 && len(s.SASLUsers) == 0 && len(s.Clients) == 0 &&
-		len(s.HELOs) == 0 && len(s.NotSenders) == 0 && len(s.NotRecipients) == 0 &&
-		len(s.NotSASLUsers) == 0 && len(s.NotClients) == 0 &&
-		s.OlderThan == 0 && s.NewerThan == 0 && s.MinSize == 0 && s.MaxSize == 0 &&
-		!s.NullSender && !s.NotNullSender && !s.Bouncing && !s.Corrupt &&
-		len(s.Reasons) == 0 && len(s.Headers) == 0 && len(s.Subjects) == 0 &&
-		len(s.Bodies) == 0
+	for i := range Criteria {
+		if Criteria[i].IsSet(s) {
+			return false
+		}
+	}
+	return true
 }

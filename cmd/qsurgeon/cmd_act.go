@@ -143,7 +143,9 @@ func (inf *intoFlags) verb(name string) surgery.Verb {
 // runAction is select → execute for one action.
 func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safetyFlags, inf *intoFlags) error {
 	o := e.opts(c)
-	if ff.empty() && !sf.all {
+	if all, err := ff.selectsAll(e.stdin); err != nil {
+		return err
+	} else if all && !sf.all {
 		return usageErr("%s with no selection would act on every message", name)
 	}
 	src, err := openSource(o, e.stderr, readNeeds{logs: ff.needsLogs()})

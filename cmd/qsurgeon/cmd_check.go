@@ -316,7 +316,9 @@ EXAMPLES:
 				if !bigTodo && !flatTodo {
 					big = l.BigTodo
 				}
-				if ff.empty() && !sf.all {
+				if all, err := ff.selectsAll(e.stdin); err != nil {
+					return err
+				} else if all && !sf.all {
 					return usageErr("rebuild --carry-from with no selection would carry every message; add filter flags or --all")
 				}
 				src, err := qmailq.OpenLayout(l)

@@ -55,7 +55,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			if missing := missingIDs(ff.ids.Value(), sel.Results); len(missing) > 0 {
+			if missing := missingIDs(ff.ids(), sel.Results); len(missing) > 0 {
 				fmt.Fprintf(e.stderr, "qsurgeon: not exported (not in the queue, or filtered out): %s\n", strings.Join(missing, " "))
 				if len(sel.Results) == 0 {
 					return silentExit(exitError)
@@ -72,7 +72,7 @@ EXAMPLES:
 				return err
 			}
 			fmt.Fprintf(e.stderr, "exported %d message(s), %d failed\n", len(sel.Results)-failed, failed)
-			if failed > 0 || len(sel.Errs) > 0 || len(missingIDs(ff.ids.Value(), sel.Results)) > 0 {
+			if failed > 0 || len(sel.Errs) > 0 || len(missingIDs(ff.ids(), sel.Results)) > 0 {
 				return silentExit(exitPartial)
 			}
 			return nil

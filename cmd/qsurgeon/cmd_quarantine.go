@@ -40,7 +40,9 @@ EXAMPLES:
 			}
 			dirPath := c.Args().First()
 			o := e.opts(c)
-			if ff.empty() && !sf.all {
+			if all, err := ff.selectsAll(e.stdin); err != nil {
+				return err
+			} else if all && !sf.all {
 				return usageErr("quarantine with no selection would move every message")
 			}
 			src, err := openSource(o, e.stderr, readNeeds{logs: ff.needsLogs()})
