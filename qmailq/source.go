@@ -216,7 +216,7 @@ func (q *Queue) readPart(id uint64, loc Location, limit int) *fileData {
 		n = int64(limit)
 	}
 	if n > MaxEnvelopeSize {
-		fd.err = &CorruptError{Path: fd.path, Offset: MaxEnvelopeSize, Err: errTooLarge}
+		fd.err = &CorruptError{Format: pkgName, Type: -1, Path: fd.path, Offset: MaxEnvelopeSize, Err: errTooLarge}
 		n = MaxEnvelopeSize
 	}
 	var buf []byte

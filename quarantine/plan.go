@@ -163,7 +163,7 @@ var (
 	// inside it).
 	ErrInside = errors.New("the quarantine directory must be outside the queue directory")
 	// ErrChanged: a file is not the one the message was read from.
-	ErrChanged = errors.New("message changed since it was read")
+	ErrChanged = queue.ErrChanged
 	// ErrMissing: a part recorded in the manifest is neither in the
 	// quarantine directory nor in place in the queue.
 	ErrMissing = errors.New("part is neither in the quarantine directory nor in the queue")
@@ -172,7 +172,7 @@ var (
 	// ErrState: the entry is in a state the operation does not accept.
 	ErrState = errors.New("entry is in the wrong state")
 	// ErrNotRegular: a message part is not a regular file.
-	ErrNotRegular = errors.New("not a regular file")
+	ErrNotRegular = queue.ErrNotRegular
 )
 
 // Execute carries out the plan's steps in order through m and returns the

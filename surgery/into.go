@@ -35,7 +35,7 @@ type Into struct {
 // The detached queue keeps its copy unless the file could be moved
 // (Postfix, same filesystem): nothing is lost if the live server refuses.
 type intoActor struct {
-	inner  actor // the detached queue's actor (its lock)
+	inner  mtaActor // the detached queue's actor (its lock)
 	src    queue.Source
 	f      *Into
 	live   queue.Source
@@ -47,8 +47,8 @@ type intoActor struct {
 	last   time.Time
 }
 
-func newIntoActor(inner actor, f *Into) (*intoActor, error) {
-	src := sourceOf(inner)
+func newIntoActor(inner mtaActor, f *Into) (*intoActor, error) {
+	src := inner.source()
 	live, err := Open(OpenOptions{Dir: f.Queue, MTA: string(src.MTA())})
 	if err != nil {
 		return nil, err
@@ -119,9 +119,7 @@ func (s *intoActor) act(m *queue.Message) error {
 			}
 			return safefs.MoveBetween(s.srcFS, from, s.seam.fs, to)
 		}}
-		if p, ok := s.inner.(*postfixActor); ok {
-			opt.SourceMasterRunning = p.opt.MasterRunning
-		}
+		opt.SourceMasterRunning = s.inner.masterRunning()
 		_, err := src.IntoMaildrop(s.live.(*postfixq.Spool), s.seam.mut, m, opt)
 		if errors.Is(err, postfixq.ErrChanged) || errors.Is(err, postfixq.ErrActiveLive) {
 			return skipped(err, "")

@@ -9,9 +9,18 @@ import (
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
+// mtaActor is the actor of one MTA's queue, which quarantine and --into
+// build on (its lock, and what it learnt of the MTA's state).
+type mtaActor interface {
+	actor
+	source() queue.Source
+	// masterRunning: a Postfix master runs on the queue (after prepare).
+	masterRunning() bool
+}
+
 // newMTAActor returns the actor of src's MTA for verb, or an ErrUsage when
 // the MTA has no such verb.
-func newMTAActor(src queue.Source, verb string) (actor, error) {
+func newMTAActor(src queue.Source, verb string) (mtaActor, error) {
 	switch s := src.(type) {
 	case *postfixq.Spool:
 		switch verb {
@@ -59,6 +68,9 @@ func (p *postfixActor) prepare(o RunOptions) (func(), error) {
 func (p *postfixActor) parallel() bool { return p.verb != Quarantine }
 
 func (p *postfixActor) ops() []string { return p.seam.ops() }
+
+func (p *postfixActor) source() queue.Source { return p.spool }
+func (p *postfixActor) masterRunning() bool  { return p.opt.MasterRunning }
 
 func (p *postfixActor) act(m *queue.Message) error {
 	mut := p.seam.mut
@@ -115,6 +127,9 @@ func (s *qmailActor) prepare(o RunOptions) (func(), error) {
 func (s *qmailActor) parallel() bool { return false }
 
 func (s *qmailActor) ops() []string { return s.seam.ops() }
+
+func (s *qmailActor) source() queue.Source { return s.q }
+func (s *qmailActor) masterRunning() bool  { return false }
 
 func (s *qmailActor) act(m *queue.Message) error {
 	mut := s.seam.mut

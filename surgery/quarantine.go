@@ -17,7 +17,7 @@ import (
 // quarantineActor moves whole messages into a quarantine directory. It
 // takes the MTA's lock through the inner actor.
 type quarantineActor struct {
-	inner actor
+	inner mtaActor
 	src   queue.Source
 	dir   string // absolute
 	dirFS *safefs.FS
@@ -26,8 +26,8 @@ type quarantineActor struct {
 	opt   quarantine.Options
 }
 
-func newQuarantineActor(inner actor, dir string) (*quarantineActor, error) {
-	src := sourceOf(inner)
+func newQuarantineActor(inner mtaActor, dir string) (*quarantineActor, error) {
+	src := inner.source()
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -36,17 +36,6 @@ func newQuarantineActor(inner actor, dir string) (*quarantineActor, error) {
 		return nil, mark(ErrUsage, err)
 	}
 	return &quarantineActor{inner: inner, src: src, dir: abs}, nil
-}
-
-// sourceOf is the queue an MTA actor acts on.
-func sourceOf(a actor) queue.Source {
-	switch a := a.(type) {
-	case *postfixActor:
-		return a.spool
-	case *qmailActor:
-		return a.q
-	}
-	return nil
 }
 
 func (q *quarantineActor) parallel() bool { return false }
@@ -65,9 +54,7 @@ func (q *quarantineActor) prepare(o RunOptions) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if p, ok := q.inner.(*postfixActor); ok {
-		q.opt.MasterRunning = p.opt.MasterRunning
-	}
+	q.opt.MasterRunning = q.inner.masterRunning()
 	fail := func(err error) (func(), error) {
 		if q.dirFS != nil {
 			q.dirFS.Close()
