@@ -10,9 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/clock"
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/surgery"
-	"time"
 )
 
 func ids(t *testing.T, root string, filter ...string) []string {
@@ -331,7 +333,7 @@ func TestQmailRequeueExpire(t *testing.T) {
 		t.Fatalf("want 2 of bob's preprocessed messages, got %v", sel)
 	}
 	before := listByID(t, root)
-	start := float64(time.Now().Unix())
+	start := float64(clock.Now().Unix())
 	if r := qs(t, "", "--queue", root, "requeue", "--id", sel[0], "--yes", "--journal", "none"); r.code != 0 {
 		t.Fatalf("requeue: exit %d: %s", r.code, r.stderr)
 	}
