@@ -193,34 +193,57 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Jo
 	if sf.dryRun {
 		verb = name + " (dry run)"
 	}
-	preview(e.stderr, verb, results, sf.sample)
-	if !sf.yes && !sf.dryRun {
-		if err := e.confirm(fmt.Sprintf("%s %d message(s)?", name, len(results))); err != nil {
-			return err
-		}
-	}
-	ro, done := e.runOptions(c, o, name, sf, filterDescription(c))
-	defer done()
-	rep, err := job.Run(c.Context, results, ro)
+	rep, err := e.perform(c, sf, operation{
+		name:       name,
+		question:   fmt.Sprintf("%s %d message(s)?", name, len(results)),
+		preview:    func() { preview(e.stderr, verb, results, sf.sample) },
+		journalled: filterDescription(c),
+		run: func(ro surgery.RunOptions) (surgery.Report, error) {
+			return job.Run(c.Context, results, ro)
+		},
+	})
 	if err != nil {
 		return err
 	}
 	return e.report(rep, len(results), sf.dryRun, partial)
 }
 
-// runOptions are the options of a run: the journal (opened once the MTA's
-// lock is held; one that cannot be written stops the action), the progress
-// bar, the dry run. done closes both.
+// operation is one change the user confirms: what perform shows, asks
+// and runs.
+type operation struct {
+	name     string // the verb, for the progress bar
+	question string // the [y/N] question
+	preview  func() // shows what will change
+	// journalled is the selection recorded in the journal; nil: the
+	// operation is not journalled.
+	journalled any
+	onResult   func(surgery.Outcome)
+	run        func(surgery.RunOptions) (surgery.Report, error)
+}
+
+// perform is the one preview → confirm → journal → run sequence of every
+// command that changes a queue; the caller reports.
+func (e *env) perform(c *cli.Context, sf *safetyFlags, op operation) (surgery.Report, error) {
+	op.preview()
+	if !sf.yes && !sf.dryRun {
+		if err := e.confirm(op.question); err != nil {
+			return surgery.Report{}, err
+		}
+	}
+	ro, done := e.runOptions(c, e.opts(c), op.name, sf, op.journalled)
+	defer done()
+	ro.OnResult = op.onResult
+	return op.run(ro)
+}
+
+// runOptions are the options of a run: the journal when filterDesc is set
+// (opened once the MTA's lock is held; one that cannot be written stops the
+// action), the progress bar, the dry run. done closes both.
 func (e *env) runOptions(c *cli.Context, o globalOpts, what string, sf *safetyFlags, filterDesc any) (surgery.RunOptions, func()) {
 	ro := surgery.RunOptions{DryRun: sf.dryRun, Workers: o.Workers, Detached: sf.detached}
 	closeJ := func() {}
-	ro.Journal = func() (surgery.Journal, error) {
-		jr, cj, err := openJournal(sf.journal, commandLine(c), filterDesc)
-		if err != nil || jr == nil {
-			return nil, err
-		}
-		closeJ = cj
-		return jr, nil
+	if filterDesc != nil {
+		ro.Journal = e.journalOpener(c, sf, filterDesc, &closeJ)
 	}
 	bar := e.progress(o, what)
 	if bar == nil {
@@ -231,6 +254,19 @@ func (e *env) runOptions(c *cli.Context, o globalOpts, what string, sf *safetyFl
 		_ = bar.Set64(done)
 	}
 	return ro, func() { _ = bar.Finish(); _ = bar.Clear(); closeJ() }
+}
+
+// journalOpener opens the journal of --journal when the run asks; *closeJ
+// then closes it.
+func (e *env) journalOpener(c *cli.Context, sf *safetyFlags, filterDesc any, closeJ *func()) func() (surgery.Journal, error) {
+	return func() (surgery.Journal, error) {
+		jr, cj, err := openJournal(sf.journal, commandLine(c), filterDesc)
+		if err != nil || jr == nil {
+			return nil, err
+		}
+		*closeJ = cj
+		return jr, nil
+	}
 }
 
 // report prints what a run did (a dry run: every file operation it would

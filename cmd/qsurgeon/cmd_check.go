@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -219,35 +218,16 @@ EXAMPLES:
 // runPlan prints a rebuild plan, asks, and executes it once through a
 // mutator rooted at the plan's base (or the dry-run recorder).
 func (e *env) runPlan(c *cli.Context, plan *rebuild.Plan, sf *safetyFlags, what string) error {
-	fmt.Fprint(e.stdout, plan.String())
 	if len(plan.Steps) == 0 {
+		fmt.Fprint(e.stdout, plan.String())
 		return nil
 	}
-	if !sf.yes && !sf.dryRun {
-		if err := e.confirm(fmt.Sprintf("%s: carry out these %d steps?", what, len(plan.Steps))); err != nil {
-			return err
-		}
-	}
-	fsys, err := safefs.Open(plan.Base)
-	if err != nil {
-		return err
-	}
-	defer fsys.Close()
-	var mut queue.Mutator = fsys
-	if sf.dryRun {
-		mut = safefs.NewDryRun(fsys)
-	}
-	o := e.opts(c)
-	bar := e.progress(o, what)
-	var progress queue.Progress
-	if bar != nil {
-		bar.ChangeMax64(int64(len(plan.Steps)))
-		progress = func(done, total int64) { _ = bar.Set64(done) }
-	}
-	err = plan.Execute(mut, progress)
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	_, err := e.perform(c, sf, operation{
+		name:     what,
+		question: fmt.Sprintf("%s: carry out these %d steps?", what, len(plan.Steps)),
+		preview:  func() { fmt.Fprint(e.stdout, plan.String()) },
+		run:      func(ro surgery.RunOptions) (surgery.Report, error) { return surgery.ExecutePlan(plan, ro) },
+	})
 	if err != nil {
 		if code, hint := exitCode(err); code != exitError {
 			return fail(code, err, hint)

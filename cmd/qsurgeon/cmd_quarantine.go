@@ -116,40 +116,40 @@ EXAMPLES:
 				fmt.Fprintln(e.stderr, "restore: nothing quarantined matches; nothing to do.")
 				return nil
 			}
-			fmt.Fprintf(e.stderr, "restore: %d message(s) from %s\n", len(todo), dir)
-			for i, en := range todo {
-				if i == sf.sample {
-					fmt.Fprintf(e.stderr, "  ... and %d more\n", len(todo)-sf.sample)
-					break
-				}
-				fmt.Fprintf(e.stderr, "  %-16s %-9s %-32s %s\n", en.ID, en.QueueName, clip(printable(en.Envelope.Sender), 32), dash(en.Envelope.SASLUser))
-			}
 			if sf.max > 0 && len(todo) > sf.max {
-				return usageErr("%d messages, more than --max %d", len(todo), sf.max)
+				return fail(exitUsage, fmt.Errorf("%d messages, more than --max %d", len(todo), sf.max), "name fewer with --id, or raise --max")
 			}
-			if !sf.yes && !sf.dryRun {
-				if err := e.confirm(fmt.Sprintf("restore %d message(s)?", len(todo))); err != nil {
-					return err
-				}
-			}
-			ro, done := e.runOptions(c, o, "restore", &sf, map[string]any{"restore": dir, "id": idFilter.Value(), "into": into})
-			defer done()
 			mta := map[string]queue.MTA{}
 			for _, en := range todo {
 				mta[en.ID] = en.MTA
 			}
-			ro.OnResult = func(out surgery.Outcome) {
-				switch {
-				case out.Err != nil:
-					fmt.Fprintf(e.stderr, "qsurgeon: %s: %v (it stays in %s)\n", out.ID, out.Err, dir)
-					if errors.Is(out.Err, quarantine.ErrOccupied) && mta[out.ID] == queue.Qmail {
-						fmt.Fprintln(e.stderr, "qsurgeon: hint: on a queue copied from another filesystem, names are not inodes; run 'qsurgeon repair' on it first, then restore again")
+			rep, err := e.perform(c, &sf, operation{
+				name:     "restore",
+				question: fmt.Sprintf("restore %d message(s)?", len(todo)),
+				preview: func() {
+					fmt.Fprintf(e.stderr, "restore: %d message(s) from %s\n", len(todo), dir)
+					for i, en := range todo {
+						if i == sf.sample {
+							fmt.Fprintf(e.stderr, "  ... and %d more\n", len(todo)-sf.sample)
+							break
+						}
+						fmt.Fprintf(e.stderr, "  %-16s %-9s %-32s %s\n", en.ID, en.QueueName, clip(printable(en.Envelope.Sender), 32), dash(en.Envelope.SASLUser))
 					}
-				case out.NewID != "" && !sf.dryRun:
-					fmt.Fprintf(e.stderr, "restored %s as %s\n", out.ID, out.NewID)
-				}
-			}
-			rep, err := r.Run(ro)
+				},
+				journalled: map[string]any{"restore": dir, "id": idFilter.Value(), "into": into},
+				onResult: func(out surgery.Outcome) {
+					switch {
+					case out.Err != nil:
+						fmt.Fprintf(e.stderr, "qsurgeon: %s: %v (it stays in %s)\n", out.ID, out.Err, dir)
+						if errors.Is(out.Err, quarantine.ErrOccupied) && mta[out.ID] == queue.Qmail {
+							fmt.Fprintln(e.stderr, "qsurgeon: hint: on a queue copied from another filesystem, names are not inodes; run 'qsurgeon repair' on it first, then restore again")
+						}
+					case out.NewID != "" && !sf.dryRun:
+						fmt.Fprintf(e.stderr, "restored %s as %s\n", out.ID, out.NewID)
+					}
+				},
+				run: func(ro surgery.RunOptions) (surgery.Report, error) { return r.Run(ro) },
+			})
 			if err != nil {
 				return err
 			}
