@@ -163,8 +163,8 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 	return e.execute(c, o, name, job, sel.Results, sf, len(sel.Errs) > 0)
 }
 
-// execute is the one preview → confirm → journal → act → report sequence
-// of every command that changes a queue message by message.
+// execute acts on a selection message by message: nothing to do, --max,
+// --plan-out, then perform (preview, confirm, journal, run) and the report.
 func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Job, results []filter.Result, sf *safetyFlags, partial bool) error {
 	src := job.Source()
 	if len(results) == 0 {
