@@ -9,7 +9,7 @@ FUZZTIME ?= 20s
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/qsurgeon
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.buildDate=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -X main.commit=$$(git rev-parse HEAD 2>/dev/null)" -o $(BIN) ./cmd/qsurgeon
 
 vet:
 	$(GO) vet $(PKGS)

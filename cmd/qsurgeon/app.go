@@ -104,6 +104,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			"acts on exactly those. Destructive commands preview first, ask before acting, and can run as\n" +
 			"--dry-run.\n\n" + exitCodeHelp,
 		Flags:                globalFlags(&e.app),
+		Version:              readVersion().Version,
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,
@@ -131,7 +132,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 // commandOrder is the order --help lists the commands in: looking first,
 // then surgery, then queue repair.
 var commandOrder = []string{"summary", "list", "show", "export", "delete", "hold", "release", "requeue", "expire", "apply",
-	"quarantine", "restore", "check", "repair", "rebuild"}
+	"quarantine", "restore", "check", "repair", "rebuild", "version"}
 
 // commandRank is a command's place in commandOrder; unknown names go last.
 func commandRank(name string) int {

@@ -1,0 +1,49 @@
+package main
+
+// CLI tests of issue 10: answers an admin in a hurry can trust, and the
+// CLI conventions an admin expects. Each drives the built binary.
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestVersion(t *testing.T) {
+	a := qs(t, "", "--version")
+	b := qs(t, "", "version")
+	if a.code != 0 || b.code != 0 {
+		t.Fatalf("--version exit %d, version exit %d: %s%s", a.code, b.code, a.stderr, b.stderr)
+	}
+	if a.stdout != b.stdout {
+		t.Errorf("--version and version differ:\n%s\n%s", a.stdout, b.stdout)
+	}
+	for _, want := range []string{"qsurgeon ", "\ncommit:  ", "\ndate:    ", "\ngo:      " + runtime.Version()} {
+		if !strings.Contains(a.stdout, want) {
+			t.Errorf("--version lacks %q:\n%s", want, a.stdout)
+		}
+	}
+	// What make build links in is shown: the commit and the build date.
+	bin := filepath.Join(t.TempDir(), "qsurgeon")
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.commit=0123abc -X main.buildDate=2030-01-02T03:04:05Z", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The build info's own vcs.revision wins when the go command stamped one.
+	want := "0123abc"
+	if m, _ := exec.Command("go", "version", "-m", bin).Output(); strings.Contains(string(m), "vcs.revision=") {
+		want = strings.Fields(strings.SplitN(string(m), "vcs.revision=", 2)[1])[0]
+	}
+	if !strings.Contains(string(out), "commit:  "+want) {
+		t.Errorf("commit %s is not shown: %s", want, out)
+	}
+	if !strings.Contains(string(out), "date:    2030-01-02T03:04:05Z (build date)") {
+		t.Errorf("the linked build date is not shown: %s", out)
+	}
+}
