@@ -47,3 +47,27 @@ func TestVersion(t *testing.T) {
 		t.Errorf("the linked build date is not shown: %s", out)
 	}
 }
+
+func TestDidYouMean(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		hint string
+	}{
+		{[]string{"list", "--sasl-usr", "x"}, "did you mean --sasl-user?"},
+		{[]string{"--quue", "/nonexistent", "list"}, "did you mean --queue?"},
+		{[]string{"delete", "--dryrun", "--all"}, "did you mean --dry-run?"},
+		{[]string{"list", "--older-then", "3d"}, "did you mean --older-than?"},
+		{[]string{"lsit"}, "did you mean 'list'?"},
+		{[]string{"qurantine", "/tmp/x"}, "did you mean 'quarantine'?"},
+	} {
+		r := qs(t, "", tc.args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "qsurgeon: hint: "+tc.hint) {
+			t.Errorf("qsurgeon %v: exit %d, want %d and the hint %q:\n%s", tc.args, r.code, exitUsage, tc.hint, r.stderr)
+		}
+	}
+	// Nothing near: no guess, but where to look.
+	r := qs(t, "", "list", "--zzzzqqq")
+	if r.code != exitUsage || strings.Contains(r.stderr, "did you mean") || !strings.Contains(r.stderr, "--help") {
+		t.Errorf("list --zzzzqqq: exit %d:\n%s", r.code, r.stderr)
+	}
+}
