@@ -131,7 +131,8 @@ EXAMPLES:
 func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safetyFlags, inf *intoFlags) error {
 	o := e.opts(c)
 	if ff.empty() && !sf.all {
-		return usageErr("%s with no selection would act on every message", name)
+		return fail(exitUsage, fmt.Errorf("%s with no selection would act on every message", name),
+			fmt.Sprintf("select messages with filter flags (see 'qsurgeon %s --help'), or give --all to act on every message", name))
 	}
 	src, sg, err := e.openSurgeon(o, name, readNeeds{logs: ff.needsLogs()})
 	if err != nil {

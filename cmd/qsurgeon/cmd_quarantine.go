@@ -55,7 +55,8 @@ EXAMPLES:
 			dirPath := c.Args().First()
 			o := e.opts(c)
 			if ff.empty() && !sf.all {
-				return usageErr("quarantine with no selection would move every message")
+				return fail(exitUsage, errors.New("quarantine with no selection would move every message"),
+					"select messages with filter flags (see 'qsurgeon quarantine --help'), or give --all to move every message")
 			}
 			src, sg, err := e.openSurgeon(o, "quarantine", readNeeds{logs: ff.needsLogs()})
 			if err != nil {

@@ -11,6 +11,15 @@ import (
 	"testing"
 )
 
+// pfQueue and qmQueue extract the bundled Postfix and qmail fixture queues.
+func pfQueue(t *testing.T) string {
+	return filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
+}
+
+func qmQueue(t *testing.T) string {
+	return filepath.Join(extract(t, filepath.Join(qmailFixture, "queue.tar.gz")), "queue")
+}
+
 func TestVersion(t *testing.T) {
 	a := qs(t, "", "--version")
 	b := qs(t, "", "version")
@@ -69,5 +78,15 @@ func TestDidYouMean(t *testing.T) {
 	r := qs(t, "", "list", "--zzzzqqq")
 	if r.code != exitUsage || strings.Contains(r.stderr, "did you mean") || !strings.Contains(r.stderr, "--help") {
 		t.Errorf("list --zzzzqqq: exit %d:\n%s", r.code, r.stderr)
+	}
+}
+
+func TestEmptyFilterNamesAll(t *testing.T) {
+	root := pfQueue(t)
+	for _, cmd := range [][]string{{"delete"}, {"hold"}, {"expire"}, {"quarantine", filepath.Join(t.TempDir(), "q")}} {
+		r := qs(t, "", append([]string{"--queue", root}, cmd...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--all") {
+			t.Errorf("%v with no filter: exit %d, want %d and a mention of --all:\n%s", cmd, r.code, exitUsage, r.stderr)
+		}
 	}
 }
