@@ -108,12 +108,13 @@ func openJournal(path string, args []string, filterDesc any) (*journal.Run, func
 	}
 	j, err := journal.Open(path)
 	if err != nil {
-		return nil, nil, fail(exitError, fmt.Errorf("journal: %w", err), "give a writable file with --journal FILE, or --journal none")
+		// journal.Open's errors say "journal: ..." themselves.
+		return nil, nil, fail(exitError, fmt.Errorf("%w; nothing was changed", err), "give a writable file with --journal FILE, or --journal none")
 	}
 	run, err := j.Begin(args, filterDesc)
 	if err != nil {
 		j.Close()
-		return nil, nil, fail(exitError, fmt.Errorf("journal: %w", err), "")
+		return nil, nil, fail(exitError, fmt.Errorf("%w; nothing was changed", err), "")
 	}
 	return run, func() { j.Close() }, nil
 }

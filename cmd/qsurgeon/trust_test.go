@@ -4,11 +4,14 @@ package main
 // CLI conventions an admin expects. Each drives the built binary.
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
 // pfQueue and qmQueue extract the bundled Postfix and qmail fixture queues.
@@ -88,5 +91,33 @@ func TestEmptyFilterNamesAll(t *testing.T) {
 		if r.code != exitUsage || !strings.Contains(r.stderr, "--all") {
 			t.Errorf("%v with no filter: exit %d, want %d and a mention of --all:\n%s", cmd, r.code, exitUsage, r.stderr)
 		}
+	}
+}
+
+func TestUnwritableJournalSaysSoOnce(t *testing.T) {
+	root := pfQueue(t)
+	sel := ids(t, root, "--null-sender")
+	// A journal whose directory is a regular file cannot be written, even
+	// by root.
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := testkit.Snapshot(t, root)
+	r := qs(t, "", "--queue", root, "delete", "--id", sel[0], "--yes", "--journal", filepath.Join(notDir, "journal.jsonl"))
+	if r.code != exitError {
+		t.Fatalf("exit %d, want %d: %s", r.code, exitError, r.stderr)
+	}
+	var errLine string
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(l, "qsurgeon: error: ") {
+			errLine = l
+		}
+	}
+	if strings.Count(errLine, "journal:") != 1 || !strings.Contains(errLine, notDir) {
+		t.Errorf("want one mention of the journal and its path, got %q", errLine)
+	}
+	if d := before.Diff(testkit.Snapshot(t, root)); d != nil {
+		t.Errorf("an unwritable journal still changed the queue: %v", d)
 	}
 }
