@@ -121,3 +121,24 @@ func TestUnwritableJournalSaysSoOnce(t *testing.T) {
 		t.Errorf("an unwritable journal still changed the queue: %v", d)
 	}
 }
+
+// TestMakeDemoCleansUp: make demo removes the queue it extracted.
+func TestMakeDemoCleansUp(t *testing.T) {
+	tmp := t.TempDir()
+	cmd := exec.Command("make", "--no-print-directory", "-C", "../..", "demo")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make demo: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "hello@example.com") {
+		t.Errorf("make demo did not list the stolen account's mail:\n%.2000s", out)
+	}
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		t.Errorf("make demo left %s behind", filepath.Join(tmp, e.Name()))
+	}
+}
