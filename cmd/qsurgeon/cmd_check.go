@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -59,6 +60,13 @@ func qmailRoot(o globalOpts) (string, error) {
 		o.MTA = string(queue.Qmail)
 	}
 	dir := queueDir(o)
+	if o.MTA == string(queue.Qmail) {
+		if _, err := os.Stat(dir); err == nil {
+			if err := checkLayout(dir, o.MTA); err != nil {
+				return "", err
+			}
+		}
+	}
 	if !qmailq.IsQmailQueue(dir) {
 		return "", fail(exitNoQueue, fmt.Errorf("%s is not a qmail queue", dir), "point --queue at the qmail queue directory (it has mess/, info/, todo/, lock/)")
 	}
@@ -87,6 +95,9 @@ EXAMPLES:
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
 			if dir := queueDir(o); o.MTA == string(queue.Postfix) || (o.MTA != string(queue.Qmail) && postfixq.IsPostfixQueue(dir)) {
+				if err := checkLayout(dir, string(queue.Postfix)); err != nil {
+					return err
+				}
 				return e.checkPostfix(o, dir)
 			}
 			root, err := qmailRoot(o)

@@ -142,3 +142,42 @@ func TestMakeDemoCleansUp(t *testing.T) {
 		t.Errorf("make demo left %s behind", filepath.Join(tmp, e.Name()))
 	}
 }
+
+// TestForcedMTAMismatch: --mta postfix on a qmail queue and --mta qmail on
+// a Postfix queue are refused with exit 4, saying what the directory looks
+// like, and change nothing (they used to say "0 messages", exit 0).
+func TestForcedMTAMismatch(t *testing.T) {
+	pf, qm := pfQueue(t), qmQueue(t)
+	pfBefore, qmBefore := testkit.Snapshot(t, pf), testkit.Snapshot(t, qm)
+	for _, tc := range []struct {
+		dir, mta, looks string
+		cmd             []string
+	}{
+		{qm, "postfix", "looks like a qmail queue", []string{"list"}},
+		{qm, "postfix", "looks like a qmail queue", []string{"summary"}},
+		{qm, "postfix", "looks like a qmail queue", []string{"delete", "--all", "--yes", "--journal", "none"}},
+		{qm, "postfix", "looks like a qmail queue", []string{"check"}},
+		{pf, "qmail", "looks like a Postfix queue", []string{"list"}},
+		{pf, "qmail", "looks like a Postfix queue", []string{"delete", "--all", "--yes", "--journal", "none"}},
+		{pf, "qmail", "looks like a Postfix queue", []string{"check"}},
+		{t.TempDir(), "qmail", "looks like neither", []string{"list"}},
+	} {
+		r := qs(t, "", append([]string{"--queue", tc.dir, "--mta", tc.mta}, tc.cmd...)...)
+		if r.code != exitNoQueue || !strings.Contains(r.stderr, tc.looks) {
+			t.Errorf("--mta %s %v on %s: exit %d, want %d saying %q:\n%s", tc.mta, tc.cmd, tc.dir, r.code, exitNoQueue, tc.looks, r.stderr)
+		}
+	}
+	if d := pfBefore.Diff(testkit.Snapshot(t, pf)); d != nil {
+		t.Errorf("the Postfix queue changed: %v", d)
+	}
+	if d := qmBefore.Diff(testkit.Snapshot(t, qm)); d != nil {
+		t.Errorf("the qmail queue changed: %v", d)
+	}
+	// The right --mta still works.
+	if r := qs(t, "", "--queue", qm, "--mta", "qmail", "--format", "ids", "list"); r.code != 0 || r.stdout == "" {
+		t.Errorf("--mta qmail on the qmail queue: exit %d: %s", r.code, r.stderr)
+	}
+	if r := qs(t, "", "--queue", pf, "--mta", "postfix", "--format", "ids", "list"); r.code != 0 || r.stdout == "" {
+		t.Errorf("--mta postfix on the Postfix queue: exit %d: %s", r.code, r.stderr)
+	}
+}
