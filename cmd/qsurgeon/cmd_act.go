@@ -177,12 +177,25 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			len(results), sf.planOut, src.Root(), sf.planOut, name)
 		return nil
 	}
-	if len(results) <= headerAutoLimit {
-		readContents(c.Context, src, results, o.Workers, func(error) {})
-	}
+	// What is already in place (hold on a held message, release on one
+	// not held, ...) is not a failure: it is counted, never acted on.
+	results, inPlace := splitInPlace(sg, name, results)
 	verb := name
 	if sf.dryRun {
 		verb = name + " (dry run)"
+	}
+	if len(inPlace.counts) > 0 {
+		fmt.Fprintf(e.stderr, "%s: %d to %s, %s\n", verb, len(results), name, inPlace)
+		if len(results) == 0 {
+			fmt.Fprintf(e.stderr, "%s: nothing to do.\n", name)
+			if partial {
+				return silentExit(exitPartial)
+			}
+			return nil
+		}
+	}
+	if len(results) <= headerAutoLimit {
+		readContents(c.Context, src, results, o.Workers, func(error) {})
 	}
 	preview(e.stderr, verb, results, sf.sample)
 	if !sf.yes && !sf.dryRun {
@@ -275,7 +288,7 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			slices.Sort(failures) // workers finish in any order; report in ID order
 		}
 	}
-	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped})
+	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped, "in_place": inPlace.total()})
 	if dry != nil {
 		ops := make([]string, 0, len(dry.Ops()))
 		for _, op := range dry.Ops() {
@@ -289,7 +302,11 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			fmt.Fprintf(e.stdout, "  %s\n", op)
 		}
 	} else {
-		fmt.Fprintf(e.stderr, "%s: %d done, %d skipped, %d failed\n", name, out.ok, out.skipped, out.failed)
+		already := ""
+		if len(inPlace.counts) > 0 {
+			already = inPlace.String() + ", "
+		}
+		fmt.Fprintf(e.stderr, "%s: %d done, %s%d skipped, %d failed\n", name, out.ok, already, out.skipped, out.failed)
 	}
 	for _, f := range failures {
 		fmt.Fprintf(e.stderr, "qsurgeon: %s\n", f)
@@ -298,6 +315,63 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		return silentExit(exitPartial)
 	}
 	return nil
+}
+
+// inPlaceSurgeon is a surgeon that can tell, from what was read, that an
+// action would change nothing on a message (hold on a held message): the
+// reason, e.g. "already held", or "".
+type inPlaceSurgeon interface {
+	inPlace(action string, m *queue.Message) string
+}
+
+// inPlaceCounts counts the messages left as they are, per reason, in the
+// order the reasons were first met.
+type inPlaceCounts struct {
+	reasons []string
+	counts  map[string]int
+}
+
+func (p inPlaceCounts) total() int {
+	n := 0
+	for _, c := range p.counts {
+		n += c
+	}
+	return n
+}
+
+// String is "199 already held" or "2 already held, 1 in maildrop".
+func (p inPlaceCounts) String() string {
+	parts := make([]string, 0, len(p.reasons))
+	for _, r := range p.reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", p.counts[r], r))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// splitInPlace separates the messages an action would change from those
+// already in place.
+func splitInPlace(sg surgeon, action string, results []filter.Result) ([]filter.Result, inPlaceCounts) {
+	var p inPlaceCounts
+	ip, ok := sg.(inPlaceSurgeon)
+	if !ok {
+		return results, p
+	}
+	out := results[:0:0]
+	for _, r := range results {
+		why := ip.inPlace(action, r.Msg)
+		if why == "" {
+			out = append(out, r)
+			continue
+		}
+		if p.counts == nil {
+			p.counts = map[string]int{}
+		}
+		if p.counts[why] == 0 {
+			p.reasons = append(p.reasons, why)
+		}
+		p.counts[why]++
+	}
+	return out, p
 }
 
 // journalRun is what execute needs of a journal run.

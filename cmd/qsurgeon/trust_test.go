@@ -4,6 +4,7 @@ package main
 // CLI conventions an admin expects. Each drives the built binary.
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,5 +180,78 @@ func TestForcedMTAMismatch(t *testing.T) {
 	}
 	if r := qs(t, "", "--queue", pf, "--mta", "postfix", "--format", "ids", "list"); r.code != 0 || r.stdout == "" {
 		t.Errorf("--mta postfix on the Postfix queue: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// TestHoldReleaseWithPartInPlace: hold on a selection of which part is
+// already held, and release on one of which part is not held, change what
+// must change, count the rest as in place, print nothing per unchanged
+// message, and exit 0.
+func TestHoldReleaseWithPartInPlace(t *testing.T) {
+	root := pfQueue(t)
+	jr := []string{"--journal", "none", "--yes"}
+	sel := listByID(t, root, "--sasl-user", "hello@example.com")
+	var held, toHold []string
+	for id, m := range sel {
+		switch str(m["queue_name"]) {
+		case "hold":
+			held = append(held, id)
+		case "maildrop":
+		default:
+			toHold = append(toHold, id)
+		}
+	}
+	if len(held) == 0 || len(toHold) == 0 {
+		t.Fatalf("the fixture should have some of hello's mail held and some not: %d held, %d not", len(held), len(toHold))
+	}
+	r := qs(t, "", append([]string{"--queue", root, "hold", "--sasl-user", "hello@example.com"}, jr...)...)
+	if r.code != 0 {
+		t.Fatalf("hold: exit %d, want 0:\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("hold: %d to hold, %d already held\n", len(toHold), len(held)),
+		fmt.Sprintf("hold: %d done, %d already held, 0 skipped, 0 failed\n", len(toHold), len(held)),
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("hold: want %q in:\n%s", want, r.stderr)
+		}
+	}
+	for _, id := range held {
+		if strings.Contains(r.stderr, id) {
+			t.Errorf("hold printed the already held %s:\n%s", id, r.stderr)
+		}
+	}
+	after := listByID(t, root, "--sasl-user", "hello@example.com")
+	for _, id := range toHold {
+		if str(after[id]["queue_name"]) != "hold" {
+			t.Errorf("%s not held after hold", id)
+		}
+	}
+	// Again: everything is in place; nothing to do, exit 0.
+	r = qs(t, "", append([]string{"--queue", root, "hold", "--sasl-user", "hello@example.com"}, jr...)...)
+	if want := fmt.Sprintf("hold: 0 to hold, %d already held\n", len(held)+len(toHold)); r.code != 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("hold again: exit %d, want 0 and %q:\n%s", r.code, want, r.stderr)
+	}
+	// Release one held message and one that never was.
+	notHeld := ""
+	for id, m := range listByID(t, root, "--sasl-user", "bob@example.com") {
+		if str(m["queue_name"]) == "deferred" {
+			notHeld = id
+			break
+		}
+	}
+	if notHeld == "" {
+		t.Fatal("bob has no deferred mail in the fixture")
+	}
+	r = qs(t, "", append([]string{"--queue", root, "release", "--id", toHold[0], "--id", notHeld}, jr...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "release: 1 to release, 1 not held\n") || !strings.Contains(r.stderr, "release: 1 done, 1 not held, 0 skipped, 0 failed\n") {
+		t.Errorf("release: exit %d, want 0 and 1 to release, 1 not held:\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, notHeld) {
+		t.Errorf("release printed the message that was not held:\n%s", r.stderr)
+	}
+	final := listByID(t, root)
+	if str(final[toHold[0]]["queue_name"]) != "deferred" || str(final[notHeld]["queue_name"]) != "deferred" {
+		t.Errorf("after release: %s in %v, %s in %v; want both deferred", toHold[0], final[toHold[0]]["queue_name"], notHeld, final[notHeld]["queue_name"])
 	}
 }
