@@ -151,16 +151,22 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 	if err != nil {
 		return err
 	}
-	return e.execute(c, o, name, sg, sel.results, sf, len(sel.errs) > 0)
+	return e.execute(c, o, name, sg, sel.results, sf, len(sel.errs) > 0, 0)
 }
 
 // execute runs an action over a selection: preview, confirmation, the
 // MTA's lock, the journal, and one mutation per message.
-func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, results []filter.Result, sf *safetyFlags, partial bool) error {
+// skipped counts messages already left alone before execute (apply: the
+// message changed since the plan); they are reported in the final counts.
+func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, results []filter.Result, sf *safetyFlags, partial bool, skipped int) error {
 	src := sg.source()
 	if len(results) == 0 {
-		fmt.Fprintf(e.stderr, "%s: no message matches; nothing to do.\n", name)
-		if partial {
+		if skipped > 0 {
+			fmt.Fprintf(e.stderr, "%s: 0 done, %d skipped, 0 failed\n", name, skipped)
+		} else {
+			fmt.Fprintf(e.stderr, "%s: no message matches; nothing to do.\n", name)
+		}
+		if partial || skipped > 0 {
 			return silentExit(exitPartial)
 		}
 		return nil
@@ -227,7 +233,7 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			run = jr
 		}
 	}
-	var out outcome
+	out := outcome{skipped: skipped}
 	var failures []string
 	var mu sync.Mutex // guards out, failures and the journal order
 	bar := e.progress(o, name)

@@ -161,7 +161,7 @@ EXAMPLES:
 				results = append(results, filter.Result{Msg: m})
 			}
 			sf.all = true
-			return e.execute(c, o, name, sg, results, &sf, changed > 0)
+			return e.execute(c, o, name, sg, results, &sf, false, changed)
 		},
 	}
 }

@@ -79,7 +79,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			return e.execute(c, o, "quarantine", &quarantineSurgeon{inner: sg, dir: abs}, sel.results, &sf, len(sel.errs) > 0)
+			return e.execute(c, o, "quarantine", &quarantineSurgeon{inner: sg, dir: abs}, sel.results, &sf, len(sel.errs) > 0, 0)
 		},
 	}
 }

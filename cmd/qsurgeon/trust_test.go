@@ -255,3 +255,36 @@ func TestHoldReleaseWithPartInPlace(t *testing.T) {
 		t.Errorf("after release: %s in %v, %s in %v; want both deferred", toHold[0], final[toHold[0]]["queue_name"], notHeld, final[notHeld]["queue_name"])
 	}
 }
+
+// TestApplyCountsChangedAsSkipped: a planned message whose inode changed
+// is reported as skipped in apply's final counts (it said "N done, 0
+// skipped" and exited 3).
+func TestApplyCountsChangedAsSkipped(t *testing.T) {
+	root := pfQueue(t)
+	plan := filepath.Join(t.TempDir(), "plan.jsonl")
+	sel := ids(t, root, "--null-sender")
+	if r := qs(t, "", "--queue", root, "delete", "--null-sender", "--plan-out", plan); r.code != 0 {
+		t.Fatalf("--plan-out: exit %d: %s", r.code, r.stderr)
+	}
+	entries, err := readPlan(plan)
+	if err != nil || len(entries) != len(sel) {
+		t.Fatalf("plan: %d entries, %v; want %d", len(entries), err, len(sel))
+	}
+	// A new file under a planned name: a reused queue ID.
+	p := filepath.Join(root, entries[0].Path)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+".new", data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p+".new", p); err != nil {
+		t.Fatal(err)
+	}
+	r := qs(t, "", "--queue", root, "apply", plan, "delete", "--yes", "--journal", "none")
+	want := fmt.Sprintf("delete: %d done, 1 skipped, 0 failed\n", len(sel)-1)
+	if r.code != exitPartial || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, entries[0].QueueID+": skipped: inode") {
+		t.Errorf("apply: exit %d, want %d, %q and the skipped %s named:\n%s", r.code, exitPartial, want, entries[0].QueueID, r.stderr)
+	}
+}
