@@ -105,7 +105,9 @@ func actCommand(e *env, a action) *cli.Command {
 
 Before acting it prints the count per queue, the total size and a sample, then asks [y/N]
 (--yes skips; without a terminal and without --yes it exits with code 2 and changes nothing).
---dry-run prints the plan and every file operation it would do. An empty filter is refused
+--dry-run changes nothing and prints what it would do: the file operations per kind and per
+directory, then a sample (--list-ops: every one; --plan-out FILE writes the whole selection,
+to act on later with 'qsurgeon apply'). An empty filter is refused
 unless --all. Every change is appended to the journal.
 
 EXAMPLES:
@@ -296,17 +298,11 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 	}
 	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped, "in_place": inPlace.total()})
 	if dry != nil {
-		ops := make([]string, 0, len(dry.Ops()))
-		for _, op := range dry.Ops() {
-			ops = append(ops, op.String())
+		ops := opsOf(dry.Base, dry.Ops(), "", "")
+		if d, ok := sg.(interface{ dryRunOps() []plannedOp }); ok {
+			ops = append(ops, d.dryRunOps()...)
 		}
-		if d, ok := sg.(interface{ dryRunSteps() []string }); ok {
-			ops = append(ops, d.dryRunSteps()...)
-		}
-		fmt.Fprintf(e.stdout, "dry run: %s of %d message(s) would do %d file operation(s):\n", name, len(results), len(ops))
-		for _, op := range ops {
-			fmt.Fprintf(e.stdout, "  %s\n", op)
-		}
+		printDryRun(e.stdout, name, len(results), ops, sf.listOps, sf.sample)
 	} else {
 		already := ""
 		if len(inPlace.counts) > 0 {

@@ -96,12 +96,12 @@ type quarantineSurgeon struct {
 	plans []*quarantine.Plan
 }
 
-// dryRunSteps prints what a dry run would have moved.
-func (q *quarantineSurgeon) dryRunSteps() []string {
-	var out []string
+// dryRunOps is what a dry run would have moved.
+func (q *quarantineSurgeon) dryRunOps() []plannedOp {
+	var out []plannedOp
 	for _, p := range q.plans {
 		for _, s := range p.Steps {
-			out = append(out, s.String())
+			out = append(out, plannedOp{kind: string(s.Op), where: fmt.Sprintf("%s:%s", s.Root, firstDir(s.Path)), text: s.String()})
 		}
 	}
 	return out

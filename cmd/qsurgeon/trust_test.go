@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -286,5 +288,94 @@ func TestApplyCountsChangedAsSkipped(t *testing.T) {
 	want := fmt.Sprintf("delete: %d done, 1 skipped, 0 failed\n", len(sel)-1)
 	if r.code != exitPartial || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, entries[0].QueueID+": skipped: inode") {
 		t.Errorf("apply: exit %d, want %d, %q and the skipped %s named:\n%s", r.code, exitPartial, want, entries[0].QueueID, r.stderr)
+	}
+}
+
+// dryRunHeader is the count of file operations a dry run announces.
+var dryRunHeader = regexp.MustCompile(`(?m)^dry run: \S+ of (\d+) message\(s\) would do (\d+) file operation\(s\)`)
+
+// TestDryRunSummary: --dry-run prints counts per operation kind and per
+// directory and a sample, not one line per operation; --list-ops prints
+// every one; none of them is on a file that does not exist.
+func TestDryRunSummary(t *testing.T) {
+	root := pfQueue(t)
+	before := testkit.Snapshot(t, root)
+	sel := ids(t, root, "--null-sender")
+	r := qs(t, "", "--queue", root, "delete", "--null-sender", "--dry-run", "--sample", "5")
+	if r.code != 0 {
+		t.Fatalf("--dry-run: exit %d: %s", r.code, r.stderr)
+	}
+	m := dryRunHeader.FindStringSubmatch(r.stdout)
+	if m == nil || m[1] != fmt.Sprint(len(sel)) {
+		t.Fatalf("no dry-run header for %d messages:\n%s", len(sel), r.stdout)
+	}
+	nops, _ := strconv.Atoi(m[2])
+	// One remove of the queue file per message, and of each log that is there.
+	if nops < len(sel) {
+		t.Fatalf("%d operations for %d messages", nops, len(sel))
+	}
+	if !regexp.MustCompile(`(?m)^  remove +` + m[2] + `  \(defer(red)? \d+, .*\)$`).MatchString(r.stdout) {
+		t.Errorf("no count of removes per directory:\n%s", r.stdout)
+	}
+	if lines := strings.Count(r.stdout, "\n"); lines > 12 || !strings.Contains(r.stdout, "--list-ops") {
+		t.Errorf("the default dry run printed %d lines (want a summary and a sample of 5):\n%s", lines, r.stdout)
+	}
+	full := qs(t, "", "--queue", root, "delete", "--null-sender", "--dry-run", "--list-ops")
+	var listed []string
+	for _, l := range strings.Split(full.stdout, "\n") {
+		if strings.HasPrefix(l, "  ") {
+			listed = append(listed, strings.TrimSpace(l))
+		}
+	}
+	if full.code != 0 || len(listed) != nops {
+		t.Fatalf("--list-ops: exit %d, %d operations listed, the summary counted %d", full.code, len(listed), nops)
+	}
+	for _, l := range listed {
+		p, ok := strings.CutPrefix(l, "remove ")
+		if !ok {
+			t.Errorf("delete would do %q", l)
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
+			t.Errorf("the dry run lists an operation on a file that does not exist: %s", l)
+		}
+	}
+	if d := before.Diff(testkit.Snapshot(t, root)); d != nil {
+		t.Errorf("--dry-run changed the queue: %v", d)
+	}
+}
+
+// TestRequeueIntoDryRunQmail: requeue --into --dry-run on qmail shows the
+// operations it would do in the live queue (it said "0 file operation(s)").
+func TestRequeueIntoDryRunQmail(t *testing.T) {
+	base := extract(t, filepath.Join(qmailFixture, "queue.tar.gz"))
+	det := filepath.Join(base, "queue")
+	live := filepath.Join(base, "live")
+	acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--user", "alias=999",
+		"--user", "qmaild=995", "--user", "qmaill=994", "--user", "qmailp=993", "--group", "qmail=995", "--group", "nofiles=994"}
+	if r := qs(t, "", append([]string{"rebuild", "--new", live, "--split", "23", "--yes"}, acct...)...); r.code != 0 {
+		t.Fatalf("rebuild --new: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	good := ids(t, det, "--sasl-user", "bob@example.com")
+	beforeLive, beforeDet := testkit.Snapshot(t, live), testkit.Snapshot(t, det)
+	r := qs(t, "", "--queue", det, "requeue", "--sasl-user", "bob@example.com", "--into", live, "--dry-run", "--list-ops")
+	if r.code != 0 {
+		t.Fatalf("requeue --into --dry-run: exit %d: %s", r.code, r.stderr)
+	}
+	m := dryRunHeader.FindStringSubmatch(r.stdout)
+	if m == nil || m[1] != fmt.Sprint(len(good)) || m[2] == "0" {
+		t.Fatalf("want the operations for %d messages:\n%s", len(good), r.stdout)
+	}
+	// qmail-queue's steps for each message: into mess/ and todo/.
+	for _, want := range []string{"-> mess/", "-> todo/"} {
+		if n := strings.Count(r.stdout, want); n != len(good) {
+			t.Errorf("%d operations %q, want one per message (%d):\n%s", n, want, len(good), r.stdout)
+		}
+	}
+	if d := beforeLive.Diff(testkit.Snapshot(t, live)); d != nil {
+		t.Errorf("the dry run changed the live queue: %v", d)
+	}
+	if d := beforeDet.Diff(testkit.Snapshot(t, det)); d != nil {
+		t.Errorf("the dry run changed the detached queue: %v", d)
 	}
 }
