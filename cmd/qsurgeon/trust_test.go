@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
@@ -377,5 +378,63 @@ func TestRequeueIntoDryRunQmail(t *testing.T) {
 	}
 	if d := beforeDet.Diff(testkit.Snapshot(t, det)); d != nil {
 		t.Errorf("the dry run changed the detached queue: %v", d)
+	}
+}
+
+// TestRefusedQuarantineCreatesNothing: quarantine DIR refused (qmail-send
+// holds its lock, no confirmation, DIR inside the queue) leaves no DIR.
+func TestRefusedQuarantineCreatesNothing(t *testing.T) {
+	base := extract(t, filepath.Join(qmailFixture, "queue.tar.gz"))
+	root := filepath.Join(base, "queue")
+	before := testkit.Snapshot(t, root)
+	held := filepath.Join(base, "held", "bob")
+	// No terminal and no --yes: refused before anything is done.
+	if r := qs(t, "", "--queue", root, "quarantine", held, "--sasl-user", "bob@example.com", "--journal", "none"); r.code != exitUsage {
+		t.Errorf("quarantine without --yes: exit %d, want %d: %s", r.code, exitUsage, r.stderr)
+	}
+	// Inside the queue: refused.
+	inside := filepath.Join(root, "held")
+	if r := qs(t, "", "--queue", root, "quarantine", inside, "--sasl-user", "bob@example.com", "--yes", "--journal", "none"); r.code != exitUsage || !strings.Contains(r.stderr, "outside") {
+		t.Errorf("quarantine inside the queue: exit %d, want %d: %s", r.code, exitUsage, r.stderr)
+	}
+	holder := exec.Command("flock", "--exclusive", filepath.Join(root, "lock", "sendmutex"), "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatalf("flock(1): %v", err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for exec.Command("flock", "--nonblock", filepath.Join(root, "lock", "sendmutex"), "true").Run() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the lock holder never took lock/sendmutex")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, extra := range [][]string{{"--yes"}, {"--dry-run"}} {
+		args := append([]string{"--queue", root, "quarantine", held, "--sasl-user", "bob@example.com", "--journal", "none"}, extra...)
+		if r := qs(t, "", args...); r.code != exitLocked {
+			t.Errorf("quarantine %v with qmail-send's lock held: exit %d, want %d: %s", extra, r.code, exitLocked, r.stderr)
+		}
+	}
+	for _, p := range []string{filepath.Join(base, "held"), inside} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("a refused quarantine created %s", p)
+		}
+	}
+	if d := before.Diff(testkit.Snapshot(t, root)); d != nil {
+		t.Errorf("a refused quarantine changed the queue: %v", d)
+	}
+}
+
+// TestQuarantineDryRunLeavesNoDir: a dry run of quarantine into a new
+// DIR/sub leaves neither behind.
+func TestQuarantineDryRunLeavesNoDir(t *testing.T) {
+	root := pfQueue(t)
+	top := filepath.Join(t.TempDir(), "held")
+	r := qs(t, "", "--queue", root, "quarantine", filepath.Join(top, "bob"), "--sasl-user", "bob@example.com", "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "dry run: quarantine") {
+		t.Fatalf("quarantine --dry-run: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Lstat(top); err == nil {
+		t.Errorf("quarantine --dry-run left %s behind", top)
 	}
 }
