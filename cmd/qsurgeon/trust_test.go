@@ -438,3 +438,34 @@ func TestQuarantineDryRunLeavesNoDir(t *testing.T) {
 		t.Errorf("quarantine --dry-run left %s behind", top)
 	}
 }
+
+// TestExplainNeverCut: with --explain the table gives each message's
+// explanation its own indented line, whole.
+func TestExplainNeverCut(t *testing.T) {
+	root := pfQueue(t)
+	filter := []string{"--sasl-user", "hello@example.com", "--client", "100.0.0.0/8", "--subject", "order"}
+	want := ids(t, root, filter...)
+	if len(want) == 0 {
+		t.Fatal("nothing selected")
+	}
+	r := qs(t, "", append([]string{"--queue", root, "list", "--explain"}, filter...)...)
+	if r.code != 0 {
+		t.Fatalf("list --explain: exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if len(lines) != 1+2*len(want) {
+		t.Fatalf("%d lines for %d messages, want a header and two lines each:\n%s", len(lines), len(want), r.stdout)
+	}
+	for i, id := range want {
+		row, why := lines[1+2*i], lines[2+2*i]
+		if !strings.HasPrefix(row, id) {
+			t.Errorf("row %d is %q, want %s", i, row, id)
+		}
+		// Every criterion, whole: the client address and the subject
+		// pattern come last and would be the first cut.
+		if !strings.HasPrefix(why, "    matched: sasl_user=hello@example.com, client ") || !strings.Contains(why, " in 100.0.0.0/8, subject ") ||
+			!strings.HasSuffix(why, " matches order") || strings.Contains(why, "…") {
+			t.Errorf("explanation of %s: %q", id, why)
+		}
+	}
+}
