@@ -4,6 +4,7 @@ package main
 // CLI conventions an admin expects. Each drives the built binary.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/postfixtest"
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
@@ -468,4 +470,93 @@ func TestExplainNeverCut(t *testing.T) {
 			t.Errorf("explanation of %s: %q", id, why)
 		}
 	}
+}
+
+// checkProblems runs check --format json and returns the problems per kind
+// and the "checked against" note.
+func checkProblems(t *testing.T, args ...string) (map[string][]string, string) {
+	t.Helper()
+	r := qs(t, "", append([]string{"--format", "json"}, append(args, "check")...)...)
+	if r.code != 0 && r.code != exitProblems {
+		t.Fatalf("check %v: exit %d: %s", args, r.code, r.stderr)
+	}
+	kinds := map[string][]string{}
+	for _, p := range jsonLines(t, r.stdout) {
+		kinds[str(p["kind"])] = append(kinds[str(p["kind"])], str(p["path"]))
+	}
+	if (r.code == 0) != (len(kinds) == 0) {
+		t.Errorf("check %v: exit %d with %d kinds of problems", args, r.code, len(kinds))
+	}
+	return kinds, r.stderr
+}
+
+// TestCheckPostfixInfersLayout: without --config-dir, check takes long IDs
+// and the hashing from the tree and says so; the bundled queue and a
+// long-ID queue written by a real Postfix show no false problem, with and
+// without --config-dir.
+func TestCheckPostfixInfersLayout(t *testing.T) {
+	t.Run("bundled", func(t *testing.T) {
+		root := pfQueue(t)
+		// The instance's main.cf, from the fixture's ground truth.
+		var truth struct {
+			MainCF []string `json:"main_cf_non_default"`
+		}
+		b, err := os.ReadFile(filepath.Join(postfixFixture, "truth.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &truth); err != nil || len(truth.MainCF) == 0 {
+			t.Fatalf("truth.json: %v", err)
+		}
+		cfg := t.TempDir()
+		if err := os.WriteFile(filepath.Join(cfg, "main.cf"), []byte(strings.Join(truth.MainCF, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		all := ids(t, root)
+		for _, args := range [][]string{{"--queue", root}, {"--queue", root, "--config-dir", cfg}} {
+			kinds, note := checkProblems(t, args...)
+			// Extracted, every file has a new inode: that (postsuper -s
+			// would rename them) is the only true problem.
+			for k, paths := range kinds {
+				if k != "id-not-inode" {
+					t.Errorf("check %v: %d false %s problems, e.g. %s", args[2:], len(paths), k, paths[0])
+				}
+			}
+			if len(kinds["id-not-inode"]) != len(all) {
+				t.Errorf("check %v: %d id-not-inode, the queue holds %d messages", args[2:], len(kinds["id-not-inode"]), len(all))
+			}
+			if !strings.Contains(note, "enable_long_queue_ids = no, deferred, defer hashed 1 deep") {
+				t.Errorf("check %v does not say what it assumed: %s", args[2:], note)
+			}
+		}
+	})
+	t.Run("long-ids", func(t *testing.T) {
+		postfixtest.Require(t)
+		pf := postfixtest.New(t, postfixtest.Options{LongQueueIDs: true})
+		pf.Start()
+		for i := range 3 {
+			pf.Sendmail("alice@example.com", []string{fmt.Sprintf("r%d@remote.example", i)},
+				rawMessage("alice@example.com", "r@remote.example", fmt.Sprint("long ", i), fmt.Sprint("l", i), "body"))
+		}
+		queued := pf.WaitQueued(3, 60*time.Second)
+		pf.Stop()
+		for _, e := range queued {
+			if len(e.QueueID) < 12 {
+				t.Fatalf("Postfix wrote a short queue ID %s with enable_long_queue_ids = yes", e.QueueID)
+			}
+		}
+		for _, args := range [][]string{{"--queue", pf.QueueDir}, {"--queue", pf.QueueDir, "--config-dir", pf.ConfigDir}} {
+			kinds, note := checkProblems(t, args...)
+			for k, paths := range kinds {
+				t.Errorf("check %v: %d false %s problems, e.g. %s", args[2:], len(paths), k, paths[0])
+			}
+			if !strings.Contains(note, "enable_long_queue_ids = yes") {
+				t.Errorf("check %v does not say it assumed long IDs: %s", args[2:], note)
+			}
+		}
+		_, note := checkProblems(t, "--queue", pf.QueueDir)
+		if !strings.Contains(note, "inferred from the tree") {
+			t.Errorf("check without --config-dir does not say the layout was inferred: %s", note)
+		}
+	})
 }
