@@ -50,6 +50,7 @@ type jsonMessage struct {
 	MTA            string          `json:"mta"`
 	Path           string          `json:"path"`
 	NullSender     bool            `json:"null_sender"`
+	DoubleBounce   bool            `json:"double_bounce,omitempty"`
 	DoneRecipients []jsonDone      `json:"done_recipients"`
 	NextRetry      *int64          `json:"next_retry,omitempty"`
 	CreateTime     *int64          `json:"create_time,omitempty"`
@@ -99,6 +100,7 @@ func toJSON(m *queue.Message, why []string) jsonMessage {
 		MTA:            string(m.MTA),
 		Path:           m.Path,
 		NullSender:     m.NullSender,
+		DoubleBounce:   m.DoubleBounce,
 		DoneRecipients: []jsonDone{},
 		NextRetry:      unixPtr(m.NextRetry),
 		CreateTime:     unixPtr(m.CreateTime),

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -559,4 +560,63 @@ func TestCheckPostfixInfersLayout(t *testing.T) {
 			t.Errorf("check without --config-dir does not say the layout was inferred: %s", note)
 		}
 	})
+}
+
+// TestQmailDoubleBouncesAreBounces: --null-sender reaches qmail's double
+// bounces (sender #@[]) as well as its bounces, --not-null-sender leaves
+// both out, and --help says so next to the flag.
+func TestQmailDoubleBouncesAreBounces(t *testing.T) {
+	root := qmQueue(t)
+	b, err := os.ReadFile(filepath.Join(qmailFixture, "truth.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truth struct {
+		Messages map[string]struct {
+			Sender string `json:"sender"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal(b, &truth); err != nil {
+		t.Fatal(err)
+	}
+	var bounces, doubles []string
+	for id, m := range truth.Messages {
+		switch m.Sender {
+		case "":
+			bounces = append(bounces, id)
+		case "#@[]":
+			doubles = append(doubles, id)
+		}
+	}
+	if len(doubles) == 0 || len(bounces) == 0 {
+		t.Fatalf("the fixture has %d bounces and %d double bounces", len(bounces), len(doubles))
+	}
+	got := ids(t, root, "--null-sender")
+	want := append(append([]string{}, bounces...), doubles...)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("--null-sender selects %d messages, want the %d bounces and %d double bounces", len(got), len(bounces), len(doubles))
+	}
+	all, not := ids(t, root), ids(t, root, "--not-null-sender")
+	if len(not) != len(all)-len(want) {
+		t.Errorf("--not-null-sender selects %d of %d, want %d", len(not), len(all), len(all)-len(want))
+	}
+	for _, id := range not {
+		if slices.Contains(doubles, id) {
+			t.Errorf("--not-null-sender selects the double bounce %s", id)
+		}
+	}
+	for _, cmd := range []string{"list", "delete"} {
+		r := qs(t, "", cmd, "--help")
+		line := ""
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.Contains(l, "--null-sender") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "double bounces") || !strings.Contains(line, "#@[]") {
+			t.Errorf("%s --help: --null-sender does not say it takes qmail's double bounces: %q", cmd, line)
+		}
+	}
 }
