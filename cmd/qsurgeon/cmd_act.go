@@ -51,7 +51,7 @@ qmail: qmail has no hold queue. Use 'qsurgeon quarantine DIR' (hold) and 'qsurge
 		usage: "release held messages back to the deferred queue (postsuper -H)",
 		help: `Postfix: what postsuper -H does: hold/ID to deferred/(hash)/ID, mtime unchanged.
 qmail: see 'qsurgeon restore'.`,
-		example: `   qsurgeon release --queue-name hold --sender alice@example.com`,
+		example: `   qsurgeon release --queue-name hold --sender carol@example.com`,
 	},
 	{
 		name:  "requeue",
@@ -61,7 +61,7 @@ qmail: see 'qsurgeon restore'.`,
   expiry clock restarts).
 qmail: with qmail-send stopped, set the next-retry time of local/ and remote/ to now, so the
   message is retried as soon as qmail-send starts.`,
-		example: `   qsurgeon requeue --queue-name deferred --recipient @partner.example --yes
+		example: `   qsurgeon requeue --queue-name deferred --recipient @contoso.test --yes
    # resend only the legitimate mail of a detached queue into the live one, 20 a second
    qsurgeon --queue /var/spool/postfix.flooded requeue --not-sasl-user hello@example.com --into /var/spool/postfix --rate 20/s`,
 	},

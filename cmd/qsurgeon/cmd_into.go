@@ -117,7 +117,8 @@ func (s *intoSurgeon) prepare(action string, dryRun bool) (func(), error) {
 // act ignores the detached queue's mutator: the changes happen in the live
 // queue, through s.fs (or the recorder of a dry run).
 func (s *intoSurgeon) act(action string, m *queue.Message, _ queue.Mutator) error {
-	if s.f.rateInterval > 0 && !s.f.lastInjection.IsZero() {
+	// A dry run injects nothing, so it does not wait for --rate either.
+	if s.f.rateInterval > 0 && !s.f.lastInjection.IsZero() && s.dry == nil {
 		time.Sleep(time.Until(s.f.lastInjection.Add(s.f.rateInterval)))
 	}
 	s.f.lastInjection = time.Now()

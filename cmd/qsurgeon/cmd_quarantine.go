@@ -120,7 +120,7 @@ qmail-send must be stopped (qsurgeon holds lock/sendmutex while it works).
 
 EXAMPLES:
    qsurgeon quarantine /var/tmp/held --sasl-user hello@example.com
-   qsurgeon --queue /var/qmail/queue quarantine /var/qmail/held --sender '*@partner.example' --yes`,
+   qsurgeon --queue /var/qmail/queue quarantine /var/qmail/held --sender '*@supplier.example' --yes`,
 		Flags: append(ff.flags(), sf.flags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {

@@ -50,7 +50,7 @@ func (f *filterFlags) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "not-null-sender", Category: cat, Destination: &f.notNullSender, Usage: "exclude bounces (null sender; qmail double bounces, sender #@[])"},
 		&cli.BoolFlag{Name: "bouncing", Category: cat, Destination: &f.bouncing, Usage: "only messages with a pending bounce (Postfix bounce log, qmail bounce/N)"},
 		&cli.BoolFlag{Name: "corrupt", Category: cat, Destination: &f.corrupt, Usage: "only messages that could not be read cleanly"},
-		&cli.StringSliceFlag{Name: "reason", Category: cat, Destination: &f.reasons, Usage: "REGEX over the delay/bounce reason text (e.g. 'mail forwarding loop')"},
+		&cli.StringSliceFlag{Name: "reason", Category: cat, Destination: &f.reasons, Usage: "REGEX over the delay/bounce reason Postfix logs for the message (e.g. 'Connection refused'); a queued NDR's reason is in its body: --body 'mail forwarding loop'"},
 		&cli.StringSliceFlag{Name: "header", Category: cat, Destination: &f.headers, Usage: "'Name: REGEX' over the decoded value of that header (reads headers)"},
 		&cli.StringSliceFlag{Name: "subject", Category: cat, Destination: &f.subjects, Usage: "REGEX over the decoded Subject (reads headers)"},
 		&cli.StringSliceFlag{Name: "body", Category: cat, Destination: &f.bodies, Usage: "REGEX over the raw body (reads whole messages: slow)"},

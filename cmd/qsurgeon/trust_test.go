@@ -620,3 +620,140 @@ func TestQmailDoubleBouncesAreBounces(t *testing.T) {
 		}
 	}
 }
+
+// helpExamples returns the example command lines of a command's --help.
+func helpExamples(t *testing.T, cmd string) []string {
+	t.Helper()
+	r := qs(t, "", cmd, "--help")
+	_, ex, ok := strings.Cut(r.stdout, "EXAMPLES:")
+	if !ok {
+		t.Fatalf("%s --help has no examples", cmd)
+	}
+	ex, _, _ = strings.Cut(ex, "OPTIONS:")
+	var out []string
+	for _, l := range strings.Split(ex, "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "qsurgeon ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// shellWords splits a command line the way sh does for the examples:
+// words, single quotes; a pipe or redirection ends it.
+func shellWords(line string) []string {
+	var words []string
+	var w strings.Builder
+	in, quoted := false, false
+	for _, r := range line {
+		switch {
+		case quoted && r == '\'':
+			quoted = false
+		case quoted:
+			w.WriteRune(r)
+		case r == '\'':
+			quoted, in = true, true
+		case r == ' ':
+			if in {
+				words = append(words, w.String())
+				w.Reset()
+				in = false
+			}
+		case (r == '|' || r == '>') && !in:
+			return words
+		default:
+			w.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, w.String())
+	}
+	return words
+}
+
+// TestHelpExamplesWork runs the examples of every selecting command's
+// --help on the bundled queues they describe (qmail's where they name
+// /var/qmail/queue, Postfix's otherwise), destructive ones as --dry-run:
+// each must select something.
+func TestHelpExamplesWork(t *testing.T) {
+	pfBase := extract(t, filepath.Join(postfixFixture, "queue.tar.gz"))
+	qmBase := extract(t, filepath.Join(qmailFixture, "queue.tar.gz"))
+	pf, qm := filepath.Join(pfBase, "postfix-incident-a"), filepath.Join(qmBase, "queue")
+	live := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
+	emptyPostfixQueue(t, live)
+	out := t.TempDir()
+	paths := map[string]string{
+		"/var/qmail/queue":           qm,
+		"/var/qmail/held":            filepath.Join(qmBase, "held"),
+		"/var/spool/postfix.flooded": pf,
+		"/var/spool/postfix":         live,
+		"/var/tmp/held":              filepath.Join(pfBase, "held"),
+		"/root/evidence":             filepath.Join(out, "evidence"),
+		"/root/bounces.mbox":         filepath.Join(out, "bounces.mbox"),
+		"/root/hello.plan":           filepath.Join(out, "hello.plan"),
+	}
+	destructive := map[string]bool{"delete": true, "hold": true, "release": true, "requeue": true, "expire": true, "quarantine": true, "apply": true}
+	ran := 0
+	for _, cmd := range []string{"summary", "list", "show", "export", "delete", "hold", "release", "requeue", "expire", "apply", "quarantine"} {
+		for _, line := range helpExamples(t, cmd) {
+			words := shellWords(line)[1:]
+			verb, queueGiven := "", false
+			for i, w := range words {
+				if p, ok := paths[w]; ok {
+					words[i] = p
+				}
+				if w == "--queue" {
+					queueGiven = true
+				}
+				if verb == "" && !strings.HasPrefix(w, "-") && (i == 0 || !slices.Contains([]string{"--queue", "--format"}, words[i-1])) {
+					verb = w
+				}
+			}
+			if !queueGiven {
+				words = append([]string{"--queue", pf}, words...)
+			}
+			plan := slices.Contains(words, "--plan-out")
+			if destructive[verb] && !plan {
+				words = append(words, "--dry-run", "--journal", "none")
+			}
+			r := qs(t, "", words...)
+			ran++
+			if r.code != 0 {
+				t.Errorf("%s: exit %d:\n%s%s", line, r.code, r.stdout, r.stderr)
+				continue
+			}
+			switch {
+			case plan:
+				if entries, err := readPlan(paths["/root/hello.plan"]); err != nil || len(entries) == 0 {
+					t.Errorf("%s: the plan holds %d messages (%v)", line, len(entries), err)
+				}
+			case destructive[verb]:
+				m := dryRunHeader.FindStringSubmatch(r.stdout)
+				if m == nil || m[1] == "0" {
+					t.Errorf("%s: selects nothing on the queue it describes:\n%s%s", line, r.stdout, r.stderr)
+				}
+			case verb == "export":
+				ents, _ := os.ReadDir(out)
+				if len(ents) == 0 {
+					t.Errorf("%s: exported nothing:\n%s", line, r.stderr)
+				}
+			case verb == "list":
+				if strings.Count(strings.TrimSpace(r.stdout), "\n") < 1 && !strings.Contains(line, "--format ids") || strings.TrimSpace(r.stdout) == "" {
+					t.Errorf("%s: lists nothing on the queue it describes:\n%s%s", line, r.stdout, r.stderr)
+				}
+			default:
+				if strings.TrimSpace(r.stdout) == "" {
+					t.Errorf("%s: printed nothing:\n%s", line, r.stderr)
+				}
+			}
+		}
+	}
+	if ran < 15 {
+		t.Errorf("only %d examples ran", ran)
+	}
+	// The --reason example of the flag's own help works too.
+	if got := ids(t, pf, "--reason", "Connection refused"); len(got) == 0 {
+		t.Error("--reason 'Connection refused' (its --help example) selects nothing")
+	}
+}
