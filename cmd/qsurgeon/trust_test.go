@@ -78,6 +78,7 @@ func TestDidYouMean(t *testing.T) {
 		{[]string{"list", "--older-then", "3d"}, "did you mean --older-than?"},
 		{[]string{"lsit"}, "did you mean 'list'?"},
 		{[]string{"qurantine", "/tmp/x"}, "did you mean 'quarantine'?"},
+		{[]string{"apply", "/nonexistent.plan", "delet"}, "did you mean 'delete'?"},
 	} {
 		r := qs(t, "", tc.args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, "qsurgeon: hint: "+tc.hint) {
