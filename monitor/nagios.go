@@ -14,8 +14,15 @@ import (
 // 'label'=value[UOM];[warn];[crit];[min];[max], UOM s, % or B. Every
 // queue of the MTA is listed, empty or not, so graphs keep their series.
 func WriteNagios(w io.Writer, s *Snapshot, r Result, warn, crit []Threshold) error {
+	line := "QSURGEON " + r.Status.String() + " - " + Summary(s, r)
+	return writePerf(w, line, s, warn, crit)
+}
+
+// Summary is the plugin status line's text after the status word: the
+// depth, size and oldest age, the top account, and the thresholds passed.
+func Summary(s *Snapshot, r Result) string {
 	var line strings.Builder
-	fmt.Fprintf(&line, "QSURGEON %s - %d messages, %s", r.Status, s.Messages, human(s.Bytes))
+	fmt.Fprintf(&line, "%d messages, %s", s.Messages, human(s.Bytes))
 	if s.Messages > 0 {
 		fmt.Fprintf(&line, ", oldest %s", formatLimit(MetricAge, float64(int64(s.OldestAgeSeconds))))
 	}
@@ -33,7 +40,11 @@ func WriteNagios(w io.Writer, s *Snapshot, r Result, warn, crit []Threshold) err
 		}
 		fmt.Fprintf(&line, "; above: %s", strings.Join(parts, ", "))
 	}
+	return line.String()
+}
 
+// writePerf is the rest of WriteNagios.
+func writePerf(w io.Writer, line string, s *Snapshot, warn, crit []Threshold) error {
 	var perf []string
 	add := func(label string, v float64, uom, metric, min, max string) {
 		wl, cl := Limits(metric, warn, crit)
@@ -58,7 +69,7 @@ func WriteNagios(w io.Writer, s *Snapshot, r Result, warn, crit []Threshold) err
 	add("top_account_fanout", fanout, "", MetricFanout, "0", "")
 	add("top_account_messages", acct, "", MetricAccount, "0", "")
 	add(MetricUnreadable, float64(s.Unreadable), "", MetricUnreadable, "0", "")
-	_, err := fmt.Fprintf(w, "%s | %s\n", line.String(), strings.Join(perf, " "))
+	_, err := fmt.Fprintf(w, "%s | %s\n", line, strings.Join(perf, " "))
 	return err
 }
 
