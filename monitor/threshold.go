@@ -56,7 +56,9 @@ type Threshold struct {
 	Limit  float64
 }
 
-func (t Threshold) String() string { return fmt.Sprintf("%s=%s", t.Metric, formatLimit(t.Metric, t.Limit)) }
+func (t Threshold) String() string {
+	return fmt.Sprintf("%s=%s", t.Metric, formatLimit(t.Metric, t.Limit))
+}
 
 // ParseThreshold parses "METRIC=VALUE": deferred=500, bytes=2G, age=6h,
 // share=50 (or 50%), fanout=20.
