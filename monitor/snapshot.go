@@ -213,7 +213,7 @@ func (b *Builder) Snapshot(n int) *Snapshot {
 }
 
 // Clean makes a name from a queue file safe to print in a status line or
-// a label: invalid UTF-8 and control characters become '?', and '|' (the
+// a label: invalid UTF-8, control and format (bidi) characters become '?', and '|' (the
 // plugin output's perfdata separator) too.
 func Clean(s string) string {
 	if len(s) > 200 {
@@ -223,7 +223,7 @@ func Clean(s string) string {
 	for len(s) > 0 {
 		r, n := utf8.DecodeRuneInString(s)
 		s = s[n:]
-		if r == utf8.RuneError && n <= 1 || unicode.IsControl(r) || r == '|' {
+		if r == utf8.RuneError && n <= 1 || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '|' {
 			sb.WriteByte('?')
 			continue
 		}
