@@ -176,8 +176,9 @@ func (e *env) monitor(c *cli.Context, mf *monitorFlags, nagios bool) error {
 			return err
 		}
 		return silentExit(int(res.Status))
-	case mf.textfile != "" && !c.IsSet(flagFormat) && !e.formatGlobal(c):
-		// A textfile run from a timer prints nothing.
+	case mf.textfile != "" && o.Format == "table":
+		// A textfile run from a timer prints nothing (--format json
+		// prints the snapshot too).
 	case o.Format == "json":
 		if err := writeJSON(e.stdout, monitorReport{Snapshot: snap, Status: res.Status.String(), Check: res}); err != nil {
 			return err
@@ -189,16 +190,6 @@ func (e *env) monitor(c *cli.Context, mf *monitorFlags, nagios bool) error {
 		return silentExit(exitPartial)
 	}
 	return nil
-}
-
-// formatGlobal reports whether --format was given before the command.
-func (e *env) formatGlobal(c *cli.Context) bool {
-	for _, a := range c.Lineage() {
-		if a.Command == nil || a.Command.Name == "" {
-			return a.IsSet(flagFormat)
-		}
-	}
-	return false
 }
 
 // snapshot reads the whole queue once into a monitor.Snapshot. Unreadable

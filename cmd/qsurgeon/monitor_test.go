@@ -231,6 +231,13 @@ func TestMonitorTextfile(t *testing.T) {
 	} else if os.Getenv("CI") != "" {
 		t.Error("promtool (Debian package prometheus) is not installed")
 	}
+	// --format json on either side of the command prints the snapshot too.
+	for _, args := range [][]string{{"-o", "json", "monitor", "--textfile", dir}, {"monitor", "--textfile", dir, "-o", "json"}} {
+		r := qs(t, "", append([]string{"--queue", q}, args...)...)
+		if r.code != 0 || len(jsonLines(t, r.stdout)) != 1 {
+			t.Errorf("%v: exit %d, stdout %q", args, r.code, r.stdout)
+		}
+	}
 	// A directory that is not there is an error naming the flag.
 	if r := qs(t, "", "--queue", q, "monitor", "--textfile", filepath.Join(dir, "missing")); r.code != exitError || !strings.Contains(r.stderr, "--textfile") {
 		t.Errorf("missing textfile dir: exit %d %s", r.code, r.stderr)
