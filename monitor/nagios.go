@@ -19,7 +19,8 @@ func WriteNagios(w io.Writer, s *Snapshot, r Result, warn, crit []Threshold) err
 }
 
 // Summary is the plugin status line's text after the status word: the
-// depth, size and oldest age, the top account, and the thresholds passed.
+// depth, size and oldest age, the top account, and the thresholds passed,
+// separated by " / " (Nagios turns a ";" in plugin output into ":").
 func Summary(s *Snapshot, r Result) string {
 	var line strings.Builder
 	fmt.Fprintf(&line, "%d messages, %s", s.Messages, human(s.Bytes))
@@ -27,18 +28,18 @@ func Summary(s *Snapshot, r Result) string {
 		fmt.Fprintf(&line, ", oldest %s", formatLimit(MetricAge, float64(int64(s.OldestAgeSeconds))))
 	}
 	if top := s.TopAccount(); top != nil {
-		fmt.Fprintf(&line, "; top account %s (%s): %d messages, %.0f%% of the queue, from %d client address(es)",
+		fmt.Fprintf(&line, " / top account %s (%s): %d messages, %.0f%% of the queue, from %d client address(es)",
 			Clean(top.Name), top.Kind, top.Messages, 100*top.Share, top.ClientAddresses)
 	}
 	if s.Unreadable > 0 {
-		fmt.Fprintf(&line, "; %d unreadable", s.Unreadable)
+		fmt.Fprintf(&line, " / %d unreadable", s.Unreadable)
 	}
 	if len(r.Alerts) > 0 {
 		parts := make([]string, len(r.Alerts))
 		for i, a := range r.Alerts {
 			parts[i] = a.String() + " (" + strings.ToLower(a.Level.String()) + ")"
 		}
-		fmt.Fprintf(&line, "; above: %s", strings.Join(parts, ", "))
+		fmt.Fprintf(&line, " / above: %s", strings.Join(parts, ", "))
 	}
 	return line.String()
 }
