@@ -21,7 +21,8 @@ const checkMailq = "/usr/lib/nagios/plugins/check_mailq"
 // and, for the same limits, the same plugin state. check_mailq -w N alerts
 // at N messages itself; qsurgeon's --warn messages=N (the plugin
 // guidelines' range) above N, so qsurgeon is given N-1. qsurgeon alone
-// also sees the account and its client-address fan-out.
+// also sees the account and its client-address fan-out, and watch holds
+// that account's mail while this Postfix runs.
 func TestMonitorBesideCheckMailq(t *testing.T) {
 	postfixtest.Require(t)
 	if _, err := exec.LookPath(checkMailq); err != nil {
@@ -77,5 +78,21 @@ func TestMonitorBesideCheckMailq(t *testing.T) {
 		if !strings.Contains(r.stdout, "top account stolen@example.com (sasl_user)") {
 			t.Errorf("status line does not name the account: %q", r.stdout)
 		}
+	}
+
+	// watch on the live instance: the account above --crit fanout has its
+	// mail put on hold while Postfix runs (postqueue sees it in hold), the
+	// other account's mail stays deferred, nothing is deleted.
+	r := qs(t, "", "--queue", pf.QueueDir, "watch", "--count", "1", "--crit", fmt.Sprintf("fanout=%d", spam-1),
+		"--hold-new-from-account", "--journal", "none")
+	if r.code != 0 || !strings.Contains(r.stderr, fmt.Sprintf("hold: %d done, 0 skipped, 0 failed", spam)) {
+		t.Fatalf("watch --hold-new-from-account: exit %d, %s", r.code, r.stderr)
+	}
+	got := map[string]int{}
+	for _, e := range pf.Postqueue() {
+		got[e.Sender+" "+e.QueueName]++
+	}
+	if got["stolen@example.com hold"] != spam || got["legit@example.com deferred"] != legit || len(got) != 2 {
+		t.Errorf("postqueue -j after the watch: %v; want %d of stolen@ in hold, %d of legit@ deferred", got, spam, legit)
 	}
 }
