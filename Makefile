@@ -4,7 +4,7 @@ BIN     := bin/qsurgeon
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test test-clock-ahead test-faults vet fmt-check demo fuzz bench bench-quick docs accept clean
+.PHONY: all build test test-ansible test-clock-ahead test-faults vet fmt-check demo fuzz bench bench-quick docs accept clean
 
 all: build
 
@@ -27,6 +27,7 @@ test: fmt-check vet build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./postfixq ./qmailq ./filter
 	@$(MAKE) --no-print-directory test-clock-ahead
 	@if [ -d ../shared/checks ]; then $(MAKE) --no-print-directory accept; fi
+	@$(MAKE) --no-print-directory test-ansible
 	@# The README's demo must work as written.
 	@$(MAKE) --no-print-directory demo > /dev/null
 
@@ -34,6 +35,11 @@ test: fmt-check vet build
 # binaries included: no test may pass or fail by the date it runs on.
 test-clock-ahead:
 	QSURGEON_CLOCK_SHIFT=8760h $(GO) test -count=1 -timeout 15m -tags qsurgeon_clockshift $(PKGS)
+
+# contrib/ansible for real with Debian's ansible-core: one playbook run over
+# three local inventory hosts (a Postfix queue, a qmail queue, a missing one).
+test-ansible: build
+	bash scripts/test-ansible.sh $(BIN)
 
 # Fault injection at EVERY step of repair, rebuild and carry, instead of the
 # sample make test runs (several minutes).

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
@@ -182,10 +183,10 @@ func TestMatchNowDefaultsToClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := m.Match(&queue.Message{Arrival: time.Now().Add(-time.Minute)}, nil); !ok {
+	if ok, _ := m.Match(&queue.Message{Arrival: clock.Now().Add(-time.Minute)}, nil); !ok {
 		t.Error("a minute-old message is not newer than 1h with Now unset")
 	}
-	if ok, _ := m.Match(&queue.Message{Arrival: time.Now().Add(-2 * time.Hour)}, nil); ok {
+	if ok, _ := m.Match(&queue.Message{Arrival: clock.Now().Add(-2 * time.Hour)}, nil); ok {
 		t.Error("a 2h-old message is newer than 1h with Now unset")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -315,7 +316,9 @@ func TestMutateMatchesPostsuper(t *testing.T) {
 			var args []string
 			for _, id := range ids {
 				m := msgs[id]
-				if err := c.do(s, fsys, m, ActOptions{}); err != nil {
+				// The real postsuper stamps the kernel's time; give ours
+				// the same now (the clock-ahead run moves clock.Now).
+				if err := c.do(s, fsys, m, ActOptions{Now: time.Now()}); err != nil {
 					t.Fatalf("%s %s: %v", c.action, id, err)
 				}
 				args = append(args, c.flag, id)
@@ -592,7 +595,7 @@ func TestMutateFaultCut(t *testing.T) {
 					// requeue can be missing. Finish it as the
 					// action would.
 					if c.action == "requeue" {
-						now := time.Now().Truncate(time.Second)
+						now := clock.Now().Truncate(time.Second)
 						if err := fsys.Chtimes(dest, now, now); err != nil {
 							t.Fatal(err)
 						}

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
 func ids(t *testing.T, root string, filter ...string) []string {
@@ -330,7 +332,7 @@ func TestQmailRequeueExpire(t *testing.T) {
 		t.Fatalf("want 2 of bob's preprocessed messages, got %v", sel)
 	}
 	before := listByID(t, root)
-	start := float64(time.Now().Unix())
+	start := float64(clock.Now().Unix())
 	if r := qs(t, "", "--queue", root, "requeue", "--id", sel[0], "--yes", "--journal", "none"); r.code != 0 {
 		t.Fatalf("requeue: exit %d: %s", r.code, r.stderr)
 	}

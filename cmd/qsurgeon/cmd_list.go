@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"strings"
+
+	"github.com/qsurgeon/qsurgeon/filter"
 
 	"github.com/urfave/cli/v2"
 )
@@ -24,6 +27,8 @@ func listKeep(format string, headers bool) keep {
 func listCommand(e *env) *cli.Command {
 	var ff filterFlags
 	var headers bool
+	var sortBy string
+	var limit int
 	return &cli.Command{
 		Name:      "list",
 		Aliases:   []string{"ls"},
@@ -43,15 +48,28 @@ EXAMPLES:
    qsurgeon list --null-sender --body 'mail forwarding loop' --explain
 
    # feed the IDs of all backscatter to postsuper
-   qsurgeon --format ids list --null-sender --queue-name deferred | postsuper -d -`,
+   qsurgeon --format ids list --null-sender --queue-name deferred | postsuper -d -
+
+   # the 20 largest messages
+   qsurgeon list --sort -size --limit 20`,
 		Flags: append(ff.flags(),
 			&cli.BoolFlag{Name: "headers", Destination: &headers, Usage: "read Subject, From and Message-ID of every selected message (table does so by itself up to 20000 messages)"},
+			&cli.StringFlag{Name: "sort", Destination: &sortBy, Usage: "order by FIELD: " + strings.Join(filter.SortFieldNames, ", ") + "; a leading '-' reverses (--sort -size: largest first)"},
+			&cli.IntFlag{Name: "limit", Destination: &limit, Usage: "print at most N messages (after --sort)"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErr("list takes no arguments (got %q); use --id ID to select by queue ID", c.Args().First())
 			}
 			o := e.opts(c)
+			if limit < 0 {
+				return usageErr("--limit %d: want a count of messages", limit)
+			}
+			if sortBy != "" {
+				if err := filter.SortBy(nil, sortBy); err != nil {
+					return fail(exitUsage, err, "")
+				}
+			}
 			r, err := newRenderer(e.stdout, o.Format, ff.explain)
 			if err != nil {
 				return err
@@ -62,9 +80,19 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			sel, err := e.selectMessages(c, o, &ff, src, listKeep(o.Format, headers))
+			k := listKeep(o.Format, headers)
+			if sortBy != "" {
+				k = keepAll // the sort key may be any field
+			}
+			sel, err := e.selectMessages(c, o, &ff, src, k)
 			if err != nil {
 				return err
+			}
+			if sortBy != "" {
+				_ = filter.SortBy(sel.results, sortBy) // checked above
+			}
+			if limit > 0 && len(sel.results) > limit {
+				sel.results = sel.results[:limit]
 			}
 			if headers || (o.Format == "table" && len(sel.results) <= headerAutoLimit) {
 				readContents(c.Context, src, sel.results, o.Workers, e.warn)

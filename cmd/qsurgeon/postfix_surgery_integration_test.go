@@ -22,8 +22,10 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 
 	"github.com/qsurgeon/qsurgeon/internal/postfixtest"
 )
@@ -313,7 +315,7 @@ func TestRealPostfixSurgeryRoundTrip(t *testing.T) {
 		if o := before[orig[id].rel]; st.Ino != o.Ino || st.Sum != o.Sum || st.UID != o.UID || st.GID != o.GID || st.Mode != o.Mode {
 			t.Errorf("legit2 %s: maildrop file %+v is not the deferred file %+v moved", id, st, o)
 		}
-		if d := time.Since(st.Mtime); d < 0 || d > time.Minute {
+		if d := clock.Now().Sub(st.Mtime); d < 0 || d > time.Minute {
 			t.Errorf("legit2 %s: requeued file mtime %v, want now (postsuper -r utime)", id, st.Mtime)
 		}
 		if str(listed[id]["queue_name"]) != "maildrop" {
