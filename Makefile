@@ -9,7 +9,7 @@ FUZZTIME ?= 20s
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/qsurgeon
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.buildDate=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -X main.commit=$$(git rev-parse HEAD 2>/dev/null)" -o $(BIN) ./cmd/qsurgeon
 
 vet:
 	$(GO) vet $(PKGS)
@@ -63,9 +63,9 @@ accept: build
 # Runs qsurgeon on the bundled Postfix incident queue: a summary, then the
 # stolen account's mail from one client network.
 demo: build
-	@d=$$(mktemp -d /tmp/qsurgeon-demo.XXXXXX) && \
+	@d=$$(mktemp -d "$${TMPDIR:-/tmp}/qsurgeon-demo.XXXXXX") && trap 'rm -rf "$$d"' EXIT && \
 	tar --numeric-owner -xpzf testdata/queues/postfix-incident/queue.tar.gz -C $$d 2>/dev/null && \
-	echo "== qsurgeon summary   (the bundled incident queue, extracted to $$d/postfix-incident-a)" && \
+	echo "== qsurgeon summary   (the bundled incident queue, extracted to $$d/postfix-incident-a, removed afterwards)" && \
 	$(BIN) --queue $$d/postfix-incident-a summary && echo && \
 	echo "== qsurgeon list --sasl-user hello@example.com --client 100.0.0.0/8" && \
 	$(BIN) --queue $$d/postfix-incident-a list --sasl-user hello@example.com --client 100.0.0.0/8

@@ -411,16 +411,22 @@ func (mt *Matcher) envelope(m *queue.Message, why *[]string) (bool, string) {
 			}
 		}
 	}
+	// A qmail double bounce (sender #@[]) is a bounce too: an admin
+	// cleaning backscatter with --null-sender must reach it.
 	if s.NullSender {
-		if !m.NullSender {
+		if !m.NullSender && !m.DoubleBounce {
 			return false, FlagNullSender
 		}
 		if explain {
-			add("null_sender")
+			if m.DoubleBounce {
+				add("null_sender (qmail double bounce, sender #@[])")
+			} else {
+				add("null_sender")
+			}
 		}
 	}
 	if s.NotNullSender {
-		if m.NullSender {
+		if m.NullSender || m.DoubleBounce {
 			return false, FlagNotNullSender
 		}
 		if explain {

@@ -51,7 +51,7 @@ qmail: qmail has no hold queue. Use 'qsurgeon quarantine DIR' (hold) and 'qsurge
 		usage: "release held messages back to the deferred queue (postsuper -H)",
 		help: `Postfix: what postsuper -H does: hold/ID to deferred/(hash)/ID, mtime unchanged.
 qmail: see 'qsurgeon restore'.`,
-		example: `   qsurgeon release --queue-name hold --sender alice@example.com`,
+		example: `   qsurgeon release --queue-name hold --sender carol@example.com`,
 	},
 	{
 		name:  "requeue",
@@ -61,7 +61,7 @@ qmail: see 'qsurgeon restore'.`,
   expiry clock restarts).
 qmail: with qmail-send stopped, set the next-retry time of local/ and remote/ to now, so the
   message is retried as soon as qmail-send starts.`,
-		example: `   qsurgeon requeue --queue-name deferred --recipient @partner.example --yes
+		example: `   qsurgeon requeue --queue-name deferred --recipient @contoso.test --yes
    # resend only the legitimate mail of a detached queue into the live one, 20 a second
    qsurgeon --queue /var/spool/postfix.flooded requeue --not-sasl-user hello@example.com --into /var/spool/postfix --rate 20/s`,
 	},
@@ -105,7 +105,9 @@ func actCommand(e *env, a action) *cli.Command {
 
 Before acting it prints the count per queue, the total size and a sample, then asks [y/N]
 (--yes skips; without a terminal and without --yes it exits with code 2 and changes nothing).
---dry-run prints the plan and every file operation it would do. An empty filter is refused
+--dry-run changes nothing and prints what it would do: the file operations per kind and per
+directory, then a sample (--list-ops: every one; --plan-out FILE writes the whole selection,
+to act on later with 'qsurgeon apply'). An empty filter is refused
 unless --all. Every change is appended to the journal.
 
 EXAMPLES:
@@ -131,7 +133,8 @@ EXAMPLES:
 func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safetyFlags, inf *intoFlags) error {
 	o := e.opts(c)
 	if ff.empty() && !sf.all {
-		return usageErr("%s with no selection would act on every message", name)
+		return fail(exitUsage, fmt.Errorf("%s with no selection would act on every message", name),
+			fmt.Sprintf("select messages with filter flags (see 'qsurgeon %s --help'), or give --all to act on every message", name))
 	}
 	src, sg, err := e.openSurgeon(o, name, readNeeds{logs: ff.needsLogs()})
 	if err != nil {
@@ -150,16 +153,22 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 	if err != nil {
 		return err
 	}
-	return e.execute(c, o, name, sg, sel.results, sf, len(sel.errs) > 0)
+	return e.execute(c, o, name, sg, sel.results, sf, len(sel.errs) > 0, 0)
 }
 
 // execute runs an action over a selection: preview, confirmation, the
 // MTA's lock, the journal, and one mutation per message.
-func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, results []filter.Result, sf *safetyFlags, partial bool) error {
+// skipped counts messages already left alone before execute (apply: the
+// message changed since the plan); they are reported in the final counts.
+func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, results []filter.Result, sf *safetyFlags, partial bool, skipped int) error {
 	src := sg.source()
 	if len(results) == 0 {
-		fmt.Fprintf(e.stderr, "%s: no message matches; nothing to do.\n", name)
-		if partial {
+		if skipped > 0 {
+			fmt.Fprintf(e.stderr, "%s: 0 done, %d skipped, 0 failed\n", name, skipped)
+		} else {
+			fmt.Fprintf(e.stderr, "%s: no message matches; nothing to do.\n", name)
+		}
+		if partial || skipped > 0 {
 			return silentExit(exitPartial)
 		}
 		return nil
@@ -176,12 +185,25 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			len(results), sf.planOut, src.Root(), sf.planOut, name)
 		return nil
 	}
-	if len(results) <= headerAutoLimit {
-		readContents(c.Context, src, results, o.Workers, func(error) {})
-	}
+	// What is already in place (hold on a held message, release on one
+	// not held, ...) is not a failure: it is counted, never acted on.
+	results, inPlace := splitInPlace(sg, name, results)
 	verb := name
 	if sf.dryRun {
 		verb = name + " (dry run)"
+	}
+	if len(inPlace.counts) > 0 {
+		fmt.Fprintf(e.stderr, "%s: %d to %s, %s\n", verb, len(results), name, inPlace)
+		if len(results) == 0 {
+			fmt.Fprintf(e.stderr, "%s: nothing to do.\n", name)
+			if partial {
+				return silentExit(exitPartial)
+			}
+			return nil
+		}
+	}
+	if len(results) <= headerAutoLimit {
+		readContents(c.Context, src, results, o.Workers, func(error) {})
 	}
 	preview(e.stderr, verb, results, sf.sample)
 	if !sf.yes && !sf.dryRun {
@@ -213,7 +235,7 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			run = jr
 		}
 	}
-	var out outcome
+	out := outcome{skipped: skipped}
 	var failures []string
 	var mu sync.Mutex // guards out, failures and the journal order
 	bar := e.progress(o, name)
@@ -274,21 +296,19 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			slices.Sort(failures) // workers finish in any order; report in ID order
 		}
 	}
-	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped})
+	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped, "in_place": inPlace.total()})
 	if dry != nil {
-		ops := make([]string, 0, len(dry.Ops()))
-		for _, op := range dry.Ops() {
-			ops = append(ops, op.String())
+		ops := opsOf(dry.Base, dry.Ops(), "", "")
+		if d, ok := sg.(interface{ dryRunOps() []plannedOp }); ok {
+			ops = append(ops, d.dryRunOps()...)
 		}
-		if d, ok := sg.(interface{ dryRunSteps() []string }); ok {
-			ops = append(ops, d.dryRunSteps()...)
-		}
-		fmt.Fprintf(e.stdout, "dry run: %s of %d message(s) would do %d file operation(s):\n", name, len(results), len(ops))
-		for _, op := range ops {
-			fmt.Fprintf(e.stdout, "  %s\n", op)
-		}
+		printDryRun(e.stdout, name, len(results), ops, sf.listOps, sf.sample)
 	} else {
-		fmt.Fprintf(e.stderr, "%s: %d done, %d skipped, %d failed\n", name, out.ok, out.skipped, out.failed)
+		already := ""
+		if len(inPlace.counts) > 0 {
+			already = inPlace.String() + ", "
+		}
+		fmt.Fprintf(e.stderr, "%s: %d done, %s%d skipped, %d failed\n", name, out.ok, already, out.skipped, out.failed)
 	}
 	for _, f := range failures {
 		fmt.Fprintf(e.stderr, "qsurgeon: %s\n", f)
@@ -297,6 +317,63 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		return silentExit(exitPartial)
 	}
 	return nil
+}
+
+// inPlaceSurgeon is a surgeon that can tell, from what was read, that an
+// action would change nothing on a message (hold on a held message): the
+// reason, e.g. "already held", or "".
+type inPlaceSurgeon interface {
+	inPlace(action string, m *queue.Message) string
+}
+
+// inPlaceCounts counts the messages left as they are, per reason, in the
+// order the reasons were first met.
+type inPlaceCounts struct {
+	reasons []string
+	counts  map[string]int
+}
+
+func (p inPlaceCounts) total() int {
+	n := 0
+	for _, c := range p.counts {
+		n += c
+	}
+	return n
+}
+
+// String is "199 already held" or "2 already held, 1 in maildrop".
+func (p inPlaceCounts) String() string {
+	parts := make([]string, 0, len(p.reasons))
+	for _, r := range p.reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", p.counts[r], r))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// splitInPlace separates the messages an action would change from those
+// already in place.
+func splitInPlace(sg surgeon, action string, results []filter.Result) ([]filter.Result, inPlaceCounts) {
+	var p inPlaceCounts
+	ip, ok := sg.(inPlaceSurgeon)
+	if !ok {
+		return results, p
+	}
+	out := results[:0:0]
+	for _, r := range results {
+		why := ip.inPlace(action, r.Msg)
+		if why == "" {
+			out = append(out, r)
+			continue
+		}
+		if p.counts == nil {
+			p.counts = map[string]int{}
+		}
+		if p.counts[why] == 0 {
+			p.reasons = append(p.reasons, why)
+		}
+		p.counts[why]++
+	}
+	return out, p
 }
 
 // journalRun is what execute needs of a journal run.

@@ -111,11 +111,17 @@ EXAMPLES:
 			}
 			planPath, name := c.Args().Get(0), c.Args().Get(1)
 			known := false
+			var names []string
 			for _, a := range actions {
 				known = known || a.name == name
+				names = append(names, a.name)
 			}
 			if !known {
-				return usageErr("apply: unknown action %q (delete, hold, release, requeue, expire)", name)
+				hint := ""
+				if n := nearest(name, names); n != "" {
+					hint = fmt.Sprintf("did you mean '%s'?", n)
+				}
+				return fail(exitUsage, fmt.Errorf("apply: unknown action %q (delete, hold, release, requeue, expire)", name), hint)
 			}
 			entries, err := readPlan(planPath)
 			if err != nil {
@@ -161,7 +167,7 @@ EXAMPLES:
 				results = append(results, filter.Result{Msg: m})
 			}
 			sf.all = true
-			return e.execute(c, o, name, sg, results, &sf, changed > 0)
+			return e.execute(c, o, name, sg, results, &sf, false, changed)
 		},
 	}
 }

@@ -40,7 +40,7 @@ type intoSurgeon struct {
 	srcFS *safefs.FS
 	dry   *safefs.DryRun
 	vd    *qmailq.VirtualDomains
-	moves []string
+	moves []plannedOp
 }
 
 func newIntoSurgeon(inner surgeon, f *intoFlags) (*intoSurgeon, error) {
@@ -65,7 +65,16 @@ func (s *intoSurgeon) source() queue.Source { return s.inner.source() }
 
 func (s *intoSurgeon) supports(string) error { return nil }
 
-func (s *intoSurgeon) dryRunSteps() []string { return s.moves }
+// dryRunOps is what a dry run would do in the live queue: the operations
+// recorded on it (qmail: pid/, mess/, intd/, todo/; Postfix: maildrop/)
+// and the moves and qmail-queue runs, which no recorder sees.
+func (s *intoSurgeon) dryRunOps() []plannedOp {
+	var out []plannedOp
+	if s.dry != nil {
+		out = opsOf(s.dry.Base, s.dry.Ops(), "live ", "live "+s.live.Root()+": ")
+	}
+	return append(out, s.moves...)
+}
 
 func (s *intoSurgeon) prepare(action string, dryRun bool) (func(), error) {
 	release, err := s.inner.prepare(action, dryRun)
@@ -108,7 +117,8 @@ func (s *intoSurgeon) prepare(action string, dryRun bool) (func(), error) {
 // act ignores the detached queue's mutator: the changes happen in the live
 // queue, through s.fs (or the recorder of a dry run).
 func (s *intoSurgeon) act(action string, m *queue.Message, _ queue.Mutator) error {
-	if s.f.rateInterval > 0 && !s.f.lastInjection.IsZero() {
+	// A dry run injects nothing, so it does not wait for --rate either.
+	if s.f.rateInterval > 0 && !s.f.lastInjection.IsZero() && s.dry == nil {
 		time.Sleep(time.Until(s.f.lastInjection.Add(s.f.rateInterval)))
 	}
 	s.f.lastInjection = time.Now()
@@ -121,7 +131,7 @@ func (s *intoSurgeon) act(action string, m *queue.Message, _ queue.Mutator) erro
 		live := s.live.(*postfixq.Spool)
 		opt := postfixq.IntoOptions{Move: func(from, to string) error {
 			if s.dry != nil {
-				s.moves = append(s.moves, fmt.Sprintf("move %s -> %s:%s", from, s.live.Root(), to))
+				s.moves = append(s.moves, plannedOp{kind: "move", where: "live " + firstDir(to), text: fmt.Sprintf("move %s -> %s:%s", from, s.live.Root(), to)})
 				return nil
 			}
 			return safefs.MoveBetween(s.srcFS, from, s.fs, to)
@@ -138,7 +148,7 @@ func (s *intoSurgeon) act(action string, m *queue.Message, _ queue.Mutator) erro
 		opt := qmailq.InjectOptions{VirtualDomains: s.vd}
 		if s.f.viaQmailQueue != "" {
 			if s.dry != nil {
-				s.moves = append(s.moves, fmt.Sprintf("run %s for message %s", s.f.viaQmailQueue, m.ID))
+				s.moves = append(s.moves, plannedOp{kind: "run", where: "qmail-queue", text: fmt.Sprintf("run %s for message %s", s.f.viaQmailQueue, m.ID)})
 				return nil
 			}
 			return src.InjectViaQmailQueue(context.Background(), s.f.viaQmailQueue, m, opt)

@@ -41,8 +41,11 @@ create_time, file_size, sasl_method, sasl_username, client_address, client_name,
 when headers were read, subject, from and message_id. --format ids prints bare queue IDs.
 
 EXAMPLES:
-   # everything the stolen account sent from outside 192.0.2.0/24 in the last 12 hours
-   qsurgeon list --sasl-user hello@example.com --not-client 192.0.2.0/24 --newer-than 12h
+   # everything the stolen account sent from outside the office network 192.0.2.0/24
+   qsurgeon list --sasl-user hello@example.com --not-client 192.0.2.0/24
+
+   # the loop bounces: a queued NDR carries its reason in its body, not in a defer log
+   qsurgeon list --null-sender --body 'mail forwarding loop' --explain
 
    # feed the IDs of all backscatter to postsuper
    qsurgeon --format ids list --null-sender --queue-name deferred | postsuper -d -

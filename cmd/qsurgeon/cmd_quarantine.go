@@ -15,6 +15,7 @@ import (
 	"github.com/qsurgeon/qsurgeon/quarantine"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 func init() { commandFactories = append(commandFactories, quarantineCommand, restoreCommand) }
@@ -27,6 +28,79 @@ func openQuarantineDir(dir string, create bool) (*safefs.FS, error) {
 		}
 	}
 	return safefs.Open(dir)
+}
+
+// checkQuarantineDir checks that dir, which may not exist yet, is outside
+// the queue and on its file system (quarantine.CheckOutside), through its
+// nearest existing parent when it does not exist.
+func checkQuarantineDir(root, dir string) error {
+	if _, err := os.Lstat(dir); err == nil {
+		return quarantine.CheckOutside(root, dir)
+	}
+	parent, rest := dir, ""
+	for {
+		if _, err := os.Lstat(parent); err == nil {
+			break
+		}
+		next := filepath.Dir(parent)
+		if next == parent {
+			return fmt.Errorf("%s: no existing parent directory", dir)
+		}
+		rest = filepath.Join(filepath.Base(parent), rest)
+		parent = next
+	}
+	q, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return err
+	}
+	p, err := filepath.EvalSymlinks(parent)
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(q, filepath.Join(p, rest)); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%w: %s and %s", quarantine.ErrInside, dir, root)
+	}
+	var qs, ps unix.Stat_t
+	if err := unix.Stat(q, &qs); err != nil {
+		return err
+	}
+	if err := unix.Stat(p, &ps); err != nil {
+		return err
+	}
+	if qs.Dev != ps.Dev {
+		return fmt.Errorf("%w (%s is not on the file system of %s)", safefs.ErrCrossDevice, dir, root)
+	}
+	return nil
+}
+
+// makeQuarantineDir creates dir 0700 (and missing parents) when it does
+// not exist, checking it again once made, and returns the directories it
+// made, deepest first.
+func makeQuarantineDir(root, dir string) ([]string, error) {
+	var made []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		made = append(made, d)
+	}
+	if len(made) == 0 {
+		return nil, nil
+	}
+	undo := func() {
+		for _, d := range made {
+			os.Remove(d)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		undo()
+		return nil, err
+	}
+	if err := quarantine.CheckOutside(root, dir); err != nil {
+		undo()
+		return nil, fail(exitUsage, err, "")
+	}
+	return made, nil
 }
 
 func quarantineCommand(e *env) *cli.Command {
@@ -46,7 +120,7 @@ qmail-send must be stopped (qsurgeon holds lock/sendmutex while it works).
 
 EXAMPLES:
    qsurgeon quarantine /var/tmp/held --sasl-user hello@example.com
-   qsurgeon --queue /var/qmail/queue quarantine /var/qmail/held --sender '*@partner.example' --yes`,
+   qsurgeon --queue /var/qmail/queue quarantine /var/qmail/held --sender '*@supplier.example' --yes`,
 		Flags: append(ff.flags(), sf.flags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -55,30 +129,25 @@ EXAMPLES:
 			dirPath := c.Args().First()
 			o := e.opts(c)
 			if ff.empty() && !sf.all {
-				return usageErr("quarantine with no selection would move every message")
+				return fail(exitUsage, errors.New("quarantine with no selection would move every message"),
+					"select messages with filter flags (see 'qsurgeon quarantine --help'), or give --all to move every message")
 			}
 			src, sg, err := e.openSurgeon(o, "quarantine", readNeeds{logs: ff.needsLogs()})
 			if err != nil {
 				return err
 			}
 			abs, _ := filepath.Abs(dirPath)
-			if _, err := os.Lstat(abs); errors.Is(err, os.ErrNotExist) {
-				if err := os.MkdirAll(abs, 0o700); err != nil {
-					return err
-				}
-				if sf.dryRun {
-					// Plans need the directory; a dry run leaves no trace.
-					defer os.Remove(abs)
-				}
-			}
-			if err := quarantine.CheckOutside(src.Root(), abs); err != nil {
+			// DIR is made only once the MTA's lock is held (prepare): a
+			// refused command leaves no trace. Until then it is checked
+			// through its nearest existing parent.
+			if err := checkQuarantineDir(src.Root(), abs); err != nil {
 				return usageErr("%v", err)
 			}
 			sel, err := e.selectMessages(c, o, &ff, src, keepEnvelope)
 			if err != nil {
 				return err
 			}
-			return e.execute(c, o, "quarantine", &quarantineSurgeon{inner: sg, dir: abs}, sel.results, &sf, len(sel.errs) > 0)
+			return e.execute(c, o, "quarantine", &quarantineSurgeon{inner: sg, dir: abs}, sel.results, &sf, len(sel.errs) > 0, 0)
 		},
 	}
 }
@@ -95,12 +164,12 @@ type quarantineSurgeon struct {
 	plans []*quarantine.Plan
 }
 
-// dryRunSteps prints what a dry run would have moved.
-func (q *quarantineSurgeon) dryRunSteps() []string {
-	var out []string
+// dryRunOps is what a dry run would have moved.
+func (q *quarantineSurgeon) dryRunOps() []plannedOp {
+	var out []plannedOp
 	for _, p := range q.plans {
 		for _, s := range p.Steps {
-			out = append(out, s.String())
+			out = append(out, plannedOp{kind: string(s.Op), where: fmt.Sprintf("%s:%s", s.Root, firstDir(s.Path)), text: s.String()})
 		}
 	}
 	return out
@@ -118,6 +187,21 @@ func (q *quarantineSurgeon) prepare(action string, dryRun bool) (func(), error) 
 		q.opt.MasterRunning = ps.opt.MasterRunning
 	}
 	q.dry = dryRun
+	made, err := makeQuarantineDir(q.source().Root(), q.dir)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	if len(made) > 0 && dryRun {
+		// Plans need the directory; a dry run leaves no trace.
+		inner := release
+		release = func() {
+			for _, d := range made {
+				os.Remove(d)
+			}
+			inner()
+		}
+	}
 	if q.dirFS, err = openQuarantineDir(q.dir, false); err != nil {
 		release()
 		return nil, err

@@ -231,7 +231,7 @@ func (e *env) holdAccount(c *cli.Context, o globalOpts, src queue.Source, wf *wa
 	}
 	filter.SortResults(results)
 	sf := safetyFlags{yes: true, dryRun: wf.dryRun, journal: wf.journal, sample: 5}
-	return e.execute(c, o, name, sg, results, &sf, partial)
+	return e.execute(c, o, name, sg, results, &sf, partial, 0)
 }
 
 // readState reads the state a previous run saved; a missing or unreadable

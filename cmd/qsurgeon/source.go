@@ -92,6 +92,9 @@ func openSource(o globalOpts, w io.Writer, need readNeeds) (queue.Source, error)
 				"point --queue at the queue_directory (Postfix: it has deferred/, incoming/...; qmail: mess/, info/, todo/...) or force --mta")
 		}
 	case string(queue.Postfix), string(queue.Qmail):
+		if err := checkLayout(dir, mta); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, usageErr("--mta %q: want auto, postfix or qmail", mta)
 	}
@@ -126,6 +129,30 @@ func openSource(o globalOpts, w io.Writer, need readNeeds) (queue.Source, error)
 		return nil, fail(exitNoQueue, err, "")
 	}
 	return s, nil
+}
+
+// checkLayout refuses a directory that does not have the layout of the MTA
+// --mta forces (exit 4), saying what it looks like instead: reading a qmail
+// queue as Postfix finds "0 messages", which an admin in a hurry takes for
+// an empty queue.
+func checkLayout(dir, mta string) error {
+	isPostfix, isQmail := postfixq.IsPostfixQueue(dir), qmailq.IsQmailQueue(dir)
+	looks := "neither a Postfix nor a qmail queue directory"
+	switch {
+	case isQmail:
+		looks = "a qmail queue (it has mess/, info/, local/, remote/, todo/, lock/)"
+	case isPostfix:
+		looks = "a Postfix queue (it has deferred/, incoming/, active/, ...)"
+	}
+	switch {
+	case mta == string(queue.Postfix) && !isPostfix:
+		return fail(exitNoQueue, fmt.Errorf("--mta postfix, but %s is not a Postfix queue: it looks like %s", dir, looks),
+			"drop --mta (auto-detection), or point --queue at Postfix's queue_directory (it has deferred/ and incoming/, active/, hold/ or maildrop/)")
+	case mta == string(queue.Qmail) && !isQmail:
+		return fail(exitNoQueue, fmt.Errorf("--mta qmail, but %s is not a qmail queue: it looks like %s", dir, looks),
+			"drop --mta (auto-detection), or point --queue at qmail's queue (it has mess/, info/, local/, remote/, todo/ and lock/)")
+	}
+	return nil
 }
 
 // selection is the result of running the filter over a source.

@@ -54,6 +54,37 @@ func (p *postfixSurgeon) parallel(action string) bool {
 	return false
 }
 
+// inPlace: what postsuper itself passes over without a word (postsuper.c:
+// hold_one skips hold/ and maildrop/, release_one acts on hold/ only,
+// requeue_one leaves maildrop/ alone) and an expire bit already set.
+func (p *postfixSurgeon) inPlace(action string, m *queue.Message) string {
+	switch action {
+	case "hold":
+		switch m.Queue {
+		case queue.Hold:
+			return "already held"
+		case queue.Maildrop:
+			return "in maildrop (postsuper -h never holds it; pickup has not sanitized it yet)"
+		}
+	case "release":
+		if m.Queue != queue.Hold {
+			return "not held"
+		}
+	case "requeue":
+		if m.Queue == queue.Maildrop {
+			return "already in maildrop"
+		}
+	case "expire":
+		switch {
+		case m.Queue == queue.Maildrop:
+			return "in maildrop (postsuper -e never expires it)"
+		case m.ForcedExpire:
+			return "already expired"
+		}
+	}
+	return ""
+}
+
 func (p *postfixSurgeon) act(action string, m *queue.Message, mut queue.Mutator) error {
 	var err error
 	switch action {
