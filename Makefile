@@ -4,12 +4,12 @@ BIN     := bin/qsurgeon
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test test-clock-ahead test-faults vet fmt-check demo fuzz bench bench-quick docs accept clean
+.PHONY: all build test test-ansible test-clock-ahead test-faults vet fmt-check demo fuzz bench bench-quick docs accept clean
 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/qsurgeon
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.buildDate=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -X main.commit=$$(git rev-parse HEAD 2>/dev/null)" -o $(BIN) ./cmd/qsurgeon
 
 vet:
 	$(GO) vet $(PKGS)
@@ -27,6 +27,7 @@ test: fmt-check vet build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./postfixq ./qmailq ./filter
 	@$(MAKE) --no-print-directory test-clock-ahead
 	@if [ -d ../shared/checks ]; then $(MAKE) --no-print-directory accept; fi
+	@$(MAKE) --no-print-directory test-ansible
 	@# The README's demo must work as written.
 	@$(MAKE) --no-print-directory demo > /dev/null
 
@@ -34,6 +35,11 @@ test: fmt-check vet build
 # binaries included: no test may pass or fail by the date it runs on.
 test-clock-ahead:
 	QSURGEON_CLOCK_SHIFT=8760h $(GO) test -count=1 -timeout 15m -tags qsurgeon_clockshift $(PKGS)
+
+# contrib/ansible for real with Debian's ansible-core: one playbook run over
+# three local inventory hosts (a Postfix queue, a qmail queue, a missing one).
+test-ansible: build
+	bash scripts/test-ansible.sh $(BIN)
 
 # Fault injection at EVERY step of repair, rebuild and carry, instead of the
 # sample make test runs (several minutes).
@@ -57,9 +63,9 @@ accept: build
 # Runs qsurgeon on the bundled Postfix incident queue: a summary, then the
 # stolen account's mail from one client network.
 demo: build
-	@d=$$(mktemp -d /tmp/qsurgeon-demo.XXXXXX) && \
+	@d=$$(mktemp -d "$${TMPDIR:-/tmp}/qsurgeon-demo.XXXXXX") && trap 'rm -rf "$$d"' EXIT && \
 	tar --numeric-owner -xpzf testdata/queues/postfix-incident/queue.tar.gz -C $$d 2>/dev/null && \
-	echo "== qsurgeon summary   (the bundled incident queue, extracted to $$d/postfix-incident-a)" && \
+	echo "== qsurgeon summary   (the bundled incident queue, extracted to $$d/postfix-incident-a, removed afterwards)" && \
 	$(BIN) --queue $$d/postfix-incident-a summary && echo && \
 	echo "== qsurgeon list --sasl-user hello@example.com --client 100.0.0.0/8" && \
 	$(BIN) --queue $$d/postfix-incident-a list --sasl-user hello@example.com --client 100.0.0.0/8

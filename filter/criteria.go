@@ -185,7 +185,7 @@ var Criteria = []Criterion{
 			return true
 		}},
 	{Flag: FlagNullSender, Field: "NullSender", Kind: Switch, Cost: CostEnvelope,
-		Usage: "only null-sender mail (bounces, MAILER-DAEMON)",
+		Usage: "only bounces: null-sender mail (MAILER-DAEMON), and on qmail double bounces too (sender #@[])",
 		swtch: func(s *Spec) *bool { return &s.NullSender },
 		compile: func(mt *Matcher) error {
 			if mt.spec.NotNullSender {
@@ -193,20 +193,26 @@ var Criteria = []Criterion{
 			}
 			return nil
 		},
+		// A qmail double bounce (sender #@[]) is a bounce too: an admin
+		// cleaning backscatter with --null-sender must reach it.
 		test: func(mt *Matcher, m *queue.Message, _ *queue.Content, why *[]string) bool {
-			if !m.NullSender {
+			if !m.NullSender && !m.DoubleBounce {
 				return false
 			}
 			if why != nil {
-				explainf(why, "null_sender")
+				if m.DoubleBounce {
+					explainf(why, "null_sender (qmail double bounce, sender #@[])")
+				} else {
+					explainf(why, "null_sender")
+				}
 			}
 			return true
 		}},
 	{Flag: FlagNotNullSender, Field: "NotNullSender", Kind: Switch, Cost: CostEnvelope,
-		Usage: "exclude null-sender mail",
+		Usage: "exclude bounces (null sender; qmail double bounces, sender #@[])",
 		swtch: func(s *Spec) *bool { return &s.NotNullSender },
 		test: func(mt *Matcher, m *queue.Message, _ *queue.Content, why *[]string) bool {
-			if m.NullSender {
+			if m.NullSender || m.DoubleBounce {
 				return false
 			}
 			if why != nil {
@@ -468,7 +474,7 @@ var Criteria = []Criterion{
 			return true
 		}},
 	{Flag: FlagReason, Field: "Reasons", Kind: List, Cost: CostLog,
-		Usage:   "REGEX over the delay/bounce reason text (e.g. 'mail forwarding loop')",
+		Usage:   "REGEX over the delay/bounce reason Postfix logs for the message (e.g. 'Connection refused'); a queued NDR's reason is in its body: --body 'mail forwarding loop'",
 		list:    func(s *Spec) *[]string { return &s.Reasons },
 		compile: func(mt *Matcher) (err error) { mt.reasons, err = regexps(FlagReason, mt.spec.Reasons); return err },
 		test: func(mt *Matcher, m *queue.Message, _ *queue.Content, why *[]string) bool {

@@ -65,6 +65,12 @@ func splitRecords(path string, data []byte, fn func(rec []byte, off int64) error
 	return false, nil
 }
 
+// doubleBounceSender is the envelope sender qmail-send gives the bounce of
+// a bounce (qmail-send.c:injectbounce: a message whose sender is null
+// bounces to doublebounceto with the sender "#@[]"; one whose sender is
+// "#@[]" is a triple bounce and is discarded).
+const doubleBounceSender = "#@[]"
+
 // Info is the content of info/S/id: the envelope sender
 // (qmail-send.c:todo_do() copies the F record there and nothing else;
 // getinfo() rejects a file whose first record is not F).

@@ -536,6 +536,7 @@ func (a *assembler) assemble() *queue.Message {
 	if haveSender && m.Sender == "" {
 		m.NullSender = true
 	}
+	m.DoubleBounce = haveSender && m.Sender == doubleBounceSender
 	if m.Arrival.IsZero() {
 		switch {
 		case mess != nil && mess.err == nil:

@@ -9,31 +9,31 @@ import (
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
-// DryRun is the Mover of a dry run: it records every change as the line a
-// plan prints for that step and changes nothing, so a plan executed
-// through it shows what a real run would do. Lstat reads through Queue
+// DryRun is the Mover of a dry run: it records every change as the step a
+// plan would hold for it and changes nothing, so a plan executed through it
+// shows what a real run would do. Lstat reads through Queue
 // and Dir; a nil Dir is a quarantine directory not created yet, in which
 // nothing exists. It is safe for concurrent use.
 type DryRun struct {
 	Queue, Dir DirReader
 
 	mu  sync.Mutex
-	ops []string
+	ops []Step
 }
 
 var _ Mover = (*DryRun)(nil)
 
 // Ops returns the recorded changes in order.
-func (d *DryRun) Ops() []string {
+func (d *DryRun) Ops() []Step {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append([]string(nil), d.ops...)
+	return append([]Step(nil), d.ops...)
 }
 
 func (d *DryRun) add(s Step) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.ops = append(d.ops, s.String())
+	d.ops = append(d.ops, s)
 	return nil
 }
 
@@ -60,7 +60,8 @@ func (d *DryRun) Lstat(r Root, p string) (fs.FileInfo, error) {
 // Record records each manifest line.
 func (d *DryRun) Record(es ...Entry) error {
 	for i := range es {
-		d.add(Step{Op: OpRecord, Entry: &es[i]})
+		e := es[i]
+		d.add(Step{Op: OpRecord, Entry: &e})
 	}
 	return nil
 }

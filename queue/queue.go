@@ -112,6 +112,10 @@ type Message struct {
 
 	Sender     string `json:"-"`
 	NullSender bool   `json:"null_sender"`
+	// DoubleBounce: a qmail double bounce, the bounce of a bounce, whose
+	// envelope sender is "#@[]" (qmail-send.c injectbounce: "#@[]" when
+	// the bounce itself bounces). A bounce, though its sender is not null.
+	DoubleBounce bool `json:"double_bounce,omitempty"`
 
 	// Recipients holds every envelope recipient in file order, pending,
 	// done and canceled alike.

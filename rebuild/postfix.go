@@ -30,11 +30,29 @@ const (
 // PostfixOptions tune CheckPostfix.
 type PostfixOptions struct {
 	// Config gives hash_queue_names/depth and enable_long_queue_ids (e.g.
-	// postfixq.LoadConfig of the instance); nil means Postfix's defaults
-	// for the long IDs and the hashing found in the tree.
+	// postfixq.LoadConfig of the instance); nil means both are inferred
+	// from the tree (see PostfixAssumed).
 	Config *postfixq.Config
 	// Now is the reference time for ages; zero means clock.Now().
 	Now time.Time
+	// Assumed, when set, receives what the check took the layout to be
+	// (so a command can say it): from Config, or inferred from the tree.
+	Assumed *PostfixAssumed
+}
+
+// PostfixAssumed is the layout CheckPostfix checked the queue against.
+type PostfixAssumed struct {
+	// FromConfig: the layout came from PostfixOptions.Config; otherwise
+	// it was inferred from the tree, as the readers infer it.
+	FromConfig bool
+	// LongIDs is enable_long_queue_ids. Inferred: yes when any message
+	// file has a long queue ID (Postfix names files long only when it is
+	// on; a queue with long names and the setting off is a main.cf that
+	// changed, which only --config-dir can tell).
+	LongIDs bool
+	// HashDepth is the hash depth of each queue and log directory (0:
+	// flat), as postfixq.Spool found or was told.
+	HashDepth map[string]int
 }
 
 // maxTempAge is postsuper.c MAX_TEMP_AGE: "-p" removes message files that
@@ -105,6 +123,28 @@ func CheckPostfix(root string, opts PostfixOptions) ([]Problem, error) {
 		rec(dir, 0)
 		return out
 	}
+	// The message queues first: without a configuration, whether long IDs
+	// are on is inferred from the names found (postfixq reads both kinds
+	// either way).
+	msgFiles := map[string][]pfFile{}
+	anyLong := false
+	for _, dir := range pfMessageQueues {
+		msgFiles[dir] = walk(dir)
+		for _, f := range msgFiles[dir] {
+			if id, err := postfixq.ParseID(f.name); err == nil && id.Kind == postfixq.LongID {
+				anyLong = true
+			}
+		}
+	}
+	if opts.Config == nil {
+		longIDs = anyLong
+	}
+	if a := opts.Assumed; a != nil {
+		a.FromConfig, a.LongIDs, a.HashDepth = opts.Config != nil, longIDs, map[string]int{}
+		for _, d := range append(append([]string{}, pfMessageQueues...), pfLogQueues...) {
+			a.HashDepth[d] = sp.HashDepth(d)
+		}
+	}
 	queued := map[string]bool{}
 	var logs []pfFile
 	for _, dir := range pfLogQueues {
@@ -130,7 +170,7 @@ func CheckPostfix(root string, opts PostfixOptions) ([]Problem, error) {
 		checkPlace(f)
 	}
 	for _, dir := range pfMessageQueues {
-		for _, f := range walk(dir) {
+		for _, f := range msgFiles[dir] {
 			rel, name := f.n.Rel, f.name
 			if !f.n.isFile() {
 				add(Problem{Kind: KindStray, Path: rel, Detail: "a " + typeName(f.n.Type) + " in a queue directory (postsuper removes it)", Fix: "move it to lost+found"})

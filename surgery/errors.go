@@ -10,6 +10,10 @@ var (
 	ErrNoQueueDir = errors.New("no queue directory")
 	// ErrUnknownLayout: the directory is neither a Postfix nor a qmail queue.
 	ErrUnknownLayout = errors.New("neither a Postfix nor a qmail queue")
+	// ErrNotPostfix, ErrNotQmail: the MTA was forced, but the directory
+	// does not have its layout.
+	ErrNotPostfix = errors.New("not a Postfix queue")
+	ErrNotQmail   = errors.New("not a qmail queue")
 	// ErrNoQueue: the queue could not be opened as the MTA's queue.
 	ErrNoQueue = errors.New("not a queue")
 	// ErrUsage: a request that cannot be carried out as given (an unknown

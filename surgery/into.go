@@ -43,7 +43,7 @@ type intoActor struct {
 	srcFS  *safefs.FS
 	vd     *qmailq.VirtualDomains
 	dryRun bool
-	moves  []string
+	moves  []Op
 	last   time.Time
 }
 
@@ -66,7 +66,12 @@ func newIntoActor(inner mtaActor, f *Into) (*intoActor, error) {
 
 func (s *intoActor) parallel() bool { return false }
 
-func (s *intoActor) ops() []string { return append(s.seam.ops(), s.moves...) }
+// ops is what a dry run would do in the live queue: the operations
+// recorded on it (qmail: pid/, mess/, intd/, todo/; Postfix: maildrop/)
+// and the moves and qmail-queue runs, which no recorder sees.
+func (s *intoActor) ops() []Op {
+	return append(s.seam.ops("live ", "live "+s.live.Root()+": "), s.moves...)
+}
 
 func (s *intoActor) prepare(o RunOptions) (func(), error) {
 	release, err := s.inner.prepare(o)
@@ -106,7 +111,8 @@ func (s *intoActor) prepare(o RunOptions) (func(), error) {
 // act puts one message into the live queue, through the live queue's
 // seam (the recorder of a dry run).
 func (s *intoActor) act(m *queue.Message) error {
-	if s.f.Rate > 0 && !s.last.IsZero() {
+	// A dry run injects nothing, so it does not wait for the rate either.
+	if s.f.Rate > 0 && !s.last.IsZero() && !s.dryRun {
 		time.Sleep(time.Until(s.last.Add(s.f.Rate)))
 	}
 	s.last = time.Now()
@@ -114,7 +120,7 @@ func (s *intoActor) act(m *queue.Message) error {
 	case *postfixq.Spool:
 		opt := postfixq.IntoOptions{Move: func(from, to string) error {
 			if s.dryRun {
-				s.moves = append(s.moves, fmt.Sprintf("move %s -> %s:%s", from, s.live.Root(), to))
+				s.moves = append(s.moves, Op{Kind: "move", Where: "live " + firstDir(to), Text: fmt.Sprintf("move %s -> %s:%s", from, s.live.Root(), to)})
 				return nil
 			}
 			return safefs.MoveBetween(s.srcFS, from, s.seam.fs, to)
@@ -129,7 +135,7 @@ func (s *intoActor) act(m *queue.Message) error {
 		opt := qmailq.InjectOptions{VirtualDomains: s.vd}
 		if s.f.ViaQmailQueue != "" {
 			if s.dryRun {
-				s.moves = append(s.moves, fmt.Sprintf("run %s for message %s", s.f.ViaQmailQueue, m.ID))
+				s.moves = append(s.moves, Op{Kind: "run", Where: "qmail-queue", Text: fmt.Sprintf("run %s for message %s", s.f.ViaQmailQueue, m.ID)})
 				return nil
 			}
 			return src.InjectViaQmailQueue(context.Background(), s.f.ViaQmailQueue, m, opt)

@@ -67,7 +67,38 @@ func (p *postfixActor) prepare(o RunOptions) (func(), error) {
 // so messages can be acted on concurrently.
 func (p *postfixActor) parallel() bool { return p.verb != Quarantine }
 
-func (p *postfixActor) ops() []string { return p.seam.ops() }
+func (p *postfixActor) ops() []Op { return p.seam.ops("", "") }
+
+// inPlace: what postsuper itself passes over without a word (postsuper.c:
+// hold_one skips hold/ and maildrop/, release_one acts on hold/ only,
+// requeue_one leaves maildrop/ alone) and an expire bit already set.
+func (p *postfixActor) inPlace(m *queue.Message) string {
+	switch p.verb {
+	case Hold:
+		switch m.Queue {
+		case queue.Hold:
+			return "already held"
+		case queue.Maildrop:
+			return "in maildrop (postsuper -h never holds it; pickup has not sanitized it yet)"
+		}
+	case Release:
+		if m.Queue != queue.Hold {
+			return "not held"
+		}
+	case Requeue:
+		if m.Queue == queue.Maildrop {
+			return "already in maildrop"
+		}
+	case Expire:
+		switch {
+		case m.Queue == queue.Maildrop:
+			return "in maildrop (postsuper -e never expires it)"
+		case m.ForcedExpire:
+			return "already expired"
+		}
+	}
+	return ""
+}
 
 func (p *postfixActor) source() queue.Source { return p.spool }
 func (p *postfixActor) masterRunning() bool  { return p.opt.MasterRunning }
@@ -126,7 +157,7 @@ func (s *qmailActor) prepare(o RunOptions) (func(), error) {
 // under one lock; one at a time keeps qmail's crash-safe order simple.
 func (s *qmailActor) parallel() bool { return false }
 
-func (s *qmailActor) ops() []string { return s.seam.ops() }
+func (s *qmailActor) ops() []Op { return s.seam.ops("", "") }
 
 func (s *qmailActor) source() queue.Source { return s.q }
 func (s *qmailActor) masterRunning() bool  { return false }

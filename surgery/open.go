@@ -84,9 +84,34 @@ func DetectMTA(dir, mta string) (queue.MTA, error) {
 		}
 		return "", mark(ErrUnknownLayout, fmt.Errorf("%s is neither a Postfix nor a qmail queue directory", dir))
 	case string(queue.Postfix), string(queue.Qmail):
+		if err := CheckLayout(dir, queue.MTA(mta)); err != nil {
+			return "", err
+		}
 		return queue.MTA(mta), nil
 	}
 	return "", mark(ErrUsage, fmt.Errorf("--mta %q: want auto, postfix or qmail", mta))
+}
+
+// CheckLayout refuses a directory that does not have the layout of the MTA
+// the caller forces (ErrNotPostfix, ErrNotQmail), saying what it looks like
+// instead: reading a qmail queue as Postfix finds "0 messages", which an
+// admin in a hurry takes for an empty queue.
+func CheckLayout(dir string, mta queue.MTA) error {
+	isPostfix, isQmail := postfixq.IsPostfixQueue(dir), qmailq.IsQmailQueue(dir)
+	looks := "neither a Postfix nor a qmail queue directory"
+	switch {
+	case isQmail:
+		looks = "a qmail queue (it has mess/, info/, local/, remote/, todo/, lock/)"
+	case isPostfix:
+		looks = "a Postfix queue (it has deferred/, incoming/, active/, ...)"
+	}
+	switch {
+	case mta == queue.Postfix && !isPostfix:
+		return mark(ErrNotPostfix, fmt.Errorf("--mta postfix, but %s is not a Postfix queue: it looks like %s", dir, looks))
+	case mta == queue.Qmail && !isQmail:
+		return mark(ErrNotQmail, fmt.Errorf("--mta qmail, but %s is not a qmail queue: it looks like %s", dir, looks))
+	}
+	return nil
 }
 
 // Open opens the queue o names for reading.

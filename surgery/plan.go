@@ -17,6 +17,6 @@ func ExecutePlan(p *rebuild.Plan, o RunOptions) (Report, error) {
 		return rep, err
 	}
 	rep.OK = len(p.Steps)
-	rep.Ops = s.ops()
+	rep.Ops = s.ops("", "")
 	return rep, nil
 }

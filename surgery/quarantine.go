@@ -40,11 +40,11 @@ func newQuarantineActor(inner mtaActor, dir string) (*quarantineActor, error) {
 
 func (q *quarantineActor) parallel() bool { return false }
 
-func (q *quarantineActor) ops() []string {
+func (q *quarantineActor) ops() []Op {
 	if q.dry == nil {
 		return nil
 	}
-	return q.dry.Ops()
+	return stepOps(q.dry.Ops())
 }
 
 // prepare takes the MTA's lock, then creates the quarantine directory
@@ -71,7 +71,9 @@ func (q *quarantineActor) prepare(o RunOptions) (func(), error) {
 	case !errors.Is(statErr, os.ErrNotExist):
 		return fail(statErr)
 	case !o.DryRun:
-		if err := os.MkdirAll(q.dir, 0o700); err != nil {
+		// DIR is made only now, with the MTA's lock held: a refused
+		// command leaves no trace.
+		if err := makeDir(q.src.Root(), q.dir); err != nil {
 			return fail(err)
 		}
 		if q.dirFS, err = safefs.Open(q.dir); err != nil {
@@ -96,6 +98,33 @@ func (q *quarantineActor) prepare(o RunOptions) (func(), error) {
 		}
 		release()
 	}, nil
+}
+
+// makeDir creates dir 0700 (and missing parents), checks it again once
+// made (outside the queue, same file system), and removes what it made
+// when that check fails.
+func makeDir(root, dir string) error {
+	var made []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		made = append(made, d)
+	}
+	undo := func() {
+		for _, d := range made {
+			os.Remove(d)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		undo()
+		return err
+	}
+	if err := quarantine.CheckOutside(root, dir); err != nil {
+		undo()
+		return mark(ErrUsage, err)
+	}
+	return nil
 }
 
 // dryMkdir records the creation of the quarantine directory itself.
@@ -260,10 +289,8 @@ func (r *Restorer) Run(o RunOptions) (Report, error) {
 			if o.DryRun {
 				d := &quarantine.DryRun{Queue: t.fs, Dir: dirFS}
 				_, err = p.Execute(d)
-				rep.Ops = append(rep.Ops, fmt.Sprintf("restore %s:", en.ID))
-				for _, op := range d.Ops() {
-					rep.Ops = append(rep.Ops, "  "+op)
-				}
+				rep.Ops = append(rep.Ops, Op{Kind: "restore", Where: en.ID, Text: fmt.Sprintf("restore %s:", en.ID)})
+				rep.Ops = append(rep.Ops, stepOps(d.Ops())...)
 			} else {
 				_, err = p.Execute(&quarantine.Disk{Queue: t.fs, Dir: dirFS})
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -65,6 +66,12 @@ type RunOptions struct {
 	Progress queue.Progress
 	// OnResult is called after each message, one call at a time.
 	OnResult func(Outcome)
+	// Skipped counts messages the caller already left alone (apply: they
+	// changed since the plan); they count in the Report and the journal.
+	Skipped int
+	// InPlace counts messages the verb would not change (Job.Split);
+	// the journal's summary records it.
+	InPlace int
 }
 
 // Outcome is what happened to one message.
@@ -88,7 +95,7 @@ type Report struct {
 	// those not taken were not touched.
 	Interrupted bool
 	// Ops are the changes a dry run would have made, in order.
-	Ops []string
+	Ops []Op
 }
 
 // Partial reports whether some message was not done.
@@ -103,7 +110,66 @@ type actor interface {
 	// parallel reports whether messages can be acted on concurrently.
 	parallel() bool
 	// ops lists what a dry run recorded.
-	ops() []string
+	ops() []Op
+}
+
+// inPlacer is an actor that can tell, from what was read, that its verb
+// would change nothing on a message (hold on a held message): the reason,
+// e.g. "already held", or "".
+type inPlacer interface {
+	inPlace(m *queue.Message) string
+}
+
+// InPlace counts the messages a verb leaves as they are, per reason, in
+// the order the reasons were first met.
+type InPlace struct {
+	Reasons []string
+	Counts  map[string]int
+}
+
+// Total is how many messages are in place.
+func (p InPlace) Total() int {
+	n := 0
+	for _, c := range p.Counts {
+		n += c
+	}
+	return n
+}
+
+// String is "199 already held" or "2 already held, 1 in maildrop".
+func (p InPlace) String() string {
+	parts := make([]string, 0, len(p.Reasons))
+	for _, r := range p.Reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", p.Counts[r], r))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Split separates the messages the job would change from those already in
+// place (what postsuper itself passes over without a word: hold on a held
+// message, release on one not held, ...), which are never acted on.
+func (j *Job) Split(results []filter.Result) ([]filter.Result, InPlace) {
+	var p InPlace
+	ip, ok := j.act.(inPlacer)
+	if !ok {
+		return results, p
+	}
+	out := results[:0:0]
+	for _, r := range results {
+		why := ip.inPlace(r.Msg)
+		if why == "" {
+			out = append(out, r)
+			continue
+		}
+		if p.Counts == nil {
+			p.Counts = map[string]int{}
+		}
+		if p.Counts[why] == 0 {
+			p.Reasons = append(p.Reasons, why)
+		}
+		p.Counts[why]++
+	}
+	return out, p
 }
 
 // batchActor acts on many messages at once where one by one would cost a
@@ -171,7 +237,7 @@ func Run(ctx context.Context, sel *Selection, verb Verb, o RunOptions) (Report, 
 // outcome journaled. Per-message failures are in the Report; the error is
 // for what stopped the run before it started (the MTA's lock).
 func (j *Job) Run(ctx context.Context, results []filter.Result, o RunOptions) (Report, error) {
-	rep := Report{Verb: j.verb.Name}
+	rep := Report{Verb: j.verb.Name, Skipped: o.Skipped}
 	if len(results) == 0 {
 		return rep, nil
 	}
@@ -243,7 +309,7 @@ func (j *Job) Run(ctx context.Context, results []filter.Result, o RunOptions) (R
 			})
 		}
 	}
-	_ = journal.End(map[string]int{"ok": rep.OK, "failed": rep.Failed, "skipped": rep.Skipped})
+	_ = journal.End(map[string]int{"ok": rep.OK, "failed": rep.Failed, "skipped": rep.Skipped, "in_place": o.InPlace})
 	if o.DryRun {
 		rep.Ops = j.act.ops()
 	}
@@ -326,16 +392,14 @@ func openSeam(root string, dryRun bool) (*seam, error) {
 
 func (s *seam) close() { s.fs.Close() }
 
-// ops lists what the recorder recorded (none for a real seam).
-func (s *seam) ops() []string {
+// ops lists what the recorder recorded (none for a real seam), leaving
+// out operations on files that are not there (opsOf); wherePrefix and
+// textPrefix mark another queue's operations ("live ").
+func (s *seam) ops(wherePrefix, textPrefix string) []Op {
 	if s == nil || s.dry == nil {
 		return nil
 	}
-	out := make([]string, 0, len(s.dry.Ops()))
-	for _, op := range s.dry.Ops() {
-		out = append(out, op.String())
-	}
-	return out
+	return opsOf(s.fs, s.dry.Ops(), wherePrefix, textPrefix)
 }
 
 // skipped marks err as a message left alone on purpose.

@@ -53,6 +53,10 @@ type SelectOptions struct {
 	Explain bool
 	// Progress is called with the number of messages examined.
 	Progress func(done, total int64)
+	// Where, when set, keeps only the matching messages for which it
+	// also holds (a Go predicate beside the Spec, e.g. monitor's account
+	// of a message); it sees the whole message, before Keep trims it.
+	Where func(*queue.Message) bool
 }
 
 // Selection is what Select found.
@@ -96,6 +100,9 @@ func Select(ctx context.Context, src queue.Source, spec filter.Spec, o SelectOpt
 		scanned = idLookup{Spool: sp, ids: spec.IDs}
 	}
 	err = filter.Scan(ctx, scanned, m, opt, func(r filter.Result) error {
+		if o.Where != nil && !o.Where(r.Msg) {
+			return nil
+		}
 		o.Keep.trim(r.Msg)
 		if !o.Explain {
 			r.Why = nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"sort"
@@ -104,6 +105,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			"acts on exactly those. Destructive commands preview first, ask before acting, and can run as\n" +
 			"--dry-run.\n\n" + exitCodeHelp,
 		Flags:                globalFlags(&e.app),
+		Version:              readVersion().Version,
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,
@@ -111,7 +113,24 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand:      false,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() maps errors to exit codes
 		OnUsageError: func(c *cli.Context, err error, isSub bool) error {
-			return usageErr("%v", err)
+			flags := c.App.Flags
+			if c.Command != nil && c.Command.Name != "" {
+				flags = c.Command.Flags
+			}
+			hint := flagSuggestion(err, flags)
+			if hint == "" {
+				hint = "see 'qsurgeon --help' or 'qsurgeon COMMAND --help'"
+			}
+			return fail(exitUsage, err, hint)
+		},
+		// An unknown command is a usage error naming the nearest command
+		// (urfave/cli would answer "No help topic for ..." with exit 1).
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return cli.ShowAppHelp(c)
+			}
+			return fail(exitUsage, fmt.Errorf("unknown command %q", c.Args().First()),
+				joinHints(commandSuggestion(c.Args().First(), c.App.Commands), "see 'qsurgeon --help' for the commands"))
 		},
 	}
 	for _, f := range commandFactories {
@@ -130,8 +149,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 
 // commandOrder is the order --help lists the commands in: looking first,
 // then surgery, then queue repair.
-var commandOrder = []string{"summary", "list", "show", "export", "delete", "hold", "release", "requeue", "expire", "apply",
-	"quarantine", "restore", "check", "repair", "rebuild"}
+var commandOrder = []string{"summary", "monitor", "watch", "list", "show", "export", "delete", "hold", "release", "requeue", "expire", "apply",
+	"quarantine", "restore", "check", "repair", "rebuild", "version"}
 
 // commandRank is a command's place in commandOrder; unknown names go last.
 func commandRank(name string) int {

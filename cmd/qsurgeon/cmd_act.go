@@ -45,7 +45,7 @@ qmail: qmail has no hold queue. Use 'qsurgeon quarantine DIR' (hold) and 'qsurge
 		usage: "release held messages back to the deferred queue (postsuper -H)",
 		help: `Postfix: what postsuper -H does: hold/ID to deferred/(hash)/ID, mtime unchanged.
 qmail: see 'qsurgeon restore'.`,
-		example: `   qsurgeon release --queue-name hold --sender alice@example.com`,
+		example: `   qsurgeon release --queue-name hold --sender carol@example.com`,
 	},
 	{
 		name:  "requeue",
@@ -55,7 +55,7 @@ qmail: see 'qsurgeon restore'.`,
   expiry clock restarts).
 qmail: with qmail-send stopped, set the next-retry time of local/ and remote/ to now, so the
   message is retried as soon as qmail-send starts.`,
-		example: `   qsurgeon requeue --queue-name deferred --recipient @partner.example --yes
+		example: `   qsurgeon requeue --queue-name deferred --recipient @contoso.test --yes
    # resend only the legitimate mail of a detached queue into the live one, 20 a second
    qsurgeon --queue /var/spool/postfix.flooded requeue --not-sasl-user hello@example.com --into /var/spool/postfix --rate 20/s`,
 	},
@@ -99,7 +99,9 @@ func actCommand(e *env, a action) *cli.Command {
 
 Before acting it prints the count per queue, the total size and a sample, then asks [y/N]
 (--yes skips; without a terminal and without --yes it exits with code 2 and changes nothing).
---dry-run prints the plan and every file operation it would do. An empty filter is refused
+--dry-run changes nothing and prints what it would do: the file operations per kind and per
+directory, then a sample (--list-ops: every one; --plan-out FILE writes the whole selection,
+to act on later with 'qsurgeon apply'). An empty filter is refused
 unless --all. Every change is appended to the journal.
 
 EXAMPLES:
@@ -146,7 +148,8 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 	if all, err := ff.selectsAll(e.stdin); err != nil {
 		return err
 	} else if all && !sf.all {
-		return usageErr("%s with no selection would act on every message", name)
+		return fail(exitUsage, fmt.Errorf("%s with no selection would act on every message", name),
+			fmt.Sprintf("select messages with filter flags (see 'qsurgeon %s --help'), or give --all to act on every message", name))
 	}
 	src, err := openSource(o, e.stderr, readNeeds{logs: ff.needsLogs()})
 	if err != nil {
@@ -160,16 +163,23 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 	if err != nil {
 		return err
 	}
-	return e.execute(c, o, name, job, sel.Results, sf, len(sel.Errs) > 0)
+	return e.execute(c, o, name, job, sel.Results, sf, len(sel.Errs) > 0, 0)
 }
 
 // execute acts on a selection message by message: nothing to do, --max,
-// --plan-out, then perform (preview, confirm, journal, run) and the report.
-func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Job, results []filter.Result, sf *safetyFlags, partial bool) error {
+// --plan-out, what is already in place, then perform (preview, confirm,
+// journal, run) and the report. skipped counts messages already left alone
+// before execute (apply: the message changed since the plan); they are
+// reported in the final counts.
+func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Job, results []filter.Result, sf *safetyFlags, partial bool, skipped int) error {
 	src := job.Source()
 	if len(results) == 0 {
-		fmt.Fprintf(e.stderr, "%s: no message matches; nothing to do.\n", name)
-		if partial {
+		if skipped > 0 {
+			fmt.Fprintf(e.stderr, "%s: 0 done, %d skipped, 0 failed\n", name, skipped)
+		} else {
+			fmt.Fprintf(e.stderr, "%s: no message matches; nothing to do.\n", name)
+		}
+		if partial || skipped > 0 {
 			return silentExit(exitPartial)
 		}
 		return nil
@@ -186,12 +196,25 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Jo
 			len(results), sf.planOut, src.Root(), sf.planOut, name)
 		return nil
 	}
-	if len(results) <= headerAutoLimit {
-		surgery.ReadContents(c.Context, src, results, o.Workers)
-	}
+	// What is already in place (hold on a held message, release on one
+	// not held, ...) is not a failure: it is counted, never acted on.
+	results, inPlace := job.Split(results)
 	verb := name
 	if sf.dryRun {
 		verb = name + " (dry run)"
+	}
+	if inPlace.Total() > 0 {
+		fmt.Fprintf(e.stderr, "%s: %d to %s, %s\n", verb, len(results), name, inPlace)
+		if len(results) == 0 {
+			fmt.Fprintf(e.stderr, "%s: nothing to do.\n", name)
+			if partial {
+				return silentExit(exitPartial)
+			}
+			return nil
+		}
+	}
+	if len(results) <= headerAutoLimit {
+		surgery.ReadContents(c.Context, src, results, o.Workers)
 	}
 	rep, err := e.perform(c, sf, operation{
 		name:       name,
@@ -199,13 +222,14 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Jo
 		preview:    func() { preview(e.stderr, verb, results, sf.sample) },
 		journalled: filterDescription(c),
 		run: func(ro surgery.RunOptions) (surgery.Report, error) {
+			ro.Skipped, ro.InPlace = skipped, inPlace.Total()
 			return job.Run(c.Context, results, ro)
 		},
 	})
 	if err != nil {
 		return err
 	}
-	return e.report(rep, len(results), sf.dryRun, partial)
+	return e.report(rep, len(results), sf, inPlace, partial)
 }
 
 // operation is one change the user confirms: what perform shows, asks
@@ -272,14 +296,15 @@ func (e *env) journalOpener(c *cli.Context, sf *safetyFlags, filterDesc any, clo
 // report prints what a run did (a dry run: every file operation it would
 // have done) and ends with the partial-failure code when a message was
 // left alone or failed.
-func (e *env) report(rep surgery.Report, n int, dryRun, partial bool) error {
-	if dryRun {
-		fmt.Fprintf(e.stdout, "dry run: %s of %d message(s) would do %d file operation(s):\n", rep.Verb, n, len(rep.Ops))
-		for _, op := range rep.Ops {
-			fmt.Fprintf(e.stdout, "  %s\n", op)
-		}
+func (e *env) report(rep surgery.Report, n int, sf *safetyFlags, inPlace surgery.InPlace, partial bool) error {
+	if sf.dryRun {
+		printDryRun(e.stdout, rep.Verb, n, rep.Ops, sf.listOps, sf.sample)
 	} else {
-		fmt.Fprintf(e.stderr, "%s: %d done, %d skipped, %d failed\n", rep.Verb, rep.OK, rep.Skipped, rep.Failed)
+		already := ""
+		if inPlace.Total() > 0 {
+			already = inPlace.String() + ", "
+		}
+		fmt.Fprintf(e.stderr, "%s: %d done, %s%d skipped, %d failed\n", rep.Verb, rep.OK, already, rep.Skipped, rep.Failed)
 	}
 	for _, f := range rep.Failures {
 		if f.Result == "skipped" {

@@ -33,7 +33,11 @@ EXAMPLES:
 			}
 			planPath, name := c.Args().Get(0), c.Args().Get(1)
 			if !slices.Contains(surgery.Verbs, name) {
-				return usageErr("apply: unknown action %q (delete, hold, release, requeue, expire)", name)
+				hint := ""
+				if n := nearest(name, surgery.Verbs); n != "" {
+					hint = fmt.Sprintf("did you mean '%s'?", n)
+				}
+				return fail(exitUsage, fmt.Errorf("apply: unknown action %q (delete, hold, release, requeue, expire)", name), hint)
 			}
 			entries, err := surgery.ReadPlan(planPath)
 			if err != nil {
@@ -63,7 +67,7 @@ EXAMPLES:
 				fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %v\n", ch.ID, ch.Err)
 			}
 			sf.all = true
-			return e.execute(c, o, name, job, results, &sf, len(changed) > 0)
+			return e.execute(c, o, name, job, results, &sf, false, len(changed))
 		},
 	}
 }

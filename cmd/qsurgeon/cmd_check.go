@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/postfixq"
@@ -58,16 +60,17 @@ func qmailRoot(o globalOpts) (string, error) {
 		o.MTA = string(queue.Qmail)
 	}
 	dir := queueDir(o)
+	if o.MTA == string(queue.Qmail) {
+		if _, err := os.Stat(dir); err == nil {
+			if err := checkLayout(dir, o.MTA); err != nil {
+				return "", err
+			}
+		}
+	}
 	if !qmailq.IsQmailQueue(dir) {
 		return "", fail(exitNoQueue, fmt.Errorf("%s is not a qmail queue", dir), "point --queue at the qmail queue directory (it has mess/, info/, todo/, lock/)")
 	}
 	return dir, nil
-}
-
-// detectMTA is surgery.DetectMTA's answer, "" when it has none.
-func detectMTA(dir, mta string) queue.MTA {
-	m, _ := surgery.DetectMTA(dir, mta)
-	return m
 }
 
 func checkCommand(e *env) *cli.Command {
@@ -91,8 +94,14 @@ EXAMPLES:
 		Flags: af.flags(),
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
-			// surgery.DetectMTA decides, as for every other command.
-			if dir := queueDir(o); detectMTA(dir, o.MTA) == queue.Postfix {
+			// surgery.DetectMTA decides, as for every other command; a
+			// forced --mta postfix on another layout is refused.
+			dir := queueDir(o)
+			mta, err := surgery.DetectMTA(dir, o.MTA)
+			if err != nil && o.MTA == string(queue.Postfix) {
+				return err
+			}
+			if mta == queue.Postfix {
 				return e.checkPostfix(o, dir)
 			}
 			root, err := qmailRoot(o)
@@ -145,10 +154,13 @@ func (e *env) checkPostfix(o globalOpts, root string) error {
 		}
 		opts.Config = &cfg
 	}
+	var assumed rebuild.PostfixAssumed
+	opts.Assumed = &assumed
 	probs, err := rebuild.CheckPostfix(root, opts)
 	if err != nil {
 		return fail(exitNoQueue, err, "")
 	}
+	layout := postfixLayout(assumed)
 	if o.Format == "json" {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetEscapeHTML(false)
@@ -157,7 +169,9 @@ func (e *env) checkPostfix(o globalOpts, root string) error {
 				return err
 			}
 		}
+		fmt.Fprintf(e.stderr, "qsurgeon: checked against %s\n", layout)
 	} else {
+		fmt.Fprintf(e.stdout, "Postfix queue %s: checked against %s\n", root, layout)
 		fmt.Fprintf(e.stdout, "Postfix queue %s: %d problem(s)\n", root, len(probs))
 		for _, p := range probs {
 			fmt.Fprintln(e.stdout, printable(p.String()))
@@ -167,6 +181,40 @@ func (e *env) checkPostfix(o globalOpts, root string) error {
 		return silentExit(exitProblems)
 	}
 	return nil
+}
+
+// postfixLayout says what a Postfix check assumed: enable_long_queue_ids
+// and the hashing, and where they came from.
+func postfixLayout(a rebuild.PostfixAssumed) string {
+	long := "no"
+	if a.LongIDs {
+		long = "yes"
+	}
+	byDepth := map[int][]string{}
+	var depths []int
+	for _, d := range []string{queue.Incoming, queue.Active, queue.Deferred, queue.Hold, "defer", "bounce", "trace"} {
+		n := a.HashDepth[d]
+		if n == 0 {
+			continue
+		}
+		if len(byDepth[n]) == 0 {
+			depths = append(depths, n)
+		}
+		byDepth[n] = append(byDepth[n], d)
+	}
+	hash := "no directory hashed"
+	if len(depths) > 0 {
+		var parts []string
+		for _, n := range depths {
+			parts = append(parts, fmt.Sprintf("%s hashed %d deep", strings.Join(byDepth[n], ", "), n))
+		}
+		hash = strings.Join(parts, "; ")
+	}
+	from := "from --config-dir"
+	if !a.FromConfig {
+		from = "inferred from the tree (give --config-dir to check against main.cf)"
+	}
+	return fmt.Sprintf("enable_long_queue_ids = %s, %s: %s", long, hash, from)
 }
 
 func repairCommand(e *env) *cli.Command {

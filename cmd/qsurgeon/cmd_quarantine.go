@@ -32,7 +32,7 @@ qmail-send must be stopped (qsurgeon holds lock/sendmutex while it works).
 
 EXAMPLES:
    qsurgeon quarantine /var/tmp/held --sasl-user hello@example.com
-   qsurgeon --queue /var/qmail/queue quarantine /var/qmail/held --sender '*@partner.example' --yes`,
+   qsurgeon --queue /var/qmail/queue quarantine /var/qmail/held --sender '*@supplier.example' --yes`,
 		Flags: append(ff.flags(), sf.flags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -43,7 +43,8 @@ EXAMPLES:
 			if all, err := ff.selectsAll(e.stdin); err != nil {
 				return err
 			} else if all && !sf.all {
-				return usageErr("quarantine with no selection would move every message")
+				return fail(exitUsage, errors.New("quarantine with no selection would move every message"),
+					"select messages with filter flags (see 'qsurgeon quarantine --help'), or give --all to move every message")
 			}
 			src, err := openSource(o, e.stderr, readNeeds{logs: ff.needsLogs()})
 			if err != nil {
@@ -57,7 +58,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			return e.execute(c, o, "quarantine", job, sel.Results, &sf, len(sel.Errs) > 0)
+			return e.execute(c, o, "quarantine", job, sel.Results, &sf, len(sel.Errs) > 0, 0)
 		},
 	}
 }
@@ -155,10 +156,10 @@ EXAMPLES:
 			}
 			if sf.dryRun {
 				for _, op := range rep.Ops {
-					if strings.HasPrefix(op, " ") {
-						fmt.Fprintln(e.stdout, op)
+					if op.Kind == "restore" {
+						fmt.Fprintf(e.stdout, "dry run: %s\n", op.Text)
 					} else {
-						fmt.Fprintf(e.stdout, "dry run: %s\n", op)
+						fmt.Fprintf(e.stdout, "  %s\n", op.Text)
 					}
 				}
 			} else {

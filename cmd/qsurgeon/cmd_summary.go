@@ -227,9 +227,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			for _, s := range surgery.Strays(src) {
-				fmt.Fprintf(e.stderr, "qsurgeon: warning: %s: left alone\n", s)
-			}
+			e.reportStrays(src)
 			for i, n := range buckets {
 				b := ageBucket{Count: n}
 				if i < len(ageBuckets) {

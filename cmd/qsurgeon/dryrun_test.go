@@ -112,7 +112,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			args := append(append([]string{}, c.args...), "--dry-run", "--journal", journal)
+			args := append(append([]string{}, c.args...), "--dry-run", "--list-ops", "--journal", journal)
 			r := qs(t, "", args...)
 			if r.code != 0 {
 				t.Fatalf("qsurgeon %s: exit %d:\n%s\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
@@ -85,6 +86,8 @@ var errorTable = []struct {
 	{qmailq.ErrSendRunning, exitLocked, hintStopQmail},
 	{surgery.ErrNoQueueDir, exitNoQueue, "give the queue directory with --queue DIR"},
 	{surgery.ErrUnknownLayout, exitNoQueue, "point --queue at the queue_directory (Postfix: it has deferred/, incoming/...; qmail: mess/, info/, todo/...) or force --mta"},
+	{surgery.ErrNotPostfix, exitNoQueue, "drop --mta (auto-detection), or point --queue at Postfix's queue_directory (it has deferred/ and incoming/, active/, hold/ or maildrop/)"},
+	{surgery.ErrNotQmail, exitNoQueue, "drop --mta (auto-detection), or point --queue at qmail's queue (it has mess/, info/, local/, remote/, todo/ and lock/)"},
 	{surgery.ErrNoQueue, exitNoQueue, ""},
 	{surgery.ErrConfig, exitError, "--config-dir names the Postfix config directory (the one with main.cf)"},
 	{surgery.ErrUsage, exitUsage, ""},
@@ -142,3 +145,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	return code
 }
+
+// joinHints joins several hints into one hint line.
+func joinHints(h ...string) string { return strings.Join(h, "; ") }

@@ -50,6 +50,7 @@ type jsonMessage struct {
 	MTA            string          `json:"mta"`
 	Path           string          `json:"path"`
 	NullSender     bool            `json:"null_sender"`
+	DoubleBounce   bool            `json:"double_bounce,omitempty"`
 	DoneRecipients []jsonDone      `json:"done_recipients"`
 	NextRetry      *int64          `json:"next_retry,omitempty"`
 	CreateTime     *int64          `json:"create_time,omitempty"`
@@ -99,6 +100,7 @@ func toJSON(m *queue.Message, why []string) jsonMessage {
 		MTA:            string(m.MTA),
 		Path:           m.Path,
 		NullSender:     m.NullSender,
+		DoubleBounce:   m.DoubleBounce,
 		DoneRecipients: []jsonDone{},
 		NextRetry:      unixPtr(m.NextRetry),
 		CreateTime:     unixPtr(m.CreateTime),
@@ -212,7 +214,15 @@ func (r *renderer) list(results []filter.Result) error {
 		cw.Flush()
 		return cw.Error()
 	}
-	tw := tabwriter.NewWriter(r.w, 0, 0, 2, ' ', 0)
+	// With --explain, each row is followed by its own indented line
+	// saying what matched, never clipped: the table is laid out first,
+	// then the lines are put between its rows.
+	var table bytes.Buffer
+	out := r.w
+	if r.explain {
+		out = &table
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tQUEUE\tAGE\tSIZE\tSENDER\tSASL USER\tCLIENT\tRCPTS\tSUBJECT/NOTE")
 	for _, res := range results {
 		m := res.Msg
@@ -225,9 +235,6 @@ func (r *renderer) list(results []filter.Result) error {
 		} else if p := significantProblems(m); len(p) > 0 {
 			note = "PROBLEM: " + strings.Join(p, "; ")
 		}
-		if r.explain && len(res.Why) > 0 {
-			note = strings.TrimSpace(note + " [" + strings.Join(res.Why, ", ") + "]")
-		}
 		pending := len(m.Pending())
 		rc := strconv.Itoa(pending)
 		if d := len(m.DoneRecipients()); d > 0 {
@@ -236,7 +243,20 @@ func (r *renderer) list(results []filter.Result) error {
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, idMark(m), m.Queue, age(r.now, m.Arrival), humanSize(m.Size),
 			clip(printable(displaySender(m)), 40), clip(dash(m.SASLUser), 30), dash(m.ClientAddr), rc, clip(printable(note), 60))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil || !r.explain {
+		return err
+	}
+	lines := strings.SplitAfter(table.String(), "\n")
+	var b bytes.Buffer
+	b.WriteString(lines[0])
+	for i, res := range results {
+		b.WriteString(lines[i+1])
+		if len(res.Why) > 0 {
+			fmt.Fprintf(&b, "    matched: %s\n", printable(strings.Join(res.Why, ", ")))
+		}
+	}
+	_, err := r.w.Write(b.Bytes())
+	return err
 }
 
 // idMark decorates an ID the way mailq does: * active, ! hold, # expired.

@@ -64,11 +64,20 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	for _, err := range sel.Errs {
 		e.warn(err)
 	}
-	for _, s := range sel.Strays {
-		fmt.Fprintf(e.stderr, "qsurgeon: warning: %s: left alone\n", s)
-	}
+	e.strays(sel.Strays)
 	return sel, nil
 }
+
+// strays names the entries of a qmail queue that belong to no message:
+// they are never selected or touched, but an admin must know.
+func (e *env) strays(strays []string) {
+	for _, s := range strays {
+		fmt.Fprintf(e.stderr, "qsurgeon: warning: %s: left alone\n", s)
+	}
+}
+
+// reportStrays reports the strays of a source after a walk.
+func (e *env) reportStrays(src queue.Source) { e.strays(surgery.Strays(src)) }
 
 // warn prints a per-message warning on stderr; the command goes on.
 func (e *env) warn(err error) {
@@ -92,3 +101,7 @@ func (e *env) progress(o globalOpts, what string) *progressbar.ProgressBar {
 		progressbar.OptionClearOnFinish(),
 	)
 }
+
+// checkLayout refuses a directory that does not have the layout of the MTA
+// --mta forces (surgery.CheckLayout; exit 4 through errorTable).
+func checkLayout(dir, mta string) error { return surgery.CheckLayout(dir, queue.MTA(mta)) }

@@ -23,6 +23,7 @@ type safetyFlags struct {
 	all     bool
 	yes     bool
 	dryRun  bool
+	listOps bool
 	max     int
 	planOut string
 	journal string
@@ -38,7 +39,8 @@ func (s *safetyFlags) flags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "all", Category: cat, Destination: &s.all, Usage: "allow an empty filter (act on EVERY message of the queue)"},
 		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Category: cat, Destination: &s.yes, Usage: "do not ask for confirmation (needed when there is no terminal)"},
-		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Category: cat, Destination: &s.dryRun, Usage: "print the plan and every file operation it would do; change nothing"},
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Category: cat, Destination: &s.dryRun, Usage: "change nothing; print the file operations it would do per kind and directory, and a sample"},
+		&cli.BoolFlag{Name: "list-ops", Category: cat, Destination: &s.listOps, Usage: "with --dry-run: list every file operation instead of a summary"},
 		&cli.IntFlag{Name: "max", Category: cat, Destination: &s.max, Usage: "refuse when the selection has more than this many messages (0: no limit)"},
 		&cli.StringFlag{Name: "plan-out", Category: cat, Destination: &s.planOut, Usage: "write the selection to FILE and stop; act on it later with 'qsurgeon apply FILE ACTION'"},
 		&cli.StringFlag{Name: "journal", Category: cat, Value: defaultJournal, Destination: &s.journal, Usage: "append a JSON-lines record of every change to this file ('' or 'none': no journal)"},
@@ -106,12 +108,13 @@ func openJournal(path string, args []string, filterDesc any) (*journal.Run, func
 	}
 	j, err := journal.Open(path)
 	if err != nil {
-		return nil, nil, fail(exitError, fmt.Errorf("journal: %w", err), "give a writable file with --journal FILE, or --journal none")
+		// journal.Open's errors say "journal: ..." themselves.
+		return nil, nil, fail(exitError, fmt.Errorf("%w; nothing was changed", err), "give a writable file with --journal FILE, or --journal none")
 	}
 	run, err := j.Begin(args, filterDesc)
 	if err != nil {
 		j.Close()
-		return nil, nil, fail(exitError, fmt.Errorf("journal: %w", err), "")
+		return nil, nil, fail(exitError, fmt.Errorf("%w; nothing was changed", err), "")
 	}
 	return run, func() { j.Close() }, nil
 }
