@@ -54,6 +54,7 @@ type Account struct {
 	LoginsOK         int        `json:"logins_ok"`
 	LoginsFailed     int        `json:"logins_failed"`
 	ClientAddresses  int        `json:"client_addresses"`
+	FailedAddresses  int        `json:"failed_addresses"`
 	Networks         int        `json:"networks"`
 	FirstSeen        *time.Time `json:"first_seen"`
 	LastSeen         *time.Time `json:"last_seen"`
@@ -83,6 +84,21 @@ type acct struct {
 	domains           map[string]struct{}
 	senders           map[string]struct{}
 	sent, def, bounce int
+	failAddrs         map[string]struct{}
+}
+
+// failAddr records an address a failed login came from; client_addresses
+// counts only the addresses that got in.
+func (ac *acct) failAddr(addr string) {
+	if addr == "" {
+		return
+	}
+	if ac.failAddrs == nil {
+		ac.failAddrs = map[string]struct{}{}
+	}
+	if _, ok := ac.failAddrs[addr]; !ok {
+		ac.failAddrs[clone(addr)] = struct{}{}
+	}
 }
 
 // ImpactRow is one line of the impact table: recipients and messages per
@@ -127,9 +143,23 @@ type Analyzer struct {
 
 	start, end time.Time
 	Kinds      map[Kind]int64
+	// Totals counts as pflogsumm's "Grand Totals" do: received is one per
+	// smtpd "client=" and pickup "uid=" line (a queue ID entering), sent,
+	// deferrals and bounced one per delivery line of that status.
+	Totals Totals
 	// UnattributedFailures counts failed logins whose log line names no
 	// user (Postfix without sasl_username, authdaemond).
 	UnattributedFailures int
+}
+
+// Totals are message counts over the whole window.
+type Totals struct {
+	Received  int `json:"received"`
+	Sent      int `json:"sent"`
+	Deferrals int `json:"deferrals"`
+	Bounced   int `json:"bounced"`
+	Rejected  int `json:"rejected"`
+	Held      int `json:"held"`
 }
 
 // NewAnalyzer returns an empty Analyzer.
@@ -206,7 +236,12 @@ func (a *Analyzer) Add(ev *Event) {
 	switch ev.Kind {
 	case Connect:
 		delete(a.sessions, ev.Program+"["+ev.PID+"]")
+	case Reject:
+		a.Totals.Rejected++
+	case Held:
+		a.Totals.Held++
 	case Client:
+		a.Totals.Received++
 		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, ClientAddr: clone(ev.ClientAddr),
 			ClientName: clone(ev.ClientName)}
 		a.msgs[m.ID] = m
@@ -234,7 +269,8 @@ func (a *Analyzer) Add(ev *Event) {
 		}
 		ac := a.account(ev.User)
 		ac.failed++
-		ac.seen(ev.Time, ev.ClientAddr)
+		ac.seen(ev.Time, "")
+		ac.failAddr(ev.ClientAddr)
 	case Login:
 		ac := a.account(ev.User)
 		ac.ok++
@@ -246,6 +282,7 @@ func (a *Analyzer) Add(ev *Event) {
 			a.msgs[clone(ev.QueueID)] = &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time}
 		}
 	case Pickup:
+		a.Totals.Received++
 		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, Sender: clone(ev.Sender), HasSender: true}
 		a.msgs[m.ID] = m
 	case Queued, Expired:
@@ -329,7 +366,8 @@ func (a *Analyzer) dupFail(ev *Event) bool {
 				a.fails[a.idx(f)] = recentFail{user: clone(ev.User), addr: f.addr, t: f.t}
 				ac := a.account(ev.User)
 				ac.failed++
-				ac.seen(ev.Time, ev.ClientAddr)
+				ac.seen(ev.Time, "")
+				ac.failAddr(ev.ClientAddr)
 			}
 			return true
 		}
@@ -375,6 +413,14 @@ func domainOf(addr string) string {
 }
 
 func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status string) {
+	switch status {
+	case "sent":
+		a.Totals.Sent++
+	case "deferred":
+		a.Totals.Deferrals++
+	case "bounced":
+		a.Totals.Bounced++
+	}
 	if m != nil {
 		if m.rcpt == nil {
 			m.rcpt = map[string]string{}
@@ -478,7 +524,7 @@ func (a *Analyzer) Accounts(queued map[string]int) []Account {
 	}
 	var out []Account
 	for _, ac := range a.accounts {
-		row := Account{User: ac.user, LoginsOK: ac.ok, LoginsFailed: ac.failed, ClientAddresses: len(ac.addrN),
+		row := Account{User: ac.user, LoginsOK: ac.ok, LoginsFailed: ac.failed, ClientAddresses: len(ac.addrN), FailedAddresses: len(ac.failAddrs),
 			Networks: len(ac.nets), Messages: ac.messages, Recipients: ac.recipients, RecipientDomains: len(ac.domains),
 			Sent: ac.sent + pending[ac.user][0], Deferred: ac.def + pending[ac.user][1], Bounced: ac.bounce + pending[ac.user][2]}
 		if !ac.first.IsZero() {

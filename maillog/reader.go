@@ -356,3 +356,18 @@ func (r *Reader) Close() error {
 	r.closeCur()
 	return nil
 }
+
+// ReadAll feeds every event of the named logs (put in time order) to a
+// and returns what the reader saw.
+func ReadAll(names []string, opts Options, a *Analyzer) Stats {
+	r := Open(names, opts)
+	defer r.Close()
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			break
+		}
+		a.Add(&ev)
+	}
+	return r.Stats
+}
