@@ -149,38 +149,21 @@ func parseISO(b []byte) (time.Time, int, bool) {
 }
 
 // parseTAI64N reads daemontools' "@" + 24 hex digits label: 8 bytes of
-// TAI64 seconds (2^62 + TAI seconds) and 4 of nanoseconds (cr.yp.to/libtai/
-// tai64.html). TAI is ahead of UTC by 10 s plus the leap seconds; the 27 s
-// valid since 2017 are subtracted, as tai64nlocal does with its table.
+// TAI64 seconds and 4 of nanoseconds (cr.yp.to/libtai/tai64.html).
+// multilog's clock (taia_now) writes 2^62 + 10 + the Unix time, and
+// tai64nlocal subtracts the same 4611686018427387914: no leap-second table
+// on either side, so none here.
 func parseTAI64N(b []byte) (time.Time, bool) {
 	if len(b) < 25 || b[0] != '@' {
 		return time.Time{}, false
 	}
 	sec, err1 := strconv.ParseUint(string(b[1:17]), 16, 64)
 	nsec, err2 := strconv.ParseUint(string(b[17:25]), 16, 32)
-	if err1 != nil || err2 != nil || sec < 1<<62 || nsec >= 1e9 {
+	const base = 1<<62 + 10
+	if err1 != nil || err2 != nil || sec < base || nsec >= 1e9 {
 		return time.Time{}, false
 	}
-	return time.Unix(int64(sec-(1<<62))-taiOffset(int64(sec-(1<<62))), int64(nsec)).UTC(), true
-}
-
-// taiOffset is TAI-UTC in seconds (10 + leap seconds) at TAI time t; the
-// table is the IERS list back to 1999, enough for any mail log.
-func taiOffset(t int64) int64 {
-	switch {
-	case t >= 1483228800+36:
-		return 37
-	case t >= 1435708800+35:
-		return 36
-	case t >= 1341100800+34:
-		return 35
-	case t >= 1230768000+33:
-		return 34
-	case t >= 1136073600+32:
-		return 33
-	default:
-		return 32
-	}
+	return time.Unix(int64(sec-base), int64(nsec)).UTC(), true
 }
 
 // parseEpoch reads splogger's "1374486441.012502" (seconds.microseconds
