@@ -117,6 +117,19 @@ type ImpactRow struct {
 
 type impactKey struct{ domain, relay, status string }
 
+type session struct{ prog, pid string }
+
+// Kinds returns how many events of each kind were added.
+func (a *Analyzer) Kinds() map[Kind]int64 {
+	out := map[Kind]int64{}
+	for k, n := range a.kinds {
+		if n > 0 {
+			out[Kind(k)] = n
+		}
+	}
+	return out
+}
+
 type qdelivery struct{ msg, rcpt, channel string }
 
 type recentFail struct {
@@ -136,13 +149,13 @@ type Analyzer struct {
 	msgs     map[string]*Message // Postfix, by queue ID
 	qmsgs    map[string]*Message // qmail, by message number
 	qdel     map[string]qdelivery
-	sessions map[string]string // smtpd pid -> authenticated user of the session
+	sessions map[session]string // smtpd process -> authenticated user of the session
 	impact   map[impactKey]*ImpactRow
 	fails    [16]recentFail
 	nfail    int
 
 	start, end time.Time
-	Kinds      map[Kind]int64
+	kinds      [nKinds]int64
 	// Totals counts as pflogsumm's "Grand Totals" do: received is one per
 	// smtpd "client=" and pickup "uid=" line (a queue ID entering), sent,
 	// deferrals and bounced one per delivery line of that status.
@@ -165,7 +178,7 @@ type Totals struct {
 // NewAnalyzer returns an empty Analyzer.
 func NewAnalyzer() *Analyzer {
 	return &Analyzer{accounts: map[string]*acct{}, msgs: map[string]*Message{}, qmsgs: map[string]*Message{},
-		qdel: map[string]qdelivery{}, sessions: map[string]string{}, impact: map[impactKey]*ImpactRow{}, Kinds: map[Kind]int64{}}
+		qdel: map[string]qdelivery{}, sessions: map[session]string{}, impact: map[impactKey]*ImpactRow{}}
 }
 
 func clone(s string) string { return strings.Clone(s) }
@@ -223,7 +236,9 @@ func Network(addr string) string {
 
 // Add folds one event in.
 func (a *Analyzer) Add(ev *Event) {
-	a.Kinds[ev.Kind]++
+	if ev.Kind < nKinds {
+		a.kinds[ev.Kind]++
+	}
 	if !ev.Time.IsZero() {
 		if a.start.IsZero() || ev.Time.Before(a.start) {
 			a.start = ev.Time
@@ -235,7 +250,7 @@ func (a *Analyzer) Add(ev *Event) {
 	src := Source{File: ev.File, Line: ev.Line}
 	switch ev.Kind {
 	case Connect:
-		delete(a.sessions, ev.Program+"["+ev.PID+"]")
+		delete(a.sessions, session{ev.Program, ev.PID})
 	case Reject:
 		a.Totals.Rejected++
 	case Held:
@@ -251,11 +266,11 @@ func (a *Analyzer) Add(ev *Event) {
 			ac.seen(ev.Time, ev.ClientAddr)
 			// One login per smtpd session: the session is the process
 			// between "connect from" and the next one.
-			sk := ev.Program + "[" + ev.PID + "]"
+			sk := session{ev.Program, ev.PID}
 			if ev.PID == "" || a.sessions[sk] != m.User {
 				ac.ok++
 				if ev.PID != "" {
-					a.sessions[clone(sk)] = m.User
+					a.sessions[session{clone(sk.prog), clone(sk.pid)}] = m.User
 				}
 			}
 		}

@@ -43,6 +43,7 @@ const (
 	QmailEnd     // qmail-send "end msg N"
 	Login        // a successful login: vchkpw, dovecot, saslauthd
 	LoginFailed  // a failed login: vchkpw, dovecot, saslauthd, authdaemond/courier
+	nKinds
 )
 
 var kindNames = [...]string{"unknown", "other", "connect", "client", "auth-failed", "reject", "message-id", "pickup",

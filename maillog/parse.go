@@ -44,7 +44,7 @@ func (p *parser) header(b []byte, ev *Event) []byte {
 			return b
 		}
 		ev.Time = t
-		p.form = FormTAI64N
+		p.form = fTAI64N
 		b = b[25:]
 		if len(b) > 0 && b[0] == ' ' {
 			b = b[1:]
@@ -56,7 +56,7 @@ func (p *parser) header(b []byte, ev *Event) []byte {
 			return b
 		}
 		ev.Time = t
-		p.form = FormRFC3339
+		p.form = fRFC3339
 		return p.hostTag(b[n:], ev)
 	case c >= 'A' && c <= 'S':
 		t, ok := p.year.parse3164(b)
@@ -64,7 +64,7 @@ func (p *parser) header(b []byte, ev *Event) []byte {
 			return b
 		}
 		ev.Time = t
-		p.form = FormRFC3164
+		p.form = fRFC3164
 		return p.hostTag(b[15:], ev)
 	}
 	return b
@@ -119,7 +119,7 @@ func (p *parser) rfc5424(b []byte, ev *Event) []byte {
 		n = 1
 	}
 	ev.Time = t
-	p.form = FormRFC5424
+	p.form = fRFC5424
 	b = b[n:]
 	var f [4][]byte
 	for i := range f {
@@ -179,7 +179,7 @@ func (p *parser) journal(b []byte, ev *Event) []byte {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return b
 	}
-	p.form = FormJournal
+	p.form = fJournal
 	us := j.SourceRtm
 	if us == "" {
 		us = j.Realtime
@@ -271,7 +271,13 @@ func (f *fields) next() (key, val []byte, ok bool) {
 		val, f.b = b[1:end], b[end+1:]
 		return key, val, true
 	}
-	end := bytes.IndexAny(b, ", ")
+	end := -1
+	for i, c := range b {
+		if c == ',' || c == ' ' {
+			end = i
+			break
+		}
+	}
 	if end < 0 {
 		val, f.b = b, nil
 		return key, val, true

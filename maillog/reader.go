@@ -20,7 +20,7 @@ import (
 // parser holds the per-file state of line parsing.
 type parser struct {
 	year yearGuess
-	form string
+	form uint8
 }
 
 // Options tune a Reader.
@@ -144,14 +144,19 @@ func firstStamp(name string, ref time.Time, loc *time.Location) time.Time {
 }
 
 // decompress returns r's content, gunzipped when it starts with the gzip
-// magic (whatever the file is called).
+// magic (whatever the file is called). A plain file is read as it is, with
+// no buffer copy in between.
 func decompress(r io.Reader) (io.Reader, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	magic, err := br.Peek(2)
-	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
-		return gzip.NewReader(br)
+	var magic [2]byte
+	n, err := io.ReadFull(r, magic[:])
+	head := bytes.NewReader(magic[:n])
+	if err != nil {
+		return head, nil // shorter than two bytes
 	}
-	return br, nil
+	if magic[0] == 0x1f && magic[1] == 0x8b {
+		return gzip.NewReader(bufio.NewReaderSize(io.MultiReader(head, r), 256<<10))
+	}
+	return io.MultiReader(head, r), nil
 }
 
 // blockSize is how much a Reader reads at a time. Each block is a new
@@ -175,6 +180,8 @@ type Reader struct {
 
 	block []byte // unread bytes of the current block
 	eof   bool
+	ev    Event
+	forms [nForms]int64
 
 	Stats Stats
 }
@@ -190,19 +197,22 @@ func Open(names []string, opts Options) *Reader {
 }
 
 // Next returns the next understood event in the window; io.EOF at the
-// end. A file that cannot be read is recorded in Stats.Problems and
-// skipped: one bad file never stops the others.
-func (r *Reader) Next() (Event, error) {
+// end. The Event is the Reader's own, overwritten by the next call (its
+// strings stay valid). A file that cannot be read is recorded in
+// Stats.Problems and skipped: one bad file never stops the others.
+func (r *Reader) Next() (*Event, error) {
+	ev := &r.ev
 	for {
 		line, ok := r.nextLine()
 		if !ok {
-			return Event{}, io.EOF
+			r.flushForms()
+			return nil, io.EOF
 		}
-		ev := Event{File: r.name, Line: r.line}
-		r.p.form = FormNone
-		msg := r.p.header(line, &ev)
-		r.p.classify(msg, &ev)
-		r.Stats.Forms[r.p.form]++
+		*ev = Event{File: r.name, Line: r.line}
+		r.p.form = fNone
+		msg := r.p.header(line, ev)
+		r.p.classify(msg, ev)
+		r.forms[r.p.form]++
 		if ev.Kind == Unknown {
 			r.Stats.Unknown++
 			continue
@@ -240,6 +250,15 @@ func (r *Reader) nextLine() ([]byte, bool) {
 		}
 		r.fill()
 	}
+}
+
+func (r *Reader) flushForms() {
+	for i, n := range r.forms {
+		if n > 0 {
+			r.Stats.Forms[formNames[i]] += n
+		}
+	}
+	r.forms = [nForms]int64{}
 }
 
 func (r *Reader) emit(line []byte) []byte {
@@ -367,7 +386,7 @@ func ReadAll(names []string, opts Options, a *Analyzer) Stats {
 		if err != nil {
 			break
 		}
-		a.Add(&ev)
+		a.Add(ev)
 	}
 	return r.Stats
 }

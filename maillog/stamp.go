@@ -17,6 +17,19 @@ const (
 	FormTAI64N  = "tai64n"  // "@4000000051ed7fd10a2b3c4d ..." (daemontools multilog)
 )
 
+// form indexes, counted per line without a map look-up
+const (
+	fNone uint8 = iota
+	fRFC3164
+	fRFC3339
+	fRFC5424
+	fJournal
+	fTAI64N
+	nForms
+)
+
+var formNames = [nForms]string{FormNone, FormRFC3164, FormRFC3339, FormRFC5424, FormJournal, FormTAI64N}
+
 var monthIndex = map[string]time.Month{
 	"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6,
 	"Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12,
