@@ -119,6 +119,18 @@ type impactKey struct{ domain, relay, status string }
 
 type session struct{ prog, pid string }
 
+// login is one successful login, kept per client address so that a qmail
+// message (whose log names no user) can be tied to the login that came
+// from its client address just before it arrived.
+type login struct {
+	user string
+	t    time.Time
+	src  Source
+}
+
+// maxLoginsPerAddr bounds the logins kept per address (the latest win).
+const maxLoginsPerAddr = 8
+
 // Kinds returns how many events of each kind were added.
 func (a *Analyzer) Kinds() map[Kind]int64 {
 	out := map[Kind]int64{}
@@ -141,15 +153,17 @@ type recentFail struct {
 // messages still open at the end (not removed), for the join with a
 // queue. Its memory grows with accounts, addresses and open messages.
 type Analyzer struct {
-	// Select, when set, limits the impact table to deliveries of messages
-	// it accepts (the command's filter flags).
-	Select func(*Message) bool
+	// Select, when set, limits the impact table to the deliveries (a
+	// message and one of its recipients) it accepts: the command's filter
+	// flags.
+	Select func(m *Message, rcpt string) bool
 
 	accounts map[string]*acct
 	msgs     map[string]*Message // Postfix, by queue ID
 	qmsgs    map[string]*Message // qmail, by message number
 	qdel     map[string]qdelivery
 	sessions map[session]string // smtpd process -> authenticated user of the session
+	logins   map[string][]login // client address -> latest successful logins (vchkpw, dovecot, ...)
 	impact   map[impactKey]*ImpactRow
 	fails    [16]recentFail
 	nfail    int
@@ -178,7 +192,7 @@ type Totals struct {
 // NewAnalyzer returns an empty Analyzer.
 func NewAnalyzer() *Analyzer {
 	return &Analyzer{accounts: map[string]*acct{}, msgs: map[string]*Message{}, qmsgs: map[string]*Message{},
-		qdel: map[string]qdelivery{}, sessions: map[session]string{}, impact: map[impactKey]*ImpactRow{}}
+		qdel: map[string]qdelivery{}, sessions: map[session]string{}, logins: map[string][]login{}, impact: map[impactKey]*ImpactRow{}}
 }
 
 func clone(s string) string { return strings.Clone(s) }
@@ -290,6 +304,17 @@ func (a *Analyzer) Add(ev *Event) {
 		ac := a.account(ev.User)
 		ac.ok++
 		ac.seen(ev.Time, ev.ClientAddr)
+		if ev.ClientAddr != "" && !ev.Time.IsZero() {
+			l := a.logins[ev.ClientAddr]
+			if len(l) == maxLoginsPerAddr {
+				l = append(l[:0], l[1:]...)
+			}
+			if l == nil {
+				a.logins[clone(ev.ClientAddr)] = append(l, login{ac.user, ev.Time, src})
+			} else {
+				a.logins[ev.ClientAddr] = append(l, login{ac.user, ev.Time, src})
+			}
+		}
 	case MessageID:
 		if m := a.msgs[ev.QueueID]; m != nil {
 			a.count(m)
@@ -456,7 +481,7 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status string) {
 		if m == nil {
 			m = &Message{ID: id}
 		}
-		if !a.Select(m) {
+		if !a.Select(m, rcpt) {
 			return
 		}
 	}
@@ -694,4 +719,34 @@ func (a *Analyzer) Impact() []ImpactRow {
 		return out[i].Relay < out[j].Relay
 	})
 	return out
+}
+
+// LoginBefore finds the successful login from addr that most closely
+// precedes t, no more than window before it: the account a qmail message
+// from that client submitted as, when the AUTH patch wrote no user into
+// the Received header. It refuses (ok false, with the reason) when the
+// logs have no such login, or when two accounts logged in from addr in
+// that window: then nothing says which one sent the message.
+func (a *Analyzer) LoginBefore(addr string, t time.Time, window time.Duration) (user string, src Source, ok bool, why string) {
+	if addr == "" || t.IsZero() {
+		return "", Source{}, false, "no client address or arrival time"
+	}
+	var best *login
+	users := map[string]bool{}
+	for i, l := range a.logins[addr] {
+		if l.t.After(t.Add(time.Second)) || t.Sub(l.t) > window {
+			continue
+		}
+		users[l.user] = true
+		if best == nil || l.t.After(best.t) {
+			best = &a.logins[addr][i]
+		}
+	}
+	switch {
+	case best == nil:
+		return "", Source{}, false, fmt.Sprintf("no login from %s in the %v before arrival", addr, window)
+	case len(users) > 1:
+		return "", Source{}, false, fmt.Sprintf("%d accounts logged in from %s in the %v before arrival", len(users), addr, window)
+	}
+	return best.user, best.src, true, ""
 }
