@@ -10,7 +10,7 @@ import (
 // every line and folding it into accounts. bench/maillog.sh compares the
 // CLI with grep -c on a 1 GB file.
 func BenchmarkReadAll(b *testing.B) {
-	src, err := os.ReadFile("testdata/postfix-incident.maillog")
+	src, err := os.ReadFile("../testdata/queues/postfix-incident/maillog.txt")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func TestYearAcrossNewYear(t *testing.T) {
 }
 
 func TestRotatedOrderAndGzip(t *testing.T) {
-	src, err := os.ReadFile("testdata/postfix-incident.maillog")
+	src, err := os.ReadFile("../testdata/queues/postfix-incident/maillog.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestRotatedOrderAndGzip(t *testing.T) {
 		t.Errorf("order: %v", order)
 	}
 	whole, parts := NewAnalyzer(), NewAnalyzer()
-	ReadAll([]string{"testdata/postfix-incident.maillog"}, Options{}, whole)
+	ReadAll([]string{"../testdata/queues/postfix-incident/maillog.txt"}, Options{}, whole)
 	st := ReadAll([]string{f0, f2, f1}, Options{}, parts)
 	if st.Files != 3 || st.Lines != int64(len(lines)-1) {
 		t.Errorf("stats %+v", st)
