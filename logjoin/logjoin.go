@@ -64,9 +64,7 @@ func (j *Join) Lookup(m *queue.Message) (Tie, bool, string) {
 		if lm != nil && lm.HasSender && !strings.EqualFold(lm.Sender, m.Sender) {
 			lm = nil
 		}
-		if m.SASLUser != "" {
-			return Tie{User: m.SASLUser, How: "the AUTH user in its own Received header"}, true, ""
-		}
+		// Only the logs: the Received header's AUTH user is --sasl-user's.
 		user, src, ok, why := j.A.LoginBefore(m.ClientAddr, m.Arrival, LoginWindow)
 		if !ok {
 			return Tie{}, false, why

@@ -33,7 +33,7 @@ EXAMPLES:
 
    # bounces (MAILER-DAEMON) that went out during a forwarding loop
    qsurgeon impact --log /var/log/syslog --since '2011-10-16 17:50' --until '2011-10-16 18:05' --null-sender`,
-		Flags: append(append(lf.flags(), ff.flags()...),
+		Flags: append(append(lf.windowFlags(), ff.flags()...),
 			&cli.IntFlag{Name: "top", Value: 0, Destination: &topN, Usage: "show only the first N rows (0: all)"},
 		),
 		Action: func(c *cli.Context) error {
@@ -41,10 +41,14 @@ EXAMPLES:
 			if o.Format != "table" && o.Format != "json" {
 				return usageErr("impact prints --format table or json")
 			}
+			// --log is the filter flags' own; --logged-sasl-user is
+			// --sasl-user here, where the logs are the only source.
+			lf.logs = ff.logFiles
 			spec, err := ff.spec(e.stdin, clock.Now())
 			if err != nil {
 				return err
 			}
+			spec.SASLUsers = append(spec.SASLUsers, ff.loggedSASLUsers.Value()...)
 			var sel func(*maillog.Message, string) bool
 			if !spec.Empty() || spec.Invert {
 				m, err := compile(spec)

@@ -21,9 +21,16 @@ type logFlags struct {
 }
 
 func (l *logFlags) flags() []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringSliceFlag{Name: "log", Category: "Logs:", Destination: &l.logs, Usage: "mail log to read (repeatable; plain or .gz; '-' is standard input); a rotated set is read oldest first whatever the order given"},
+	}, l.windowFlags()...)
+}
+
+// windowFlags are --since and --until alone, for a command whose filter
+// flags already hold --log.
+func (l *logFlags) windowFlags() []cli.Flag {
 	cat := "Logs:"
 	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "log", Category: cat, Destination: &l.logs, Usage: "mail log to read (repeatable; plain or .gz; '-' is standard input); a rotated set is read oldest first whatever the order given"},
 		&cli.StringFlag{Name: "since", Category: cat, Destination: &l.since, Usage: "only log lines at or after this time: 2026-11-22T15:00, 2026-11-22, or an age such as 12h or 3d"},
 		&cli.StringFlag{Name: "until", Category: cat, Destination: &l.until, Usage: "only log lines before this time (same forms as --since)"},
 	}

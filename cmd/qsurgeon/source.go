@@ -176,6 +176,9 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	if err != nil {
 		return nil, err
 	}
+	if err := ff.withLogs(e, &spec); err != nil {
+		return nil, err
+	}
 	m, err := compile(spec)
 	if err != nil {
 		return nil, fail(exitUsage, err, "")
