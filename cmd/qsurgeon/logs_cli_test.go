@@ -134,7 +134,9 @@ func TestAccountsJournalStdinAndWindow(t *testing.T) {
 	if file.code != 0 || stdin.code != 0 {
 		t.Fatalf("file %d %s; stdin %d %s", file.code, file.stderr, stdin.code, stdin.stderr)
 	}
-	strip := func(s string) string { return regexp.MustCompile(`"(first|last)_seen":"[^"]*"`).ReplaceAllString(s, "") }
+	strip := func(s string) string {
+		return regexp.MustCompile(`"(first|last)_seen":"[^"]*"`).ReplaceAllString(s, "")
+	}
 	if strip(file.stdout) != strip(stdin.stdout) || len(jsonLines(t, file.stdout)) != 6 {
 		t.Errorf("journal JSON on stdin reads differently:\n%s\n%s", file.stdout, stdin.stdout)
 	}
