@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/maillog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -19,7 +20,8 @@ type filterFlags struct {
 	ids, queues, senders, recipients, saslUsers, clients, helos cli.StringSlice
 	notSenders, notRecipients, notSASLUsers, notClients         cli.StringSlice
 	reasons, headers, subjects, bodies                          cli.StringSlice
-	logFiles, loggedSASLUsers                                   cli.StringSlice // what the mail logs say (logfilter.go)
+	logFiles, loggedSASLUsers                                   cli.StringSlice   // what the mail logs say (logfilter.go)
+	logs                                                        *maillog.Analyzer // the --log files once read
 
 	olderThan, newerThan string
 	minSize, maxSize     string

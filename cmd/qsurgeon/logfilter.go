@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/logjoin"
@@ -27,15 +30,10 @@ func (f *filterFlags) withLogs(e *env, spec *filter.Spec) error {
 	if err != nil {
 		return fail(exitUsage, fmt.Errorf("--logged-sasl-user: %w", err), "")
 	}
-	a := maillog.NewAnalyzer()
-	st := maillog.ReadAll(files, maillog.Options{Stdin: e.stdin}, a)
-	for _, p := range st.Problems {
-		fmt.Fprintf(e.stderr, "qsurgeon: warning: log %s\n", printable(p))
+	a, err := f.readLogs(e)
+	if err != nil {
+		return err
 	}
-	if st.Files == 0 {
-		return fail(exitUsage, fmt.Errorf("no log could be read"), "")
-	}
-	fmt.Fprintf(e.stderr, "qsurgeon: read %d lines from %d log(s) (%d not understood) for --logged-sasl-user\n", st.Lines, st.Files, st.Unknown)
 	j := logjoin.New(a)
 	spec.Extra = append(spec.Extra, filter.Criterion{Flag: "--logged-sasl-user", Match: func(m *queue.Message) (bool, string) {
 		tie, ok, _ := j.Lookup(m)
@@ -52,4 +50,81 @@ func (f *filterFlags) withLogs(e *env, spec *filter.Spec) error {
 		return true, fmt.Sprintf("logged-sasl-user=%s: %s (%s)", printable(tie.User), printable(via), tie.How)
 	}})
 	return nil
+}
+
+// readLogs reads the --log files once per command.
+func (f *filterFlags) readLogs(e *env) (*maillog.Analyzer, error) {
+	if f.logs != nil {
+		return f.logs, nil
+	}
+	a := maillog.NewAnalyzer()
+	st := maillog.ReadAll(f.logFiles.Value(), maillog.Options{Stdin: e.stdin}, a)
+	for _, p := range st.Problems {
+		fmt.Fprintf(e.stderr, "qsurgeon: warning: log %s\n", printable(p))
+	}
+	if st.Files == 0 {
+		return nil, fail(exitUsage, fmt.Errorf("no log could be read"), "")
+	}
+	fmt.Fprintf(e.stderr, "qsurgeon: read %d lines from %d log(s) (%d not understood)\n", st.Lines, st.Files, st.Unknown)
+	f.logs = a
+	return a, nil
+}
+
+// logView is summary's view of the --log files: the accounts, with their
+// messages in the (selected part of the) queue counted as they are seen.
+type logView struct {
+	j      *logjoin.Join
+	queued map[string]int
+}
+
+func (f *filterFlags) logView(e *env) (*logView, error) {
+	if len(f.logFiles.Value()) == 0 {
+		return nil, nil
+	}
+	a, err := f.readLogs(e)
+	if err != nil {
+		return nil, err
+	}
+	return &logView{j: logjoin.New(a), queued: map[string]int{}}, nil
+}
+
+func (v *logView) note(m *queue.Message) {
+	if v == nil {
+		return
+	}
+	v.j.Note(m)
+	if u := v.j.User(m); u != "" {
+		v.queued[u]++
+	}
+}
+
+// accounts returns the top n accounts (0: all).
+func (v *logView) accounts(n int) []maillog.Account {
+	if v == nil {
+		return nil
+	}
+	rows := v.j.A.Accounts(v.queued)
+	if n > 0 && len(rows) > n {
+		rows = rows[:n]
+	}
+	return rows
+}
+
+// printLogAccounts is summary's table of the log's top accounts.
+func printLogAccounts(w io.Writer, rows []maillog.Account) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nTop accounts in the logs (most suspicious first)\n")
+	t := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(t, "  ACCOUNT\tSCORE\tLOGINS OK/FAIL\tADDRS\tNETS\tMSGS\tQUEUED\tWHY")
+	for _, r := range rows {
+		q := "-"
+		if r.Queued != nil {
+			q = fmt.Sprint(*r.Queued)
+		}
+		fmt.Fprintf(t, "  %s\t%.1f\t%d/%d\t%d\t%d\t%d\t%s\t%s\n", clip(printable(r.User), 40), r.Score, r.LoginsOK, r.LoginsFailed,
+			r.ClientAddresses, r.Networks, r.Messages, q, clip(printable(strings.Join(r.Why, "; ")), 100))
+	}
+	t.Flush()
 }

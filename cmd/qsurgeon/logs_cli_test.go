@@ -328,3 +328,31 @@ func TestLoggedSASLUserQmail(t *testing.T) {
 		t.Errorf("tied by vchkpw logins: %d, want %d", len(got), len(want))
 	}
 }
+
+// summary --log puts the logs' accounts next to the queue's own numbers.
+func TestSummaryLog(t *testing.T) {
+	root := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
+	r := qs(t, "", "--format", "json", "summary", "--queue", root, "--log", fixtureMaillog, "--top", "3")
+	rows := jsonLines(t, r.stdout)
+	if r.code != 0 || len(rows) != 1 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	la, _ := rows[0]["log_accounts"].([]any)
+	if len(la) != 3 {
+		t.Fatalf("log_accounts: %v", rows[0]["log_accounts"])
+	}
+	first := la[0].(map[string]any)
+	if str(first["sasl_username"]) != "hello@example.com" || first["queued"].(float64) != 226 || first["client_addresses"].(float64) != 62 {
+		t.Errorf("first account: %v", first)
+	}
+	// with a selection, queued counts only the selected messages
+	r = qs(t, "", "--format", "json", "summary", "--queue", root, "--log", fixtureMaillog, "--queue-name", "hold")
+	first = jsonLines(t, r.stdout)[0]["log_accounts"].([]any)[0].(map[string]any)
+	if first["queued"].(float64) != 3 {
+		t.Errorf("hello@ in hold: %v (the fixture holds 3 of its messages)", first["queued"])
+	}
+	tab := qs(t, "", "summary", "--queue", root, "--log", fixtureMaillog)
+	if !strings.Contains(tab.stdout, "Top accounts in the logs") {
+		t.Errorf("table: %s", tab.stdout)
+	}
+}
