@@ -4,7 +4,7 @@ BIN     := bin/qsurgeon
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test test-clock-ahead test-faults vet fmt-check demo fuzz bench bench-quick docs accept clean
+.PHONY: all build test test-clock-ahead test-faults vet fmt-check demo fuzz bench bench-maillog bench-quick docs accept clean
 
 all: build
 
@@ -47,6 +47,9 @@ bench: build
 	bash bench/run.sh
 
 # The same on 20k-message queues, to try it out; writes to /var/tmp.
+bench-maillog: build
+	bash bench/maillog.sh
+
 bench-quick: build
 	QUICK=1 bash bench/run.sh
 

@@ -31,7 +31,7 @@ type Message struct {
 
 	counted      bool
 	nrcptCounted bool
-	rcpt         map[string]string // recipient -> last status
+	rcpt         map[string]*string // recipient -> last status
 }
 
 // Source is a place in the logs.
@@ -76,7 +76,7 @@ type acct struct {
 	user              string
 	ok, failed        int
 	addrs             map[string]time.Time // client address -> first seen
-	addrN             map[string]int
+	addrN             map[string]*int
 	nets              map[string]struct{}
 	first, last       time.Time
 	messages          int
@@ -123,6 +123,7 @@ type session struct{ prog, pid string }
 // message (whose log names no user) can be tied to the login that came
 // from its client address just before it arrived.
 type login struct {
+	key  string // the map key it is stored under (a heap copy)
 	user string
 	t    time.Time
 	src  Source
@@ -145,8 +146,9 @@ func (a *Analyzer) Kinds() map[Kind]int64 {
 type qdelivery struct{ msg, rcpt, channel string }
 
 type recentFail struct {
-	user, addr string
-	t          time.Time
+	user, addr, prog string
+	t                time.Time
+	used             bool
 }
 
 // Analyzer folds events into accounts, an impact table and the index of
@@ -157,6 +159,9 @@ type Analyzer struct {
 	// message and one of its recipients) it accepts: the command's filter
 	// flags.
 	Select func(m *Message, rcpt string) bool
+	// TrackImpact keeps the impact table (distinct recipients and messages
+	// per domain, relay and status); off, Impact returns nothing.
+	TrackImpact bool
 
 	accounts map[string]*acct
 	msgs     map[string]*Message // Postfix, by queue ID
@@ -201,7 +206,7 @@ func (a *Analyzer) account(user string) *acct {
 	key := strings.ToLower(user)
 	ac := a.accounts[key]
 	if ac == nil {
-		ac = &acct{user: clone(key), addrs: map[string]time.Time{}, addrN: map[string]int{}, nets: map[string]struct{}{},
+		ac = &acct{user: clone(key), addrs: map[string]time.Time{}, addrN: map[string]*int{}, nets: map[string]struct{}{},
 			domains: map[string]struct{}{}, senders: map[string]struct{}{}}
 		a.accounts[ac.user] = ac
 	}
@@ -220,12 +225,15 @@ func (ac *acct) seen(t time.Time, addr string) {
 	if addr == "" {
 		return
 	}
+	// Never assign to a map with a key that points into the Reader's
+	// buffer: Go replaces the stored string key on assignment.
 	if n, ok := ac.addrN[addr]; ok {
-		ac.addrN[addr] = n + 1
+		*n++
 		return
 	}
 	addr = clone(addr)
-	ac.addrN[addr] = 1
+	one := 1
+	ac.addrN[addr] = &one
 	ac.addrs[addr] = t
 	if nw := Network(addr); nw != "" {
 		ac.nets[nw] = struct{}{}
@@ -306,14 +314,16 @@ func (a *Analyzer) Add(ev *Event) {
 		ac.seen(ev.Time, ev.ClientAddr)
 		if ev.ClientAddr != "" && !ev.Time.IsZero() {
 			l := a.logins[ev.ClientAddr]
+			key := ""
+			if len(l) > 0 {
+				key = l[0].key
+			} else {
+				key = clone(ev.ClientAddr)
+			}
 			if len(l) == maxLoginsPerAddr {
 				l = append(l[:0], l[1:]...)
 			}
-			if l == nil {
-				a.logins[clone(ev.ClientAddr)] = append(l, login{ac.user, ev.Time, src})
-			} else {
-				a.logins[ev.ClientAddr] = append(l, login{ac.user, ev.Time, src})
-			}
+			a.logins[key] = append(l, login{key, ac.user, ev.Time, src})
 		}
 	case MessageID:
 		if m := a.msgs[ev.QueueID]; m != nil {
@@ -393,37 +403,32 @@ func (a *Analyzer) Add(ev *Event) {
 	}
 }
 
-// dupFail reports whether the same failure (user, address, second) was
-// just counted from another program: Postfix and its dovecot SASL both log
-// one failed login.
+// dupFail reports whether the same failure (user, address, within a
+// second) was just counted from another program: Postfix and its dovecot
+// SASL back end both log one failed login. Each counted failure absorbs
+// at most one such twin; two failures of one program are two failures.
 func (a *Analyzer) dupFail(ev *Event) bool {
-	for _, f := range a.fails {
-		if f.addr == ev.ClientAddr && (f.user == ev.User || f.user == "" || ev.User == "") &&
-			!ev.Time.IsZero() && absDur(f.t.Sub(ev.Time)) <= time.Second && f.t != (time.Time{}) {
-			if f.user == "" && ev.User != "" {
-				// the earlier line had no user: attribute it now
-				a.UnattributedFailures--
-				a.fails[a.idx(f)] = recentFail{user: clone(ev.User), addr: f.addr, t: f.t}
-				ac := a.account(ev.User)
-				ac.failed++
-				ac.seen(ev.Time, "")
-				ac.failAddr(ev.ClientAddr)
-			}
-			return true
+	for i := range a.fails {
+		f := &a.fails[i]
+		if f.used || f.t.IsZero() || ev.Time.IsZero() || f.prog == service(ev.Program) || f.addr != ev.ClientAddr ||
+			!(f.user == ev.User || f.user == "" || ev.User == "") || absDur(f.t.Sub(ev.Time)) > time.Second {
+			continue
 		}
+		f.used = true
+		if f.user == "" && ev.User != "" {
+			// the earlier line had no user: attribute it now
+			a.UnattributedFailures--
+			f.user = clone(ev.User)
+			ac := a.account(ev.User)
+			ac.failed++
+			ac.seen(ev.Time, "")
+			ac.failAddr(ev.ClientAddr)
+		}
+		return true
 	}
-	a.fails[a.nfail%len(a.fails)] = recentFail{user: clone(ev.User), addr: clone(ev.ClientAddr), t: ev.Time}
+	a.fails[a.nfail%len(a.fails)] = recentFail{user: clone(ev.User), addr: clone(ev.ClientAddr), prog: service(clone(ev.Program)), t: ev.Time}
 	a.nfail++
 	return false
-}
-
-func (a *Analyzer) idx(f recentFail) int {
-	for i := range a.fails {
-		if a.fails[i] == f {
-			return i
-		}
-	}
-	return 0
 }
 
 func absDur(d time.Duration) time.Duration {
@@ -452,7 +457,25 @@ func domainOf(addr string) string {
 	return ""
 }
 
-func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status string) {
+// status returns the interned form of a delivery status.
+func status(s string) string {
+	switch s {
+	case "sent":
+		return "sent"
+	case "deferred":
+		return "deferred"
+	case "bounced":
+		return "bounced"
+	case "expired":
+		return "expired"
+	case "":
+		return ""
+	}
+	return clone(s)
+}
+
+func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
+	status := status(status0)
 	switch status {
 	case "sent":
 		a.Totals.Sent++
@@ -461,21 +484,30 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status string) {
 	case "bounced":
 		a.Totals.Bounced++
 	}
-	if m != nil {
+	if m != nil && m.User != "" {
 		if m.rcpt == nil {
-			m.rcpt = map[string]string{}
+			m.rcpt = map[string]*string{}
 		}
-		if _, ok := m.rcpt[rcpt]; !ok {
-			rcpt = clone(rcpt)
+		if st, ok := m.rcpt[rcpt]; ok {
+			*st = status
+		} else {
+			st := status
+			m.rcpt[clone(rcpt)] = &st
 		}
-		m.rcpt[rcpt] = status
 		if m.User != "" {
 			ac := a.account(m.User)
-			ac.domains[domainOf(rcpt)] = struct{}{}
+			if d := domainOf(rcpt); d != "" {
+				if _, ok := ac.domains[d]; !ok {
+					ac.domains[clone(d)] = struct{}{}
+				}
+			}
 			if m.HasSender && !m.counted {
 				a.count(m)
 			}
 		}
+	}
+	if !a.TrackImpact {
+		return
 	}
 	if a.Select != nil {
 		if m == nil {
@@ -509,7 +541,7 @@ func (a *Analyzer) settle(m *Message) {
 	}
 	ac := a.account(m.User)
 	for _, st := range m.rcpt {
-		switch st {
+		switch *st {
 		case "sent":
 			ac.sent++
 		case "bounced", "expired":
@@ -551,7 +583,7 @@ func (a *Analyzer) Accounts(queued map[string]int) []Account {
 		k := strings.ToLower(m.User)
 		p := pending[k]
 		for _, st := range m.rcpt {
-			switch st {
+			switch *st {
 			case "sent":
 				p[0]++
 			case "deferred":
@@ -588,14 +620,14 @@ func (a *Analyzer) Accounts(queued map[string]int) []Account {
 	return out
 }
 
-func topAddrs(m map[string]int, n int) []string {
+func topAddrs(m map[string]*int, n int) []string {
 	type kv struct {
 		k string
 		v int
 	}
 	var all []kv
 	for k, v := range m {
-		all = append(all, kv{k, v})
+		all = append(all, kv{k, *v})
 	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].v != all[j].v {

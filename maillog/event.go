@@ -57,9 +57,8 @@ func (k Kind) String() string {
 	return "kind?"
 }
 
-// Event is one understood line. Strings point into the reader's block of
-// input (never overwritten), so they stay valid; a caller keeping many
-// should strings.Clone them so as not to pin whole blocks.
+// Event is one understood line. Its strings point into the Reader's
+// buffer: valid until the next call to Next; strings.Clone what you keep.
 type Event struct {
 	Kind Kind
 	Time time.Time // zero when the line has no stamp (qmail-send without a logger)

@@ -9,8 +9,8 @@ import (
 	"unsafe"
 )
 
-// str returns b as a string without copying. The reader never overwrites a
-// block it has handed out (see Reader), so the string stays valid.
+// str returns b as a string without copying: valid until the Reader reads
+// its next line (the Analyzer clones what it keeps).
 func str(b []byte) string {
 	if len(b) == 0 {
 		return ""

@@ -162,7 +162,7 @@ func TestRotatedOrderAndGzip(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 	if fmt.Sprint(whole.Accounts(nil)) != fmt.Sprint(parts.Accounts(nil)) {
-		t.Errorf("rotated set reads differently from the whole log")
+		t.Errorf("rotated set reads differently from the whole log:\n%v\n%v", whole.Accounts(nil), parts.Accounts(nil))
 	}
 	// standard input, and a truncated .gz: the problem names the file and
 	// the rest is still read
@@ -242,5 +242,34 @@ func TestVchkpwFanOut(t *testing.T) {
 	}
 	if got, _ := strconv.Atoi(strings.TrimSpace(string(out))); got != acc[0].ClientAddresses || got != 880 {
 		t.Errorf("pipeline %d addresses, qsurgeon %d", got, acc[0].ClientAddresses)
+	}
+}
+
+// Postfix with dovecot SASL logs one failed login twice (smtpd's warning
+// and dovecot's auth line): counted once. Two failures of smtpd in the
+// same second stay two. The dovecot lines are GENERATED in the format of
+// dovecot 2.3's auth and login processes.
+func TestFailureTwins(t *testing.T) {
+	log := "Dec  7 18:00:30 mail postfix/submission/smtpd[11885]: warning: unknown[198.18.0.7]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=hello@example.com\n" +
+		"Dec  7 18:00:30 mail dovecot: auth: passwd-file(hello@example.com,198.18.0.7,<kT3x>): Password mismatch\n" +
+		"Dec  7 18:00:30 mail postfix/submission/smtpd[11886]: warning: unknown[198.18.0.7]: SASL PLAIN authentication failed: authentication failure, sasl_username=hello@example.com\n" +
+		"Dec  7 18:00:31 mail dovecot: imap-login: Login: user=<alice@example.com>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, mpid=4242, TLS, session=<Ab12>\n" +
+		"Dec  7 18:00:32 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice@example.com>, method=PLAIN, rip=203.0.113.9, lip=192.0.2.1, TLS, session=<Cd34>\n" +
+		"Dec  7 18:00:33 mail saslauthd[99]: do_auth         : auth failure: [user=bob] [service=smtp] [realm=example.com] [mech=pam] [reason=PAM auth error]\n" +
+		"Dec  7 18:00:34 mail imapd: LOGIN FAILED, user=carol@example.com, ip=[::ffff:198.51.100.3]\n"
+	f := filepath.Join(t.TempDir(), "maillog")
+	os.WriteFile(f, []byte(log), 0o644)
+	a := NewAnalyzer()
+	st := ReadAll([]string{f}, Options{}, a)
+	if st.Unknown != 0 {
+		t.Errorf("unknown lines: %+v", st)
+	}
+	got := map[string][2]int{}
+	for _, r := range a.Accounts(nil) {
+		got[r.User] = [2]int{r.LoginsOK, r.LoginsFailed}
+	}
+	want := map[string][2]int{"hello@example.com": {0, 2}, "alice@example.com": {1, 1}, "bob@example.com": {0, 1}, "carol@example.com": {0, 1}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }

@@ -159,9 +159,8 @@ func decompress(r io.Reader) (io.Reader, error) {
 	return io.MultiReader(head, r), nil
 }
 
-// blockSize is how much a Reader reads at a time. Each block is a new
-// allocation that is never overwritten, so the strings of returned events
-// stay valid.
+// blockSize is how much a Reader reads at a time, into one buffer it
+// reuses.
 const blockSize = 1 << 20
 
 // maxLine bounds one line; a longer one is cut there and counted unknown.
@@ -178,7 +177,8 @@ type Reader struct {
 	name   string
 	line   int64
 
-	block []byte // unread bytes of the current block
+	buf   []byte // the read buffer
+	block []byte // its unread bytes
 	eof   bool
 	ev    Event
 	forms [nForms]int64
@@ -197,8 +197,8 @@ func Open(names []string, opts Options) *Reader {
 }
 
 // Next returns the next understood event in the window; io.EOF at the
-// end. The Event is the Reader's own, overwritten by the next call (its
-// strings stay valid). A file that cannot be read is recorded in
+// end. The Event is the Reader's own and so are the bytes its strings
+// point into: both are valid until the next call (clone what you keep). A file that cannot be read is recorded in
 // Stats.Problems and skipped: one bad file never stops the others.
 func (r *Reader) Next() (*Event, error) {
 	ev := &r.ev
@@ -276,11 +276,12 @@ func (r *Reader) emit(line []byte) []byte {
 
 // fill reads the next block, carrying the partial line over.
 func (r *Reader) fill() {
-	size := blockSize
-	if len(r.block) >= size/2 {
-		size = 2 * len(r.block)
+	// The partial line moves to the front of the one buffer, which is
+	// reused: an Event's strings are valid until the next call to Next.
+	if cap(r.buf) < blockSize || len(r.block) >= cap(r.buf)/2 {
+		r.buf = make([]byte, 0, max(blockSize, 2*len(r.block)))
 	}
-	nb := make([]byte, len(r.block), size)
+	nb := r.buf[:len(r.block)]
 	copy(nb, r.block)
 	// Not io.ReadFull: its ErrUnexpectedEOF would hide a truncated .gz.
 	var err error

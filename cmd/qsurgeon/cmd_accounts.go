@@ -42,7 +42,7 @@ EXAMPLES:
 			if o.Format != "table" && o.Format != "json" {
 				return usageErr("accounts prints --format table or json")
 			}
-			a, err := lf.read(e, c, nil)
+			a, err := lf.read(e, c, false, nil)
 			if err != nil {
 				return err
 			}

@@ -63,7 +63,7 @@ EXAMPLES:
 					return ok
 				}
 			}
-			a, err := lf.read(e, c, sel)
+			a, err := lf.read(e, c, true, sel)
 			if err != nil {
 				return err
 			}

@@ -65,7 +65,7 @@ func parseWhen(flag, v string) (time.Time, error) {
 // read reads the logs into a new Analyzer (sel, when set, limits the
 // impact table) and reports on stderr what could not be read or
 // understood.
-func (l *logFlags) read(e *env, c *cli.Context, sel func(*maillog.Message, string) bool) (*maillog.Analyzer, error) {
+func (l *logFlags) read(e *env, c *cli.Context, impact bool, sel func(*maillog.Message, string) bool) (*maillog.Analyzer, error) {
 	names := l.names(c)
 	if len(names) == 0 {
 		return nil, fail(exitUsage, fmt.Errorf("no log given"), "give the mail logs with --log FILE (repeatable, .gz read as is, '-' for standard input)")
@@ -80,6 +80,7 @@ func (l *logFlags) read(e *env, c *cli.Context, sel func(*maillog.Message, strin
 	}
 	a := maillog.NewAnalyzer()
 	a.Select = sel
+	a.TrackImpact = impact
 	st := maillog.ReadAll(names, maillog.Options{Since: since, Until: until, Stdin: e.stdin}, a)
 	for _, p := range st.Problems {
 		fmt.Fprintf(e.stderr, "qsurgeon: warning: log %s\n", printable(p))
