@@ -245,7 +245,10 @@ func isQueueID(b []byte) bool {
 type fields struct{ b []byte }
 
 func (f *fields) next() (key, val []byte, ok bool) {
-	b := bytes.TrimLeft(f.b, ", ")
+	b := f.b
+	for len(b) > 0 && (b[0] == ',' || b[0] == ' ') {
+		b = b[1:]
+	}
 	eq := bytes.IndexByte(b, '=')
 	if eq <= 0 {
 		return nil, nil, false
