@@ -403,15 +403,20 @@ func (a *Analyzer) Add(ev *Event) {
 	}
 }
 
-// dupFail reports whether the same failure (user, address, within a
-// second) was just counted from another program: Postfix and its dovecot
+// twinWindow is how far apart the two lines of one failed login may lie:
+// dovecot logs the mismatch at once and answers after auth_failure_delay
+// (2 s by default), and only then does smtpd log its warning.
+const twinWindow = 3 * time.Second
+
+// dupFail reports whether the same failure (user, address, within
+// twinWindow) was just counted from another program: Postfix and its dovecot
 // SASL back end both log one failed login. Each counted failure absorbs
 // at most one such twin; two failures of one program are two failures.
 func (a *Analyzer) dupFail(ev *Event) bool {
 	for i := range a.fails {
 		f := &a.fails[i]
 		if f.used || f.t.IsZero() || ev.Time.IsZero() || f.prog == service(ev.Program) || f.addr != ev.ClientAddr ||
-			!(f.user == ev.User || f.user == "" || ev.User == "") || absDur(f.t.Sub(ev.Time)) > time.Second {
+			!(f.user == ev.User || f.user == "" || ev.User == "") || absDur(f.t.Sub(ev.Time)) > twinWindow {
 			continue
 		}
 		f.used = true

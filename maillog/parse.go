@@ -79,6 +79,16 @@ func (p *parser) hostTag(b []byte, ev *Event) []byte {
 	if sp < 0 {
 		return b
 	}
+	if b[sp-1] == ':' {
+		// dovecot's own log_path has no host: "Dec 07 18:22:48 auth: Info: ..."
+		t := b[:sp-1]
+		if i := bytes.IndexByte(t, '('); i > 0 && t[len(t)-1] == ')' {
+			ev.PID = str(t[i+1 : len(t)-1])
+			t = t[:i]
+		}
+		ev.Program = str(t)
+		return b[sp+1:]
+	}
 	ev.Host = str(b[:sp])
 	b = b[sp+1:]
 	return p.tag(b, ev)

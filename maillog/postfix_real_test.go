@@ -307,3 +307,63 @@ func utc(rows []maillog.Account) []maillog.Account {
 	}
 	return out
 }
+
+// A real Postfix asking a real dovecot (Debian's dovecot-core, auth
+// service only, in the test's own directory): both log each failed login,
+// qsurgeon counts it once; dovecot's own log format is understood.
+func TestRealDovecotSASL(t *testing.T) {
+	postfixtest.Require(t)
+	users := map[string]string{"hello@example.com": "pw-hello", "alice@example.com": "pw-alice"}
+	dv := postfixtest.StartDovecot(t, users)
+	pf := postfixtest.New(t, postfixtest.Options{MainCF: dv.DovecotSASL()})
+	pf.Start()
+	sent, failed := map[string]int{}, map[string]int{}
+	try := func(user, pass, addr string) {
+		_, err := pf.TrySendSMTP(postfixtest.Mail{From: user, To: []string{"x@target.example"}, AuthUser: user, AuthPass: pass, XClientAddr: addr})
+		switch {
+		case pass == users[user] && err != nil:
+			t.Fatalf("%s from %s: %v\n%s", user, addr, err, pf.MaillogTail(10))
+		case pass == users[user]:
+			sent[user]++
+		case err == nil:
+			t.Fatalf("%s logged in with a wrong password", user)
+		default:
+			failed[user]++
+		}
+	}
+	for i := 0; i < 4; i++ {
+		try("hello@example.com", "pw-hello", fmt.Sprintf("203.0.113.%d", 10+i))
+	}
+	try("hello@example.com", "wrong", "198.18.0.7")
+	try("hello@example.com", "wrong", "198.18.0.8")
+	try("alice@example.com", "pw-alice", "192.0.2.10")
+	try("alice@example.com", "typo", "192.0.2.10")
+	pf.WaitQueued(sent["hello@example.com"]+sent["alice@example.com"], 20*time.Second)
+	pf.Stop()
+	dlog, _ := os.ReadFile(dv.LogFile)
+	if n := strings.Count(string(dlog), "Password mismatch"); n != 3 {
+		t.Fatalf("dovecot logged %d mismatches, want 3:\n%s", n, dlog)
+	}
+	a := maillog.NewAnalyzer()
+	st := maillog.ReadAll([]string{pf.LogFile, dv.LogFile}, maillog.Options{}, a)
+	got := map[string][2]int{}
+	for _, r := range a.Accounts(nil) {
+		got[r.User] = [2]int{r.Messages, r.LoginsFailed}
+	}
+	want := map[string][2]int{"hello@example.com": {sent["hello@example.com"], failed["hello@example.com"]},
+		"alice@example.com": {sent["alice@example.com"], failed["alice@example.com"]}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("accounts %v, want %v (%+v)\n%s", got, want, st, dlog)
+	}
+	// dovecot alone: its failures, attributed by its own lines
+	b := maillog.NewAnalyzer()
+	maillog.ReadAll([]string{dv.LogFile}, maillog.Options{}, b)
+	if len(b.Accounts(nil)) != 2 {
+		t.Errorf("dovecot's log alone: %+v\n%s", b.Accounts(nil), dlog)
+	}
+	for _, r := range b.Accounts(nil) {
+		if r.LoginsFailed != failed[r.User] {
+			t.Errorf("dovecot's log alone: %s %d failures, want %d", r.User, r.LoginsFailed, failed[r.User])
+		}
+	}
+}
