@@ -294,7 +294,6 @@ func pflogTotals(t *testing.T, out []byte) map[string]int {
 	return got
 }
 
-
 // utc puts the first/last seen times of rows in UTC, so that the same
 // instants print the same whatever zone the log wrote.
 func utc(rows []maillog.Account) []maillog.Account {
