@@ -24,7 +24,7 @@ fmt-check:
 test: fmt-check vet build
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 	@# The reader benchmarks run once each: a compile-and-run check, never a timed assertion.
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./postfixq ./qmailq ./filter
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./postfixq ./qmailq ./filter ./maillog
 	@$(MAKE) --no-print-directory test-clock-ahead
 	@if [ -d ../shared/checks ]; then $(MAKE) --no-print-directory accept; fi
 	@# The README's demo must work as written.
