@@ -273,3 +273,64 @@ func TestFailureTwins(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+// The parallel reader (chunks parsed by workers, folded in order) gives
+// what the sequential Reader gives, line numbers included, across chunk
+// boundaries, a line longer than maxLine, a last line without its end, and
+// a .gz.
+func TestParallelMatchesSequential(t *testing.T) {
+	src, err := os.ReadFile("../testdata/queues/postfix-incident/maillog.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data []byte
+	for i := 0; len(data) < 3*chunkSize; i++ {
+		data = append(data, src...)
+		if i == 3 {
+			data = append(data, bytes.Repeat([]byte("x"), 2*chunkSize)...)
+			data = append(data, '\n')
+		}
+	}
+	data = append(data, "Nov 22 15:59:40 mail postfix-incident-a/qmgr[22087]: 4A3F1C2B0D: removed"...)
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "maillog")
+	os.WriteFile(plain, data, 0o644)
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write(data)
+	w.Close()
+	zipped := filepath.Join(dir, "maillog.1.gz")
+	os.WriteFile(zipped, gz.Bytes(), 0o644)
+	for _, f := range []string{plain, zipped} {
+		seq, par := NewAnalyzer(), NewAnalyzer()
+		r := Open([]string{f}, Options{})
+		for {
+			ev, err := r.Next()
+			if err != nil {
+				break
+			}
+			seq.Add(ev)
+		}
+		pst := readAllParallel(Order([]string{f}, Options{}), Options{}, par, 2)
+		sst := r.Stats
+		if sst.Lines != pst.Lines || sst.Unknown != pst.Unknown || sst.Known != pst.Known || sst.Bytes != pst.Bytes || fmt.Sprint(sst.Forms) != fmt.Sprint(pst.Forms) {
+			t.Errorf("%s: stats differ:\nseq %+v\npar %+v", f, sst, pst)
+		}
+		if fmt.Sprint(seq.Accounts(nil)) != fmt.Sprint(par.Accounts(nil)) || seq.Totals != par.Totals {
+			t.Errorf("%s: accounts or totals differ", f)
+		}
+		so, po := seq.Open(), par.Open()
+		if len(so) != len(po) {
+			t.Fatalf("%s: open %d vs %d", f, len(so), len(po))
+		}
+		for id, m := range so {
+			if po[id] == nil || po[id].Via != m.Via {
+				t.Errorf("%s: %s via %v, parallel %v", f, id, m.Via, po[id])
+				break
+			}
+		}
+		if sst.Unknown != 1 {
+			t.Errorf("%s: the long line: %d unknown", f, sst.Unknown)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"time"
@@ -380,6 +381,9 @@ func (r *Reader) Close() error {
 // ReadAll feeds every event of the named logs (put in time order) to a
 // and returns what the reader saw.
 func ReadAll(names []string, opts Options, a *Analyzer) Stats {
+	if w := parallelWorkers(); runtime.GOMAXPROCS(0) > 1 {
+		return readAllParallel(Order(names, opts), opts, a, w)
+	}
 	r := Open(names, opts)
 	defer r.Close()
 	for {
