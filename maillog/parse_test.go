@@ -334,3 +334,35 @@ func TestParallelMatchesSequential(t *testing.T) {
 		}
 	}
 }
+
+// The account's own history: an account that used two addresses for days
+// and then logs in from fifty new ones in the last 24 h says so, and ranks
+// above one that always used many (a roaming user), whose history is flat.
+// GENERATED lines in the real vchkpw format.
+func TestOwnHistory(t *testing.T) {
+	var b strings.Builder
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for h := 0; h < 96; h++ {
+		ts := start.Add(time.Duration(h) * time.Hour).Format(time.Stamp)
+		fmt.Fprintf(&b, "%s mail vpopmail[1]: vchkpw-submission: (PLAIN) login success roamer@example.com:10.%d.%d.1\n", ts, h%60, h)
+		if h < 72 {
+			fmt.Fprintf(&b, "%s mail vpopmail[1]: vchkpw-submission: (PLAIN) login success stolen@example.com:192.0.2.%d\n", ts, 10+h%2)
+		} else {
+			for k := 0; k < 3; k++ {
+				fmt.Fprintf(&b, "%s mail vpopmail[1]: vchkpw-submission: (PLAIN) login success stolen@example.com:198.%d.%d.%d\n", ts, 18+k, h, k)
+			}
+		}
+	}
+	f := filepath.Join(t.TempDir(), "maillog")
+	os.WriteFile(f, []byte(b.String()), 0o644)
+	os.Chtimes(f, start.Add(100*time.Hour), start.Add(100*time.Hour))
+	a := NewAnalyzer()
+	ReadAll([]string{f}, Options{Location: time.UTC}, a)
+	acc := a.Accounts(nil)
+	if len(acc) != 2 || acc[0].User != "stolen@example.com" || !strings.Contains(strings.Join(acc[0].Why, ";"), "72 new client addresses in the last 24 h of the logs (2 before)") {
+		t.Errorf("%+v", acc)
+	}
+	if strings.Contains(strings.Join(acc[1].Why, ";"), "new client addresses") {
+		t.Errorf("roamer: %v", acc[1].Why)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
@@ -22,6 +23,7 @@ type filterFlags struct {
 	reasons, headers, subjects, bodies                          cli.StringSlice
 	logFiles, loggedSASLUsers                                   cli.StringSlice   // what the mail logs say (logfilter.go)
 	logs                                                        *maillog.Analyzer // the --log files once read
+	logMisses                                                   atomic.Int64      // messages --logged-sasl-user found no log line for
 
 	olderThan, newerThan string
 	minSize, maxSize     string

@@ -36,8 +36,11 @@ func (f *filterFlags) withLogs(e *env, spec *filter.Spec) error {
 	}
 	j := logjoin.New(a)
 	spec.Extra = append(spec.Extra, filter.Criterion{Flag: "--logged-sasl-user", Match: func(m *queue.Message) (bool, string) {
-		tie, ok, _ := j.Lookup(m)
+		tie, ok, why := j.Lookup(m)
 		if !ok {
+			if strings.HasPrefix(why, "no log line") {
+				f.logMisses.Add(1)
+			}
 			return false, ""
 		}
 		if ok, _ := um.MatchEnvelope(&queue.Message{SASLUser: tie.User}); !ok {
@@ -127,4 +130,13 @@ func printLogAccounts(w io.Writer, rows []maillog.Account) {
 			r.ClientAddresses, r.Networks, r.Messages, q, clip(printable(strings.Join(r.Why, "; ")), 100))
 	}
 	t.Flush()
+}
+
+// logNotes says where logs and queue disagreed during the selection: a
+// message the logs know nothing of is never selected by them, and the
+// user must know how many there were.
+func (f *filterFlags) logNotes(e *env) {
+	if n := f.logMisses.Load(); n > 0 {
+		fmt.Fprintf(e.stderr, "qsurgeon: note: %d message(s) in the queue have no line in the --log files (earlier logs? maildrop?): --logged-sasl-user cannot select them\n", n)
+	}
 }

@@ -234,7 +234,11 @@ func idSet(t *testing.T, r result) map[string]bool {
 // and --explain names the log line.
 func TestLoggedSASLUserPostfix(t *testing.T) {
 	root := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
-	byLog := idSet(t, qs(t, "", "--format", "ids", "list", "--queue", root, "--log", fixtureMaillog, "--logged-sasl-user", "hello@example.com"))
+	lr := qs(t, "", "--format", "ids", "list", "--queue", root, "--log", fixtureMaillog, "--logged-sasl-user", "hello@example.com")
+	if !strings.Contains(lr.stderr, "2 message(s) in the queue have no line in the --log files") {
+		t.Errorf("the two maildrop files the log never saw must be reported: %s", lr.stderr)
+	}
+	byLog := idSet(t, lr)
 	byQueue := idSet(t, qs(t, "", "--format", "ids", "list", "--queue", root, "--sasl-user", "hello@example.com"))
 	if len(byLog) != 226 || fmt.Sprint(byLog) != fmt.Sprint(byQueue) {
 		t.Errorf("by the log %d messages, by the queue files %d", len(byLog), len(byQueue))

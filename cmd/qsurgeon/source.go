@@ -226,6 +226,7 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	for _, err := range sel.errs {
 		e.warn(err)
 	}
+	ff.logNotes(e)
 	e.reportStrays(src)
 	return sel, nil
 }
