@@ -747,6 +747,10 @@ func (p *parser) dovecot(svc string, m []byte, ev *Event) {
 		if len(args) > 1 {
 			ev.ClientAddr = str(args[1])
 		}
+		// auth_debug_passwords appends "(given password: ...)": never kept
+		if i := bytes.Index(what, []byte("(given password")); i >= 0 {
+			what = bytes.TrimRight(what[:i], " ")
+		}
 		ev.Text = str(what)
 	}
 }
@@ -844,6 +848,13 @@ func Redact(line string) string {
 			end = len(line) - 2
 		}
 		line = line[:i] + "(pass: [redacted]" + line[end+1:]
+	}
+	if i := strings.Index(line, "(given password: "); i >= 0 {
+		end := strings.LastIndexByte(line, ')')
+		if end < i {
+			end = len(line) - 1
+		}
+		line = line[:i] + "(given password: [redacted]" + line[end:]
 	}
 	for _, k := range []string{"password=", "pass=", "passwd="} {
 		for off := 0; ; {

@@ -199,6 +199,13 @@ func TestVchkpwSeedLines(t *testing.T) {
 	if strings.Contains(fmt.Sprintf("%+v", ev), "S3cr3t") {
 		t.Errorf("the event carries the password: %+v", ev)
 	}
+	ev = parseOne(t, "Dec  7 18:00:30 mail dovecot: auth: passwd-file(hello@example.com,198.18.0.7,<kT3x>): Password mismatch (given password: S3cr3t)", time.Now())
+	if ev.Kind != LoginFailed || ev.User != "hello@example.com" || strings.Contains(fmt.Sprintf("%+v", ev), "S3cr3t") {
+		t.Errorf("dovecot with auth_debug_passwords: %+v", ev)
+	}
+	if r := Redact("auth: passwd-file(h,1.2.3.4): Password mismatch (given password: S3cr3t)"); strings.Contains(r, "S3cr3t") {
+		t.Errorf("Redact: %q", r)
+	}
 	red := Redact("vchkpw-pop3: password fail (pass: 'S3cr3t pass') x') hello@example.com:91.225.163.32")
 	if strings.Contains(red, "S3cr3t") || strings.Contains(red, "x')") || !strings.HasSuffix(red, "hello@example.com:91.225.163.32") {
 		t.Errorf("Redact: %q", red)
