@@ -196,7 +196,11 @@ func TestRealPostfixSASL(t *testing.T) {
 
 	// The same log in RFC 3339 form (rsyslog's RFC3339 template, with a
 	// zone): each real line with its stamp rewritten, read from one file.
-	all := catAll(t, run.files)
+	var ordered []string
+	for _, in := range maillog.Order(run.files, maillog.Options{}) {
+		ordered = append(ordered, in.Name)
+	}
+	all := catAll(t, ordered)
 	var iso bytes.Buffer
 	ref := time.Now()
 	for _, line := range strings.SplitAfter(string(all), "\n") {
