@@ -621,6 +621,16 @@ func (a *Analyzer) Accounts(queued map[string]int) []Account {
 		row.TopAddresses = topAddrs(ac.addrN, 5)
 		out = append(out, row)
 	}
+	// Accounts the queue holds mail of but the logs never show logging
+	// in (logs rotated away, or a qmail-send log without vchkpw's): a row
+	// each, so that nothing queued is left out of the table.
+	for u, n := range queued {
+		if _, ok := a.accounts[u]; ok || u == "" {
+			continue
+		}
+		n := n
+		out = append(out, Account{User: u, Queued: &n, Why: []string{"in the queue only: the logs show no login or message of it"}})
+	}
 	a.rank(out)
 	return out
 }
@@ -721,6 +731,9 @@ func (a *Analyzer) rank(rows []Account) {
 			}
 		}
 		r.Score = math.Round((fan+vol+forged+fail+hist)*100) / 100
+		if ac == nil {
+			continue // queue only: its why is set
+		}
 		if len(why) == 0 {
 			why = append(why, fmt.Sprintf("nothing stands out: %d networks, %d messages, %d failed logins", r.Networks, r.Messages, r.LoginsFailed))
 		}
@@ -729,6 +742,9 @@ func (a *Analyzer) rank(rows []Account) {
 	sort.SliceStable(rows, func(i, j int) bool {
 		if rows[i].Score != rows[j].Score {
 			return rows[i].Score > rows[j].Score
+		}
+		if qi, qj := queuedOf(rows[i]), queuedOf(rows[j]); qi != qj {
+			return qi > qj
 		}
 		return rows[i].User < rows[j].User
 	})
@@ -786,4 +802,11 @@ func (a *Analyzer) LoginBefore(addr string, t time.Time, window time.Duration) (
 		return "", Source{}, false, fmt.Sprintf("%d accounts logged in from %s in the %v before arrival", len(users), addr, window)
 	}
 	return best.user, best.src, true, ""
+}
+
+func queuedOf(r Account) int {
+	if r.Queued == nil {
+		return 0
+	}
+	return *r.Queued
 }

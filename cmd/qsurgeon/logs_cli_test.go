@@ -360,3 +360,17 @@ func TestSummaryLog(t *testing.T) {
 		t.Errorf("table: %s", tab.stdout)
 	}
 }
+
+// A qmail-send log names no account: the accounts of the queue (AUTH users
+// of its Received headers) still get their rows, saying so.
+func TestAccountsQueueOnly(t *testing.T) {
+	root := filepath.Join(extract(t, filepath.Join(qmailFixture, "queue.tar.gz")), "queue")
+	r := qs(t, "", "--format", "json", "accounts", "--log", qmailFixture+"/qmail-send.log", "--queue", root)
+	rows := jsonLines(t, r.stdout)
+	if r.code != 0 || len(rows) != 4 || str(rows[0]["sasl_username"]) != "hello@example.com" || rows[0]["queued"].(float64) != 293 {
+		t.Fatalf("exit %d %s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(fmt.Sprint(rows[0]["why"]), "in the queue only") || !strings.Contains(r.stderr, "6 queued message(s) have no log line") {
+		t.Errorf("why %v; stderr %s", rows[0]["why"], r.stderr)
+	}
+}
