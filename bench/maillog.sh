@@ -33,16 +33,16 @@ cat "$LOG" > /dev/null
 [ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
 t() { # label, command...: one row with wall time, throughput and max RSS
 	local label=$1; shift
-	/usr/bin/time -f '%e %M' -o "$DIR/time.txt" "$@" > "$DIR/out.txt" 2> /dev/null || echo "(exit $?) $*" >&2
-	local wall rss
-	read -r wall rss < "$DIR/time.txt"
-	awk -v l="$label" -v w="$wall" -v r="$rss" -v s="$size" -v o="$(tail -c 60 "$DIR/out.txt" | tr '\n|' '  ')" \
-		'BEGIN { printf "| %s | %.2f s | %.0f MB/s | %d MB | %s |\n", l, w, s / 1048576 / (w > 0 ? w : 0.01), r / 1024, o }'
+	/usr/bin/time -f '%e %M %U %S' -o "$DIR/time.txt" "$@" > "$DIR/out.txt" 2> /dev/null || echo "(exit $?) $*" >&2
+	local wall rss user sys
+	read -r wall rss user sys < "$DIR/time.txt"
+	awk -v l="$label" -v w="$wall" -v r="$rss" -v u="$user" -v y="$sys" -v s="$size" -v o="$(tail -c 60 "$DIR/out.txt" | tr '\n|' '  ')" \
+		'BEGIN { printf "| %s | %.2f s | %.2f s | %.0f MB/s | %d MB | %s |\n", l, w, u + y, s / 1048576 / (w > 0 ? w : 0.01), r / 1024, o }'
 }
 echo "log: $LOG, $((size / 1048576)) MB, $lines lines (the fixture's real maillog repeated); $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| command | wall | throughput | max RSS | output (tail) |"
-echo "|---|---|---|---|---|"
+echo "| command | wall | CPU (user+sys) | throughput (wall) | max RSS | output (tail) |"
+echo "|---|---|---|---|---|---|"
 t 'grep -c sasl_username' grep -c sasl_username "$LOG"
 t 'qsurgeon accounts --log' "$QS" --format json accounts --top 1 --log "$LOG" --mta postfix --queue "$EMPTYQ"
 t 'qsurgeon impact --log' "$QS" --format json impact --top 1 --log "$LOG"
