@@ -373,3 +373,39 @@ func TestOwnHistory(t *testing.T) {
 		t.Errorf("roamer: %v", acc[1].Why)
 	}
 }
+
+// The other line kinds, one line each in the format the program writes
+// (GENERATED after the real lines of the fixtures and seeds, where those
+// hold no example).
+func TestLineKinds(t *testing.T) {
+	cases := []struct {
+		line string
+		want Event
+	}{
+		{"Nov 22 15:59:01 mail postfix/smtpd[123]: NOQUEUE: reject: RCPT from unknown[198.51.100.9]: 554 5.7.1 <x@y.example>: Relay access denied; from=<a@b.example> to=<x@y.example> proto=ESMTP helo=<h>",
+			Event{Kind: Reject, ClientAddr: "198.51.100.9", ClientName: "unknown", Sender: "a@b.example", Recipient: "x@y.example", Text: "554 5.7.1 <x@y.example>: Relay access denied"}},
+		{"Nov 22 15:59:01 mail postfix/qmgr[9]: 4A3F1C2B0D: from=<a@b.example>, status=expired, returned to sender",
+			Event{Kind: Expired, QueueID: "4A3F1C2B0D", Sender: "a@b.example", Status: "expired"}},
+		{"Nov 22 15:58:53 mail postfix-incident-a/pickup[22085]: 4A3F1C2B0D: uid=0 from=<root@example.com>",
+			Event{Kind: Pickup, QueueID: "4A3F1C2B0D", UID: "0", Sender: "root@example.com"}},
+		{"Oct 16 17:52:52 ibm-amddebian postfix/bounce[5490]: 1AB2C3D4E5: sender non-delivery notification: 2AB2C3D4E5",
+			Event{Kind: BounceNotice, QueueID: "1AB2C3D4E5", NewID: "2AB2C3D4E5"}},
+		{"Oct 16 17:52:52 ibm-amddebian postfix/local[5488]: 1AB2C3D4E5: to=<labunix@localhost>, relay=local, delay=0.06, delays=0.05/0/0/0.02, dsn=5.4.6, status=bounced (mail forwarding loop for labunix@localhost)",
+			Event{Kind: Delivery, QueueID: "1AB2C3D4E5", Recipient: "labunix@localhost", Relay: "local", DSN: "5.4.6", Status: "bounced", Text: "mail forwarding loop for labunix@localhost"}},
+		{"Nov 22 15:59:01 mail postfix/smtpd[9]: 4Bzk3T1YzLz9v3D: client=unknown[2001:db8::7], sasl_method=LOGIN, sasl_username=u@example.com",
+			Event{Kind: Client, QueueID: "4Bzk3T1YzLz9v3D", ClientName: "unknown", ClientAddr: "2001:db8::7", Method: "LOGIN", User: "u@example.com"}},
+		{"bounce msg 10004888 qp 5290", Event{Kind: QmailBounce, QueueID: "10004888", QP: "5290"}},
+		{"end msg 10004888", Event{Kind: QmailEnd, QueueID: "10004888"}},
+		{"delivery 3: deferral: 127.0.0.1_does_not_like_recipient./Remote_host_said:_451/", Event{Kind: Delivery, Delivery: "3", Status: "deferral", Text: "127.0.0.1_does_not_like_recipient./Remote_host_said:_451/"}},
+		{"Nov 22 15:59:01 mail postfix/smtpd[9]: warning: hostname example.net does not resolve to address 192.0.2.1", Event{Kind: Other}},
+		{"Nov 22 15:59:01 mail spamd[937]: spamd: clean message (0.0/18.0)", Event{Kind: Unknown}},
+	}
+	for _, c := range cases {
+		ev := parseOne(t, c.line, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+		got := ev
+		got.Time, got.Host, got.Program, got.PID = time.Time{}, "", "", ""
+		if got != c.want {
+			t.Errorf("%s\n got %+v\nwant %+v", c.line, got, c.want)
+		}
+	}
+}
