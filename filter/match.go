@@ -601,6 +601,15 @@ func (mt *Matcher) envelope(m *queue.Message, why *[]string) (bool, string) {
 			return false, FlagReason
 		}
 	}
+	for _, c := range s.Extra {
+		ok, w := c.Match(m)
+		if !ok {
+			return false, c.Flag
+		}
+		if explain && w != "" {
+			add("%s", w)
+		}
+	}
 	return true, ""
 }
 

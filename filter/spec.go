@@ -3,7 +3,11 @@
 // only the queue package, so its tests need no fixtures.
 package filter
 
-import "time"
+import (
+	"time"
+
+	"github.com/qsurgeon/qsurgeon/queue"
+)
 
 // Spec is the one selection type every command uses. The zero Spec selects
 // every message. Different fields AND together; the values of one
@@ -48,11 +52,23 @@ type Spec struct {
 	Subjects []string // regexes over the decoded Subject
 	Bodies   []string // regexes over the raw body
 
+	// Extra are criteria the caller decides itself, such as what the mail
+	// logs say about a message (--logged-sasl-user); each must hold. They
+	// run after the envelope criteria, without the message content.
+	Extra []Criterion
+
 	// Invert selects every message the rest of the spec does not select.
 	Invert bool
 
 	// Now is the reference time for age checks; zero means clock.Now().
 	Now time.Time
+}
+
+// Criterion is one caller-decided selection criterion. Match must be safe
+// for concurrent use; why explains a match for --explain.
+type Criterion struct {
+	Flag  string // the flag it comes from, named when it is the one that failed
+	Match func(m *queue.Message) (ok bool, why string)
 }
 
 // Empty reports whether the Spec sets no criterion at all, so that it
@@ -67,5 +83,5 @@ func (s *Spec) Empty() bool {
 		s.OlderThan == 0 && s.NewerThan == 0 && s.MinSize == 0 && s.MaxSize == 0 &&
 		!s.NullSender && !s.NotNullSender && !s.Bouncing && !s.Corrupt &&
 		len(s.Reasons) == 0 && len(s.Headers) == 0 && len(s.Subjects) == 0 &&
-		len(s.Bodies) == 0
+		len(s.Bodies) == 0 && len(s.Extra) == 0
 }

@@ -6,9 +6,11 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/maillog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -19,6 +21,9 @@ type filterFlags struct {
 	ids, queues, senders, recipients, saslUsers, clients, helos cli.StringSlice
 	notSenders, notRecipients, notSASLUsers, notClients         cli.StringSlice
 	reasons, headers, subjects, bodies                          cli.StringSlice
+	logFiles, loggedSASLUsers                                   cli.StringSlice   // what the mail logs say (logfilter.go)
+	logs                                                        *maillog.Analyzer // the --log files once read
+	logMisses                                                   atomic.Int64      // messages --logged-sasl-user found no log line for
 
 	olderThan, newerThan string
 	minSize, maxSize     string
@@ -58,6 +63,8 @@ func (f *filterFlags) flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "not-recipient", Category: cat, Destination: &f.notRecipients, Usage: "exclude messages with this pending recipient"},
 		&cli.StringSliceFlag{Name: "not-sasl-user", Category: cat, Destination: &f.notSASLUsers, Usage: "exclude this SASL user"},
 		&cli.StringSliceFlag{Name: "not-client", Category: cat, Destination: &f.notClients, Usage: "exclude this client IP, CIDR or host name"},
+		&cli.StringSliceFlag{Name: "log", Category: cat, Destination: &f.logFiles, Usage: "mail log for --logged-sasl-user (repeatable; plain, .gz or '-'; rotated sets read oldest first); summary shows its accounts"},
+		&cli.StringSliceFlag{Name: "logged-sasl-user", Category: cat, Destination: &f.loggedSASLUsers, Usage: "the SASL user the --log lines tie the message to (Postfix: queue ID in smtpd's client= line; qmail: the vchkpw/dovecot login from its client just before it arrived); same forms as --sasl-user"},
 		&cli.BoolFlag{Name: "invert", Category: cat, Destination: &f.invert, Usage: "select every message the other flags do not select"},
 		&cli.BoolFlag{Name: "explain", Category: cat, Destination: &f.explain, Usage: "say, per message, which criteria matched"},
 	}
@@ -126,7 +133,7 @@ func (f *filterFlags) needsLogs() bool {
 // empty reports whether the spec selects everything (no criteria given).
 func (f *filterFlags) empty() bool {
 	for _, v := range []*cli.StringSlice{&f.ids, &f.queues, &f.senders, &f.recipients, &f.saslUsers, &f.clients, &f.helos,
-		&f.notSenders, &f.notRecipients, &f.notSASLUsers, &f.notClients, &f.reasons, &f.headers, &f.subjects, &f.bodies} {
+		&f.notSenders, &f.notRecipients, &f.notSASLUsers, &f.notClients, &f.reasons, &f.headers, &f.subjects, &f.bodies, &f.loggedSASLUsers} {
 		if len(v.Value()) > 0 {
 			return false
 		}

@@ -203,6 +203,9 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	if err != nil {
 		return nil, err
 	}
+	if err := ff.withLogs(e, &spec); err != nil {
+		return nil, err
+	}
 	m, err := compile(spec)
 	if err != nil {
 		return nil, fail(exitUsage, err, "")
@@ -250,6 +253,7 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	for _, err := range sel.errs {
 		e.warn(err)
 	}
+	ff.logNotes(e)
 	e.reportStrays(src)
 	return sel, nil
 }
