@@ -4,7 +4,7 @@ BIN     := bin/qsurgeon
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test test-ansible test-clock-ahead test-faults vet fmt-check demo fuzz bench bench-quick docs accept clean
+.PHONY: all build test test-ansible test-clock-ahead test-faults vet fmt-check demo fuzz bench bench-maillog bench-quick docs accept clean
 
 all: build
 
@@ -24,7 +24,7 @@ fmt-check:
 test: fmt-check vet build
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 	@# The reader benchmarks run once each: a compile-and-run check, never a timed assertion.
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./postfixq ./qmailq ./filter
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./postfixq ./qmailq ./filter ./maillog
 	@$(MAKE) --no-print-directory test-clock-ahead
 	@if [ -d ../shared/checks ]; then $(MAKE) --no-print-directory accept; fi
 	@$(MAKE) --no-print-directory test-ansible
@@ -53,6 +53,9 @@ bench: build
 	bash bench/run.sh
 
 # The same on 20k-message queues, to try it out; writes to /var/tmp.
+bench-maillog: build
+	bash bench/maillog.sh
+
 bench-quick: build
 	QUICK=1 bash bench/run.sh
 

@@ -274,6 +274,17 @@ func (mt *Matcher) envelope(m *queue.Message, why *[]string) (bool, string) {
 			return false, c.Flag
 		}
 	}
+	// The caller's own criteria (Spec.Extra) run after the table's
+	// envelope criteria, without the message content.
+	for _, c := range mt.spec.Extra {
+		ok, w := c.Match(m)
+		if !ok {
+			return false, c.Flag
+		}
+		if why != nil && w != "" {
+			*why = append(*why, w)
+		}
+	}
 	return true, ""
 }
 

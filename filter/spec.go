@@ -3,7 +3,11 @@
 // only the queue package, so its tests need no fixtures.
 package filter
 
-import "time"
+import (
+	"time"
+
+	"github.com/qsurgeon/qsurgeon/queue"
+)
 
 // Spec is the one selection type every command uses. The zero Spec selects
 // every message. Different fields AND together; the values of one
@@ -48,6 +52,11 @@ type Spec struct {
 	Subjects []string // regexes over the decoded Subject
 	Bodies   []string // regexes over the raw body
 
+	// Extra are criteria the caller decides itself, such as what the mail
+	// logs say about a message (--logged-sasl-user); each must hold. They
+	// run after the envelope criteria, without the message content.
+	Extra []Custom
+
 	// Invert selects every message the rest of the spec does not select.
 	Invert bool
 
@@ -55,15 +64,24 @@ type Spec struct {
 	Now time.Time
 }
 
-// Empty reports whether the Spec sets no criterion at all (see Criteria),
-// so that it selects every message, or none with Invert (Invert and Now
-// are not criteria). Destructive commands refuse an empty Spec unless told
-// --all.
+// Custom is one caller-decided selection criterion (Spec.Extra), such as
+// what the mail logs say about a message; unlike the entries of Criteria it
+// has no flag of its own here. Match must be safe for concurrent use; why
+// explains a match for --explain.
+type Custom struct {
+	Flag  string // the flag it comes from, named when it is the one that failed
+	Match func(m *queue.Message) (ok bool, why string)
+}
+
+// Empty reports whether the Spec sets no criterion at all (see Criteria,
+// and Extra), so that it selects every message, or none with Invert
+// (Invert and Now are not criteria). Destructive commands refuse an empty
+// Spec unless told --all.
 func (s *Spec) Empty() bool {
 	for i := range Criteria {
 		if Criteria[i].IsSet(s) {
 			return false
 		}
 	}
-	return true
+	return len(s.Extra) == 0
 }

@@ -105,13 +105,18 @@ func CheckLayout(dir string, mta queue.MTA) error {
 	case isPostfix:
 		looks = "a Postfix queue (it has deferred/, incoming/, active/, ...)"
 	}
+	var err error
 	switch {
 	case mta == queue.Postfix && !isPostfix:
-		return mark(ErrNotPostfix, fmt.Errorf("--mta postfix, but %s is not a Postfix queue: it looks like %s", dir, looks))
+		err = mark(ErrNotPostfix, fmt.Errorf("--mta postfix, but %s is not a Postfix queue: it looks like %s", dir, looks))
 	case mta == queue.Qmail && !isQmail:
-		return mark(ErrNotQmail, fmt.Errorf("--mta qmail, but %s is not a qmail queue: it looks like %s", dir, looks))
+		err = mark(ErrNotQmail, fmt.Errorf("--mta qmail, but %s is not a qmail queue: it looks like %s", dir, looks))
 	}
-	return nil
+	if err != nil && !isPostfix && !isQmail {
+		// Neither: no mail of the other MTA can be misread in it.
+		err = mark(ErrUnknownLayout, err)
+	}
+	return err
 }
 
 // Open opens the queue o names for reading.

@@ -149,7 +149,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 
 // commandOrder is the order --help lists the commands in: looking first,
 // then surgery, then queue repair.
-var commandOrder = []string{"summary", "monitor", "watch", "list", "show", "export", "delete", "hold", "release", "requeue", "expire", "apply",
+var commandOrder = []string{"summary", "monitor", "watch", "list", "show", "export", "accounts", "impact", "delete", "hold", "release", "requeue", "expire", "apply",
 	"quarantine", "restore", "check", "repair", "rebuild", "version"}
 
 // commandRank is a command's place in commandOrder; unknown names go last.

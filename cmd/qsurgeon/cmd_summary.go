@@ -11,6 +11,7 @@ import (
 	"github.com/qsurgeon/qsurgeon/internal/clock"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/maillog"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
@@ -89,6 +90,8 @@ type summary struct {
 	DistinctClient int                   `json:"distinct_client_addresses"`
 	DistinctDomain int                   `json:"distinct_recipient_domains"`
 	DistinctReason int                   `json:"distinct_delay_reasons"`
+	// LogAccounts is the --log view: the logs' top accounts (logfilter.go).
+	LogAccounts []maillog.Account `json:"log_accounts,omitempty"`
 }
 
 type ageBucket struct {
@@ -133,6 +136,13 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			if err := ff.withLogs(e, &spec); err != nil {
+				return err
+			}
+			lv, err := ff.logView(e)
+			if err != nil {
+				return err
+			}
 			m, err := surgery.Compile(spec)
 			if err != nil {
 				return fail(exitUsage, err, "")
@@ -154,6 +164,7 @@ EXAMPLES:
 			}
 			err = filter.Scan(c.Context, src, m, opt, func(r filter.Result) error {
 				msg := r.Msg
+				lv.note(msg)
 				s.Messages++
 				s.Bytes += msg.Size
 				qc := s.Queues[msg.Queue]
@@ -245,6 +256,7 @@ EXAMPLES:
 			s.RcptDomains, s.Reasons = domains.top(topN), reasons.top(topN)
 			s.DistinctSender, s.DistinctSASL, s.DistinctClient = len(senders), len(sasl), len(clients)
 			s.DistinctDomain, s.DistinctReason = len(domains), len(reasons)
+			s.LogAccounts = lv.accounts(topN)
 			if o.Format == "json" {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetEscapeHTML(false)
@@ -315,6 +327,7 @@ func printSummary(w io.Writer, s *summary) {
 	section("Top client addresses", s.Clients, s.DistinctClient, false)
 	section("Top recipient domains (pending recipients)", s.RcptDomains, s.DistinctDomain, false)
 	section("Top delay/bounce reasons (messages)", s.Reasons, s.DistinctReason, false)
+	printLogAccounts(w, s.LogAccounts)
 }
 
 func queueRank(q string) int {

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/internal/clock"
+	"github.com/qsurgeon/qsurgeon/maillog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -21,6 +23,13 @@ type filterFlags struct {
 	bools   []bool
 	invert  bool
 	explain bool
+
+	// What the mail logs say (logfilter.go): --log and --logged-sasl-user
+	// are no entry of filter.Criteria, as their test needs the logs read
+	// here; they reach the filter as a filter.Custom in Spec.Extra.
+	logFiles, loggedSASLUsers cli.StringSlice
+	logs                      *maillog.Analyzer // the --log files once read
+	logMisses                 atomic.Int64      // messages --logged-sasl-user found no log line for
 
 	resolved *filter.Spec // spec's answer, once (it may read stdin)
 }
@@ -45,6 +54,8 @@ func (f *filterFlags) flags() []cli.Flag {
 		}
 	}
 	return append(out,
+		&cli.StringSliceFlag{Name: "log", Category: cat, Destination: &f.logFiles, Usage: "mail log for --logged-sasl-user (repeatable; plain, .gz or '-'; rotated sets read oldest first); summary shows its accounts"},
+		&cli.StringSliceFlag{Name: "logged-sasl-user", Category: cat, Destination: &f.loggedSASLUsers, Usage: "the SASL user the --log lines tie the message to (Postfix: queue ID in smtpd's client= line; qmail: the vchkpw/dovecot login from its client just before it arrived); same forms as --sasl-user"},
 		&cli.BoolFlag{Name: "invert", Category: cat, Destination: &f.invert, Usage: "select every message the other flags do not select"},
 		&cli.BoolFlag{Name: "explain", Category: cat, Destination: &f.explain, Usage: "say, per message, which criteria matched"},
 	)
@@ -121,7 +132,7 @@ func (f *filterFlags) selectsAll(stdin io.Reader) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return s.Empty() && !s.Invert, nil
+	return s.Empty() && !s.Invert && len(f.loggedSASLUsers.Value()) == 0, nil
 }
 
 // readIDs reads queue IDs one per line, tolerating the decorations mailq

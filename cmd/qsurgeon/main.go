@@ -85,9 +85,9 @@ var errorTable = []struct {
 }{
 	{qmailq.ErrSendRunning, exitLocked, hintStopQmail},
 	{surgery.ErrNoQueueDir, exitNoQueue, "give the queue directory with --queue DIR"},
-	{surgery.ErrUnknownLayout, exitNoQueue, "point --queue at the queue_directory (Postfix: it has deferred/, incoming/...; qmail: mess/, info/, todo/...) or force --mta"},
 	{surgery.ErrNotPostfix, exitNoQueue, "drop --mta (auto-detection), or point --queue at Postfix's queue_directory (it has deferred/ and incoming/, active/, hold/ or maildrop/)"},
 	{surgery.ErrNotQmail, exitNoQueue, "drop --mta (auto-detection), or point --queue at qmail's queue (it has mess/, info/, local/, remote/, todo/ and lock/)"},
+	{surgery.ErrUnknownLayout, exitNoQueue, "point --queue at the queue_directory (Postfix: it has deferred/, incoming/...; qmail: mess/, info/, todo/...) or force --mta"},
 	{surgery.ErrNoQueue, exitNoQueue, ""},
 	{surgery.ErrConfig, exitError, "--config-dir names the Postfix config directory (the one with main.cf)"},
 	{surgery.ErrUsage, exitUsage, ""},

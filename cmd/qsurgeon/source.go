@@ -45,6 +45,9 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	if err != nil {
 		return nil, err
 	}
+	if err := ff.withLogs(e, &spec); err != nil {
+		return nil, err
+	}
 	opt := surgery.SelectOptions{Workers: o.Workers, Keep: k, Explain: ff.explain}
 	bar := e.progress(o, "scanning "+src.Root())
 	if bar != nil {
@@ -64,6 +67,7 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	for _, err := range sel.Errs {
 		e.warn(err)
 	}
+	ff.logNotes(e)
 	e.strays(sel.Strays)
 	return sel, nil
 }

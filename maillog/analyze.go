@@ -1,0 +1,812 @@
+package maillog
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Message is what the logs say about one queued message: who submitted
+// it, from where, and what became of its recipients. Via names the line
+// that tied it to its SASL user.
+type Message struct {
+	MTA        string // "postfix" or "qmail"
+	ID         string // Postfix queue ID; qmail message number
+	Time       time.Time
+	User       string
+	Method     string
+	ClientAddr string
+	ClientName string
+	Sender     string
+	HasSender  bool // a from= / info msg line was seen (Sender "" is then the null sender)
+	Size       int64
+	Nrcpt      int
+	QP         string // qmail: qmail-queue's pid, the N of "Received: (qmail N invoked ...)"
+	Parent     string // for a non-delivery notification: the message it reports on
+	Via        Source // the line that gave User (or the sender, for qmail)
+	Removed    bool
+
+	counted      bool
+	nrcptCounted bool
+	rcpt         map[string]*string // recipient -> last status
+}
+
+// Source is a place in the logs.
+type Source struct {
+	File string
+	Line int64
+}
+
+func (s Source) String() string {
+	if s.File == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", s.File, s.Line)
+}
+
+// Account is one authenticated user's row. The JSON names are the ones
+// the issue asked for; Score and Why rank it.
+type Account struct {
+	User             string     `json:"sasl_username"`
+	LoginsOK         int        `json:"logins_ok"`
+	LoginsFailed     int        `json:"logins_failed"`
+	ClientAddresses  int        `json:"client_addresses"`
+	FailedAddresses  int        `json:"failed_addresses"`
+	Networks         int        `json:"networks"`
+	FirstSeen        *time.Time `json:"first_seen"`
+	LastSeen         *time.Time `json:"last_seen"`
+	Messages         int        `json:"messages"`
+	Recipients       int        `json:"recipients"`
+	RecipientDomains int        `json:"recipient_domains"`
+	Queued           *int       `json:"queued"` // nil: the queue was not read
+	Sent             int        `json:"sent"`
+	Deferred         int        `json:"deferred"`
+	Bounced          int        `json:"bounced"`
+	EnvelopeSenders  int        `json:"envelope_senders"`
+	ForgedSenders    int        `json:"forged_senders"`
+	TopAddresses     []string   `json:"top_addresses"`
+	Score            float64    `json:"score"`
+	Why              []string   `json:"why"`
+}
+
+type acct struct {
+	user              string
+	ok, failed        int
+	addrs             map[string]time.Time // client address -> first seen
+	addrN             map[string]*int
+	nets              map[string]struct{}
+	first, last       time.Time
+	messages          int
+	recipients        int
+	domains           map[string]struct{}
+	senders           map[string]struct{}
+	sent, def, bounce int
+	failAddrs         map[string]struct{}
+}
+
+// failAddr records an address a failed login came from; client_addresses
+// counts only the addresses that got in.
+func (ac *acct) failAddr(addr string) {
+	if addr == "" {
+		return
+	}
+	if ac.failAddrs == nil {
+		ac.failAddrs = map[string]struct{}{}
+	}
+	if _, ok := ac.failAddrs[addr]; !ok {
+		ac.failAddrs[clone(addr)] = struct{}{}
+	}
+}
+
+// ImpactRow is one line of the impact table: recipients and messages per
+// recipient domain, relay and status.
+type ImpactRow struct {
+	Domain     string `json:"recipient_domain"`
+	Relay      string `json:"relay"`
+	Status     string `json:"status"`
+	Recipients int    `json:"recipients"`
+	Messages   int    `json:"messages"`
+	Deliveries int    `json:"deliveries"`
+
+	rcpts map[string]struct{}
+	msgs  map[string]struct{}
+}
+
+type impactKey struct{ domain, relay, status string }
+
+type session struct{ prog, pid string }
+
+// login is one successful login, kept per client address so that a qmail
+// message (whose log names no user) can be tied to the login that came
+// from its client address just before it arrived.
+type login struct {
+	key  string // the map key it is stored under (a heap copy)
+	user string
+	t    time.Time
+	src  Source
+}
+
+// maxLoginsPerAddr bounds the logins kept per address (the latest win).
+const maxLoginsPerAddr = 8
+
+// Kinds returns how many events of each kind were added.
+func (a *Analyzer) Kinds() map[Kind]int64 {
+	out := map[Kind]int64{}
+	for k, n := range a.kinds {
+		if n > 0 {
+			out[Kind(k)] = n
+		}
+	}
+	return out
+}
+
+type qdelivery struct{ msg, rcpt, channel string }
+
+type recentFail struct {
+	user, addr, prog string
+	t                time.Time
+	used             bool
+}
+
+// Analyzer folds events into accounts, an impact table and the index of
+// messages still open at the end (not removed), for the join with a
+// queue. Its memory grows with accounts, addresses and open messages.
+type Analyzer struct {
+	// Select, when set, limits the impact table to the deliveries (a
+	// message and one of its recipients) it accepts: the command's filter
+	// flags.
+	Select func(m *Message, rcpt string) bool
+	// TrackImpact keeps the impact table (distinct recipients and messages
+	// per domain, relay and status); off, Impact returns nothing.
+	TrackImpact bool
+
+	accounts map[string]*acct
+	msgs     map[string]*Message // Postfix, by queue ID
+	qmsgs    map[string]*Message // qmail, by message number
+	qdel     map[string]qdelivery
+	sessions map[session]string // smtpd process -> authenticated user of the session
+	logins   map[string][]login // client address -> latest successful logins (vchkpw, dovecot, ...)
+	impact   map[impactKey]*ImpactRow
+	fails    [16]recentFail
+	nfail    int
+
+	start, end time.Time
+	kinds      [nKinds]int64
+	// Totals counts as pflogsumm's "Grand Totals" do: received is one per
+	// smtpd "client=" and pickup "uid=" line (a queue ID entering), sent,
+	// deferrals and bounced one per delivery line of that status.
+	Totals Totals
+	// UnattributedFailures counts failed logins whose log line names no
+	// user (Postfix without sasl_username, authdaemond).
+	UnattributedFailures int
+}
+
+// Totals are message counts over the whole window.
+type Totals struct {
+	Received  int `json:"received"`
+	Sent      int `json:"sent"`
+	Deferrals int `json:"deferrals"`
+	Bounced   int `json:"bounced"`
+	Rejected  int `json:"rejected"`
+	Held      int `json:"held"`
+}
+
+// NewAnalyzer returns an empty Analyzer.
+func NewAnalyzer() *Analyzer {
+	return &Analyzer{accounts: map[string]*acct{}, msgs: map[string]*Message{}, qmsgs: map[string]*Message{},
+		qdel: map[string]qdelivery{}, sessions: map[session]string{}, logins: map[string][]login{}, impact: map[impactKey]*ImpactRow{}}
+}
+
+func clone(s string) string { return strings.Clone(s) }
+
+func (a *Analyzer) account(user string) *acct {
+	key := strings.ToLower(user)
+	ac := a.accounts[key]
+	if ac == nil {
+		ac = &acct{user: clone(key), addrs: map[string]time.Time{}, addrN: map[string]*int{}, nets: map[string]struct{}{},
+			domains: map[string]struct{}{}, senders: map[string]struct{}{}}
+		a.accounts[ac.user] = ac
+	}
+	return ac
+}
+
+func (ac *acct) seen(t time.Time, addr string) {
+	if !t.IsZero() {
+		if ac.first.IsZero() || t.Before(ac.first) {
+			ac.first = t
+		}
+		if t.After(ac.last) {
+			ac.last = t
+		}
+	}
+	if addr == "" {
+		return
+	}
+	// Never assign to a map with a key that points into the Reader's
+	// buffer: Go replaces the stored string key on assignment.
+	if n, ok := ac.addrN[addr]; ok {
+		*n++
+		return
+	}
+	addr = clone(addr)
+	one := 1
+	ac.addrN[addr] = &one
+	ac.addrs[addr] = t
+	if nw := Network(addr); nw != "" {
+		ac.nets[nw] = struct{}{}
+	}
+}
+
+// Network is the /24 (IPv4) or /48 (IPv6) an address belongs to, the
+// unit of "different places"; "" when addr is not an IP address.
+func Network(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return ""
+	}
+	ip = ip.Unmap()
+	bits := 24
+	if ip.Is6() {
+		bits = 48
+	}
+	p, _ := ip.Prefix(bits)
+	return p.String()
+}
+
+// Add folds one event in.
+func (a *Analyzer) Add(ev *Event) {
+	if ev.Kind < nKinds {
+		a.kinds[ev.Kind]++
+	}
+	if !ev.Time.IsZero() {
+		if a.start.IsZero() || ev.Time.Before(a.start) {
+			a.start = ev.Time
+		}
+		if ev.Time.After(a.end) {
+			a.end = ev.Time
+		}
+	}
+	src := Source{File: ev.File, Line: ev.Line}
+	switch ev.Kind {
+	case Connect:
+		delete(a.sessions, session{ev.Program, ev.PID})
+	case Reject:
+		a.Totals.Rejected++
+	case Held:
+		a.Totals.Held++
+	case Client:
+		a.Totals.Received++
+		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, ClientAddr: clone(ev.ClientAddr),
+			ClientName: clone(ev.ClientName)}
+		a.msgs[m.ID] = m
+		if ev.User != "" {
+			m.User, m.Method, m.Via = clone(ev.User), clone(ev.Method), src
+			ac := a.account(m.User)
+			ac.seen(ev.Time, ev.ClientAddr)
+			// One login per smtpd session: the session is the process
+			// between "connect from" and the next one.
+			sk := session{ev.Program, ev.PID}
+			if ev.PID == "" || a.sessions[sk] != m.User {
+				ac.ok++
+				if ev.PID != "" {
+					a.sessions[session{clone(sk.prog), clone(sk.pid)}] = m.User
+				}
+			}
+		}
+	case AuthFailed, LoginFailed:
+		if a.dupFail(ev) {
+			return
+		}
+		if ev.User == "" {
+			a.UnattributedFailures++
+			return
+		}
+		ac := a.account(ev.User)
+		ac.failed++
+		ac.seen(ev.Time, "")
+		ac.failAddr(ev.ClientAddr)
+	case Login:
+		ac := a.account(ev.User)
+		ac.ok++
+		ac.seen(ev.Time, ev.ClientAddr)
+		if ev.ClientAddr != "" && !ev.Time.IsZero() {
+			l := a.logins[ev.ClientAddr]
+			key := ""
+			if len(l) > 0 {
+				key = l[0].key
+			} else {
+				key = clone(ev.ClientAddr)
+			}
+			if len(l) == maxLoginsPerAddr {
+				l = append(l[:0], l[1:]...)
+			}
+			a.logins[key] = append(l, login{key, ac.user, ev.Time, src})
+		}
+	case MessageID:
+		if m := a.msgs[ev.QueueID]; m != nil {
+			a.count(m)
+		} else {
+			a.msgs[clone(ev.QueueID)] = &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time}
+		}
+	case Pickup:
+		a.Totals.Received++
+		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, Sender: clone(ev.Sender), HasSender: true}
+		a.msgs[m.ID] = m
+	case Queued, Expired:
+		m := a.msgs[ev.QueueID]
+		if m == nil {
+			m = &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time}
+			a.msgs[m.ID] = m
+		}
+		if !m.HasSender || m.Sender != ev.Sender {
+			m.Sender, m.HasSender = clone(ev.Sender), true
+		}
+		if m.User != "" {
+			a.account(m.User).senders[strings.ToLower(m.Sender)] = struct{}{}
+		}
+		if ev.Kind == Queued {
+			m.Size, m.Nrcpt = ev.Size, ev.Nrcpt
+			if m.User != "" && !m.counted {
+				a.count(m)
+			}
+			if m.User != "" && m.Nrcpt > 0 && !m.nrcptCounted {
+				a.accounts[strings.ToLower(m.User)].recipients += m.Nrcpt
+				m.nrcptCounted = true
+			}
+		}
+	case BounceNotice:
+		if ev.NewID != "" {
+			n := a.msgs[ev.NewID]
+			if n == nil {
+				n = &Message{MTA: "postfix", ID: clone(ev.NewID), Time: ev.Time}
+				a.msgs[n.ID] = n
+			}
+			n.Parent = clone(ev.QueueID)
+		}
+	case Delivery:
+		if ev.Delivery != "" { // qmail
+			d, ok := a.qdel[ev.Delivery]
+			if !ok {
+				return
+			}
+			delete(a.qdel, ev.Delivery)
+			st := map[string]string{"success": "sent", "deferral": "deferred", "failure": "bounced"}[ev.Status]
+			a.deliver(a.qmsgs[d.msg], d.msg, d.rcpt, d.channel, st)
+			return
+		}
+		m := a.msgs[ev.QueueID]
+		a.deliver(m, ev.QueueID, ev.Recipient, ev.Relay, ev.Status)
+	case Removed:
+		if m := a.msgs[ev.QueueID]; m != nil {
+			a.settle(m)
+			delete(a.msgs, ev.QueueID)
+		}
+	case QmailNew:
+		a.qmsgs[clone(ev.QueueID)] = &Message{MTA: "qmail", ID: clone(ev.QueueID), Time: ev.Time}
+	case QmailInfo:
+		m := a.qmsgs[ev.QueueID]
+		if m == nil {
+			m = &Message{MTA: "qmail", ID: clone(ev.QueueID), Time: ev.Time}
+			a.qmsgs[m.ID] = m
+		}
+		m.Sender, m.HasSender, m.Size, m.QP, m.Via = clone(ev.Sender), true, ev.Size, clone(ev.QP), src
+	case QmailStart:
+		a.qdel[clone(ev.Delivery)] = qdelivery{msg: clone(ev.QueueID), rcpt: clone(ev.Recipient), channel: clone(ev.Channel)}
+	case QmailEnd:
+		if m := a.qmsgs[ev.QueueID]; m != nil {
+			a.settle(m)
+			delete(a.qmsgs, ev.QueueID)
+		}
+	}
+}
+
+// twinWindow is how far apart the two lines of one failed login may lie:
+// dovecot logs the mismatch at once and answers after auth_failure_delay
+// (2 s by default), and only then does smtpd log its warning.
+const twinWindow = 3 * time.Second
+
+// dupFail reports whether the same failure (user, address, within
+// twinWindow) was just counted from another program: Postfix and its dovecot
+// SASL back end both log one failed login. Each counted failure absorbs
+// at most one such twin; two failures of one program are two failures.
+func (a *Analyzer) dupFail(ev *Event) bool {
+	for i := range a.fails {
+		f := &a.fails[i]
+		if f.used || f.t.IsZero() || ev.Time.IsZero() || f.prog == service(ev.Program) || f.addr != ev.ClientAddr ||
+			!(f.user == ev.User || f.user == "" || ev.User == "") || absDur(f.t.Sub(ev.Time)) > twinWindow {
+			continue
+		}
+		f.used = true
+		if f.user == "" && ev.User != "" {
+			// the earlier line had no user: attribute it now
+			a.UnattributedFailures--
+			f.user = clone(ev.User)
+			ac := a.account(ev.User)
+			ac.failed++
+			ac.seen(ev.Time, "")
+			ac.failAddr(ev.ClientAddr)
+		}
+		return true
+	}
+	a.fails[a.nfail%len(a.fails)] = recentFail{user: clone(ev.User), addr: clone(ev.ClientAddr), prog: service(clone(ev.Program)), t: ev.Time}
+	a.nfail++
+	return false
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+func (a *Analyzer) count(m *Message) {
+	if m.counted || m.User == "" {
+		return
+	}
+	m.counted = true
+	ac := a.account(m.User)
+	ac.messages++
+	if m.HasSender {
+		ac.senders[strings.ToLower(m.Sender)] = struct{}{}
+	}
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return strings.ToLower(addr[i+1:])
+	}
+	return ""
+}
+
+// status returns the interned form of a delivery status.
+func status(s string) string {
+	switch s {
+	case "sent":
+		return "sent"
+	case "deferred":
+		return "deferred"
+	case "bounced":
+		return "bounced"
+	case "expired":
+		return "expired"
+	case "":
+		return ""
+	}
+	return clone(s)
+}
+
+func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
+	status := status(status0)
+	switch status {
+	case "sent":
+		a.Totals.Sent++
+	case "deferred":
+		a.Totals.Deferrals++
+	case "bounced":
+		a.Totals.Bounced++
+	}
+	if m != nil && m.User != "" {
+		if m.rcpt == nil {
+			m.rcpt = map[string]*string{}
+		}
+		if st, ok := m.rcpt[rcpt]; ok {
+			*st = status
+		} else {
+			st := status
+			m.rcpt[clone(rcpt)] = &st
+		}
+		if m.User != "" {
+			ac := a.account(m.User)
+			if d := domainOf(rcpt); d != "" {
+				if _, ok := ac.domains[d]; !ok {
+					ac.domains[clone(d)] = struct{}{}
+				}
+			}
+			if m.HasSender && !m.counted {
+				a.count(m)
+			}
+		}
+	}
+	if !a.TrackImpact {
+		return
+	}
+	if a.Select != nil {
+		if m == nil {
+			m = &Message{ID: id}
+		}
+		if !a.Select(m, rcpt) {
+			return
+		}
+	}
+	k := impactKey{domainOf(rcpt), relay, status}
+	row := a.impact[k]
+	if row == nil {
+		k = impactKey{clone(k.domain), clone(relay), clone(status)}
+		row = &ImpactRow{Domain: k.domain, Relay: k.relay, Status: k.status, rcpts: map[string]struct{}{}, msgs: map[string]struct{}{}}
+		a.impact[k] = row
+	}
+	row.Deliveries++
+	if _, ok := row.rcpts[rcpt]; !ok {
+		row.rcpts[clone(strings.ToLower(rcpt))] = struct{}{}
+	}
+	if _, ok := row.msgs[id]; !ok {
+		row.msgs[clone(id)] = struct{}{}
+	}
+}
+
+// settle folds a message's final recipient states into its account.
+func (a *Analyzer) settle(m *Message) {
+	m.Removed = true
+	if m.User == "" {
+		return
+	}
+	ac := a.account(m.User)
+	for _, st := range m.rcpt {
+		switch *st {
+		case "sent":
+			ac.sent++
+		case "bounced", "expired":
+			ac.bounce++
+		case "deferred":
+			ac.def++
+		}
+	}
+	m.rcpt = nil
+}
+
+// Open returns the messages the logs leave open (never removed): the ones
+// that may still be in the queue, by queue ID (Postfix) or message number
+// (qmail).
+func (a *Analyzer) Open() map[string]*Message {
+	out := make(map[string]*Message, len(a.msgs)+len(a.qmsgs))
+	for k, m := range a.msgs {
+		out[k] = m
+	}
+	for k, m := range a.qmsgs {
+		out[k] = m
+	}
+	return out
+}
+
+// Span is the time of the first and the last stamped event.
+func (a *Analyzer) Span() (time.Time, time.Time) { return a.start, a.end }
+
+// Accounts returns one row per account, ranked: the most suspicious
+// first. queued, when not nil, gives each account's messages in the queue
+// now.
+func (a *Analyzer) Accounts(queued map[string]int) []Account {
+	// Messages still open count their recipients as they stand now.
+	pending := map[string][3]int{}
+	for _, m := range a.msgs {
+		if m.User == "" {
+			continue
+		}
+		k := strings.ToLower(m.User)
+		p := pending[k]
+		for _, st := range m.rcpt {
+			switch *st {
+			case "sent":
+				p[0]++
+			case "deferred":
+				p[1]++
+			case "bounced", "expired":
+				p[2]++
+			}
+		}
+		pending[k] = p
+	}
+	var out []Account
+	for _, ac := range a.accounts {
+		row := Account{User: ac.user, LoginsOK: ac.ok, LoginsFailed: ac.failed, ClientAddresses: len(ac.addrN), FailedAddresses: len(ac.failAddrs),
+			Networks: len(ac.nets), Messages: ac.messages, Recipients: ac.recipients, RecipientDomains: len(ac.domains),
+			Sent: ac.sent + pending[ac.user][0], Deferred: ac.def + pending[ac.user][1], Bounced: ac.bounce + pending[ac.user][2]}
+		if !ac.first.IsZero() {
+			f, l := ac.first, ac.last
+			row.FirstSeen, row.LastSeen = &f, &l
+		}
+		if queued != nil {
+			n := queued[ac.user]
+			row.Queued = &n
+		}
+		row.EnvelopeSenders = len(ac.senders)
+		for s := range ac.senders {
+			if s != ac.user {
+				row.ForgedSenders++
+			}
+		}
+		row.TopAddresses = topAddrs(ac.addrN, 5)
+		out = append(out, row)
+	}
+	// Accounts the queue holds mail of but the logs never show logging
+	// in (logs rotated away, or a qmail-send log without vchkpw's): a row
+	// each, so that nothing queued is left out of the table.
+	for u, n := range queued {
+		if _, ok := a.accounts[u]; ok || u == "" {
+			continue
+		}
+		n := n
+		out = append(out, Account{User: u, Queued: &n, Why: []string{"in the queue only: the logs show no login or message of it"}})
+	}
+	a.rank(out)
+	return out
+}
+
+func topAddrs(m map[string]*int, n int) []string {
+	type kv struct {
+		k string
+		v int
+	}
+	var all []kv
+	for k, v := range m {
+		all = append(all, kv{k, *v})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].v != all[j].v {
+			return all[i].v > all[j].v
+		}
+		return all[i].k < all[j].k
+	})
+	var out []string
+	for i := 0; i < len(all) && i < n; i++ {
+		out = append(out, fmt.Sprintf("%s(%d)", all[i].k, all[i].v))
+	}
+	return out
+}
+
+func median(v []int) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]int(nil), v...)
+	sort.Ints(s)
+	if len(s)%2 == 1 {
+		return float64(s[len(s)/2])
+	}
+	return float64(s[len(s)/2-1]+s[len(s)/2]) / 2
+}
+
+// rank scores every account against the others in the same logs and
+// against its own earlier activity, and sorts by score. The parts, each
+// log-scaled so that no single one dominates:
+//
+//   - address fan-out: distinct /24 (/48) networks over the median account's;
+//   - volume: messages over the median account's;
+//   - forged-sender variety: envelope senders that are not the account;
+//   - failure share: failed logins over all logins (from 3 failures on);
+//   - own history: client addresses first seen in the last 24 h of the logs
+//     against those seen before (when the logs span more than 48 h).
+func (a *Analyzer) rank(rows []Account) {
+	var nets, msgs []int
+	for _, r := range rows {
+		nets = append(nets, r.Networks)
+		msgs = append(msgs, r.Messages)
+	}
+	mNets, mMsgs := math.Max(1, median(nets)), math.Max(1, median(msgs))
+	histCut := time.Time{}
+	if !a.start.IsZero() && a.end.Sub(a.start) > 48*time.Hour {
+		histCut = a.end.Add(-24 * time.Hour)
+	}
+	for i := range rows {
+		r := &rows[i]
+		ac := a.accounts[r.User]
+		var why []string
+		fan := math.Log2(1 + float64(r.Networks)/mNets)
+		if float64(r.Networks) >= 3*mNets && r.Networks >= 3 {
+			why = append(why, fmt.Sprintf("logged in from %d addresses in %d networks (median account: %g networks)", r.ClientAddresses, r.Networks, mNets))
+		}
+		vol := math.Log2(1 + float64(r.Messages)/mMsgs)
+		if float64(r.Messages) >= 3*mMsgs && r.Messages >= 10 {
+			why = append(why, fmt.Sprintf("%d messages (median account: %g)", r.Messages, mMsgs))
+		}
+		forged := math.Log2(1 + float64(r.ForgedSenders))
+		if r.ForgedSenders >= 2 {
+			why = append(why, fmt.Sprintf("%d envelope senders that are not the account", r.ForgedSenders))
+		}
+		fail := 0.0
+		if r.LoginsFailed >= 3 {
+			share := float64(r.LoginsFailed) / float64(r.LoginsFailed+r.LoginsOK)
+			fail = 4 * share
+			why = append(why, fmt.Sprintf("%d of %d logins failed (%.0f%%)", r.LoginsFailed, r.LoginsFailed+r.LoginsOK, 100*share))
+		}
+		hist := 0.0
+		if !histCut.IsZero() && ac != nil {
+			var recent, before int
+			for _, t := range ac.addrs {
+				if t.IsZero() {
+					continue
+				}
+				if t.Before(histCut) {
+					before++
+				} else {
+					recent++
+				}
+			}
+			hist = math.Log2(1 + float64(recent)/float64(max(1, before)))
+			if recent >= 3 && recent >= 3*max(1, before) {
+				why = append(why, fmt.Sprintf("%d new client addresses in the last 24 h of the logs (%d before)", recent, before))
+			}
+		}
+		r.Score = math.Round((fan+vol+forged+fail+hist)*100) / 100
+		if ac == nil {
+			continue // queue only: its why is set
+		}
+		if len(why) == 0 {
+			why = append(why, fmt.Sprintf("nothing stands out: %d networks, %d messages, %d failed logins", r.Networks, r.Messages, r.LoginsFailed))
+		}
+		r.Why = why
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].Score != rows[j].Score {
+			return rows[i].Score > rows[j].Score
+		}
+		if qi, qj := queuedOf(rows[i]), queuedOf(rows[j]); qi != qj {
+			return qi > qj
+		}
+		return rows[i].User < rows[j].User
+	})
+}
+
+// Impact returns the impact table, largest first.
+func (a *Analyzer) Impact() []ImpactRow {
+	var out []ImpactRow
+	for _, r := range a.impact {
+		row := *r
+		row.Recipients, row.Messages = len(r.rcpts), len(r.msgs)
+		row.rcpts, row.msgs = nil, nil
+		out = append(out, row)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Recipients != out[j].Recipients {
+			return out[i].Recipients > out[j].Recipients
+		}
+		if out[i].Domain != out[j].Domain {
+			return out[i].Domain < out[j].Domain
+		}
+		if out[i].Status != out[j].Status {
+			return out[i].Status < out[j].Status
+		}
+		return out[i].Relay < out[j].Relay
+	})
+	return out
+}
+
+// LoginBefore finds the successful login from addr that most closely
+// precedes t, no more than window before it: the account a qmail message
+// from that client submitted as, when the AUTH patch wrote no user into
+// the Received header. It refuses (ok false, with the reason) when the
+// logs have no such login, or when two accounts logged in from addr in
+// that window: then nothing says which one sent the message.
+func (a *Analyzer) LoginBefore(addr string, t time.Time, window time.Duration) (user string, src Source, ok bool, why string) {
+	if addr == "" || t.IsZero() {
+		return "", Source{}, false, "no client address or arrival time"
+	}
+	var best *login
+	users := map[string]bool{}
+	for i, l := range a.logins[addr] {
+		if l.t.After(t.Add(time.Second)) || t.Sub(l.t) > window {
+			continue
+		}
+		users[l.user] = true
+		if best == nil || l.t.After(best.t) {
+			best = &a.logins[addr][i]
+		}
+	}
+	switch {
+	case best == nil:
+		return "", Source{}, false, fmt.Sprintf("no login from %s in the %v before arrival", addr, window)
+	case len(users) > 1:
+		return "", Source{}, false, fmt.Sprintf("%d accounts logged in from %s in the %v before arrival", len(users), addr, window)
+	}
+	return best.user, best.src, true, ""
+}
+
+func queuedOf(r Account) int {
+	if r.Queued == nil {
+		return 0
+	}
+	return *r.Queued
+}

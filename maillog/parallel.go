@@ -1,0 +1,216 @@
+package maillog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+)
+
+// chunkSize is how much of a log one parsing job holds.
+const chunkSize = 1 << 20
+
+// job is one chunk of a log: whole lines, parsed by a worker into events,
+// handed to the analyzer in the order the chunks were read.
+type job struct {
+	name  string
+	in    Input
+	data  []byte
+	line0 int64 // the number of the chunk's first line, minus one
+
+	events []Event
+	forms  [nForms]int64
+	lines  int64
+	bytes  int64
+	known  int64
+	unk    int64
+	out    int64
+	done   chan struct{}
+}
+
+// readAllParallel is ReadAll with the parsing spread over workers: one
+// goroutine reads chunks cut at line ends, the workers parse them, and
+// the caller's goroutine folds the events into a in the order of the
+// lines (the analyzer's joins depend on it). Memory is bounded by the
+// chunks in flight.
+func readAllParallel(inputs []Input, opts Options, a *Analyzer, workers int) Stats {
+	st := Stats{Forms: map[string]int64{}}
+	inflight := 2*workers + 2
+	jobs := make(chan *job, inflight)
+	order := make(chan *job, inflight)
+	free := make(chan *job, inflight+1)
+	for i := 0; i < inflight+1; i++ {
+		free <- &job{data: make([]byte, 0, chunkSize)}
+	}
+	for w := 0; w < workers; w++ {
+		go func() {
+			for j := range jobs {
+				j.parse(opts)
+				close(j.done)
+			}
+		}()
+	}
+	var problems []string
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for _, in := range inputs {
+			var raw io.Reader
+			var closer io.Closer
+			if in.Name == "-" {
+				if opts.Stdin == nil {
+					problems = append(problems, "-: no standard input")
+					continue
+				}
+				raw = opts.Stdin
+			} else {
+				f, err := openLog(in.Name)
+				if err != nil {
+					problems = append(problems, err.Error())
+					continue
+				}
+				raw, closer = f, f
+			}
+			src, err := decompress(raw)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", in.Name, err))
+				if closer != nil {
+					closer.Close()
+				}
+				continue
+			}
+			st.Files++
+			var carry []byte
+			var line int64
+			eof := false
+			for !eof {
+				j := <-free
+				j.name, j.in, j.line0 = in.Name, in, line
+				j.data = append(j.data[:0], carry...)
+				for len(j.data) < cap(j.data) {
+					n, err := src.Read(j.data[len(j.data):cap(j.data)])
+					j.data = j.data[:len(j.data)+n]
+					if err != nil {
+						if !errors.Is(err, io.EOF) {
+							problems = append(problems, fmt.Sprintf("%s: line %d: %v", in.Name, line+int64(bytes.Count(j.data, []byte{'\n'}))+1, err))
+						}
+						eof = true
+						break
+					}
+				}
+				cut := len(j.data)
+				if !eof {
+					cut = bytes.LastIndexByte(j.data, '\n') + 1
+					if cut == 0 {
+						// one line longer than a chunk: keep its head
+						// (parsed, then counted unknown) and drop the rest
+						j.data = append(j.data[:maxLine], '\n')
+						var rest []byte
+						rest, eof = skipLine(src)
+						cut = len(j.data)
+						j.data = append(j.data, rest...)
+					}
+				}
+				carry = append(carry[:0], j.data[cut:]...)
+				j.data = j.data[:cut]
+				line += int64(bytes.Count(j.data, []byte{'\n'}))
+				if eof && len(j.data) > 0 && j.data[len(j.data)-1] != '\n' {
+					line++
+				}
+				j.done = make(chan struct{})
+				jobs <- j
+				order <- j
+			}
+			if closer != nil {
+				closer.Close()
+			}
+		}
+	}()
+	for j := range order {
+		<-j.done
+		for i := range j.events {
+			a.Add(&j.events[i])
+		}
+		for i, n := range j.forms {
+			if n > 0 {
+				st.Forms[formNames[i]] += n
+			}
+		}
+		st.Lines += j.lines
+		st.Bytes += j.bytes
+		st.Known += j.known
+		st.Unknown += j.unk
+		st.Outside += j.out
+		j.events = j.events[:0]
+		free <- j
+	}
+	st.Problems = problems
+	return st
+}
+
+// skipLine reads src up to and including the next '\n' and returns what
+// it read after it; eof reports whether src ended.
+func skipLine(src io.Reader) (rest []byte, eof bool) {
+	var b [4096]byte
+	for {
+		n, err := src.Read(b[:])
+		if i := bytes.IndexByte(b[:n], '\n'); i >= 0 {
+			return append([]byte(nil), b[i+1:n]...), err != nil
+		}
+		if err != nil {
+			return nil, true
+		}
+	}
+}
+
+// parse turns the job's lines into events.
+func (j *job) parse(opts Options) {
+	p := parser{year: yearGuess{ref: j.in.Ref, loc: opts.Location}}
+	j.forms = [nForms]int64{}
+	j.lines, j.bytes, j.known, j.unk, j.out = 0, 0, 0, 0, 0
+	b := j.data
+	n := j.line0
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		var line []byte
+		if i < 0 {
+			line, b = b, nil
+		} else {
+			line, b = b[:i], b[i+1:]
+		}
+		n++
+		j.lines++
+		j.bytes += int64(len(line)) + 1
+		if k := len(line); k > 0 && line[k-1] == '\r' {
+			line = line[:k-1]
+		}
+		if len(line) > maxLine {
+			line = line[:maxLine]
+		}
+		j.events = append(j.events, Event{File: j.name, Line: n})
+		ev := &j.events[len(j.events)-1]
+		p.form = fNone
+		msg := p.header(line, ev)
+		p.classify(msg, ev)
+		j.forms[p.form]++
+		switch {
+		case ev.Kind == Unknown:
+			j.unk++
+			j.events = j.events[:len(j.events)-1]
+		case !ev.Time.IsZero() && (!opts.Since.IsZero() && ev.Time.Before(opts.Since) ||
+			!opts.Until.IsZero() && !ev.Time.Before(opts.Until)):
+			j.known++
+			j.out++
+			j.events = j.events[:len(j.events)-1]
+		default:
+			j.known++
+		}
+	}
+}
+
+// parallelWorkers is how many goroutines parse: all CPUs but the one
+// the analyzer runs on, at least one.
+func parallelWorkers() int {
+	return max(1, runtime.GOMAXPROCS(0)-1)
+}

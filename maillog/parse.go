@@ -1,0 +1,880 @@
+package maillog
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// str returns b as a string without copying: valid until the Reader reads
+// its next line (the Analyzer clones what it keeps).
+func str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// header splits a log line into its stamp, host, tag and message. It
+// returns the message, or ok=false when the line has a stamp form it does
+// not know (then the whole line is taken as a bare message).
+func (p *parser) header(b []byte, ev *Event) []byte {
+	if len(b) == 0 {
+		return b
+	}
+	switch c := b[0]; {
+	case c == '{':
+		return p.journal(b, ev)
+	case c == '<':
+		i := bytes.IndexByte(b, '>')
+		if i < 2 || i > 4 {
+			return b
+		}
+		b = b[i+1:]
+		if len(b) > 2 && b[0] == '1' && b[1] == ' ' {
+			return p.rfc5424(b[2:], ev)
+		}
+		return p.header(b, ev)
+	case c == '@':
+		t, ok := parseTAI64N(b)
+		if !ok {
+			return b
+		}
+		ev.Time = t
+		p.form = fTAI64N
+		b = b[25:]
+		if len(b) > 0 && b[0] == ' ' {
+			b = b[1:]
+		}
+		return b
+	case c >= '0' && c <= '9':
+		t, n, ok := parseISO(b)
+		if !ok {
+			return b
+		}
+		ev.Time = t
+		p.form = fRFC3339
+		return p.hostTag(b[n:], ev)
+	case c >= 'A' && c <= 'S':
+		t, ok := p.year.parse3164(b)
+		if !ok {
+			return b
+		}
+		ev.Time = t
+		p.form = fRFC3164
+		return p.hostTag(b[15:], ev)
+	}
+	return b
+}
+
+// hostTag reads " host tag[pid]: " after the stamp. The host field is
+// whatever single word syslog wrote there ("mail", or "relay/mail" when a
+// relay keeps the origin's name).
+func (p *parser) hostTag(b []byte, ev *Event) []byte {
+	b = bytes.TrimLeft(b, " ")
+	sp := bytes.IndexByte(b, ' ')
+	if sp < 0 {
+		return b
+	}
+	if b[sp-1] == ':' {
+		// dovecot's own log_path has no host: "Dec 07 18:22:48 auth: Info: ..."
+		t := b[:sp-1]
+		if i := bytes.IndexByte(t, '('); i > 0 && t[len(t)-1] == ')' {
+			ev.PID = str(t[i+1 : len(t)-1])
+			t = t[:i]
+		}
+		ev.Program = str(t)
+		return b[sp+1:]
+	}
+	ev.Host = str(b[:sp])
+	b = b[sp+1:]
+	return p.tag(b, ev)
+}
+
+// tag reads "prog[pid]: " or "prog: " at the start of b.
+func (p *parser) tag(b []byte, ev *Event) []byte {
+	end := bytes.Index(b, []byte(": "))
+	if end < 0 {
+		if bytes.HasSuffix(b, []byte(":")) {
+			end = len(b) - 1
+		} else {
+			return b
+		}
+	}
+	t := b[:end]
+	if bytes.IndexByte(t, ' ') >= 0 {
+		return b // a message without a tag
+	}
+	if i := bytes.IndexByte(t, '['); i > 0 && t[len(t)-1] == ']' {
+		ev.PID = str(t[i+1 : len(t)-1])
+		t = t[:i]
+	}
+	ev.Program = str(t)
+	if end+2 > len(b) {
+		return nil
+	}
+	return b[end+2:]
+}
+
+// rfc5424 reads "TIMESTAMP HOST APP PROCID MSGID SD MSG" (RFC 5424 6.).
+func (p *parser) rfc5424(b []byte, ev *Event) []byte {
+	t, n, ok := parseISO(b)
+	if !ok && !(len(b) > 1 && b[0] == '-' && b[1] == ' ') {
+		return b
+	}
+	if !ok {
+		n = 1
+	}
+	ev.Time = t
+	p.form = fRFC5424
+	b = b[n:]
+	var f [4][]byte
+	for i := range f {
+		b = bytes.TrimLeft(b, " ")
+		sp := bytes.IndexByte(b, ' ')
+		if sp < 0 {
+			return b
+		}
+		f[i], b = b[:sp], b[sp+1:]
+	}
+	nil5424 := func(v []byte) string {
+		if len(v) == 1 && v[0] == '-' {
+			return ""
+		}
+		return str(v)
+	}
+	ev.Host, ev.Program, ev.PID = nil5424(f[0]), nil5424(f[1]), nil5424(f[2])
+	// structured data: "-" or one or more [id k="v" ...] elements
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	} else {
+		for len(b) > 0 && b[0] == '[' {
+			i := 1
+			for i < len(b) && b[i] != ']' {
+				if b[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(b) {
+				return nil
+			}
+			b = b[i+1:]
+		}
+	}
+	if len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // the BOM RFC 5424 allows before MSG
+	return b
+}
+
+// journalLine is what journalctl -o json writes per entry; MESSAGE is a
+// string, or an array of byte values when it is not valid UTF-8.
+type journalLine struct {
+	Message   json.RawMessage `json:"MESSAGE"`
+	Ident     string          `json:"SYSLOG_IDENTIFIER"`
+	PID       string          `json:"SYSLOG_PID"`
+	ProcPID   string          `json:"_PID"`
+	Host      string          `json:"_HOSTNAME"`
+	Realtime  string          `json:"__REALTIME_TIMESTAMP"`
+	SourceRtm string          `json:"_SOURCE_REALTIME_TIMESTAMP"`
+}
+
+func (p *parser) journal(b []byte, ev *Event) []byte {
+	var j journalLine
+	if err := json.Unmarshal(b, &j); err != nil {
+		return b
+	}
+	p.form = fJournal
+	us := j.SourceRtm
+	if us == "" {
+		us = j.Realtime
+	}
+	if n, err := strconv.ParseInt(us, 10, 64); err == nil {
+		ev.Time = time.UnixMicro(n).UTC()
+	}
+	ev.Host, ev.Program, ev.PID = j.Host, j.Ident, j.PID
+	if ev.PID == "" {
+		ev.PID = j.ProcPID
+	}
+	var msg string
+	if err := json.Unmarshal(j.Message, &msg); err != nil {
+		var raw []byte
+		var nums []int
+		if json.Unmarshal(j.Message, &nums) != nil {
+			return nil
+		}
+		for _, n := range nums {
+			raw = append(raw, byte(n))
+		}
+		return raw
+	}
+	return []byte(msg)
+}
+
+// service is the last component of a Postfix-style tag: "smtpd" for
+// "postfix/submission/smtpd" and for "postfix-out/smtpd".
+func service(program string) string {
+	if i := strings.LastIndexByte(program, '/'); i >= 0 {
+		return program[i+1:]
+	}
+	return program
+}
+
+// isQueueID reports whether b is a Postfix queue ID: short (hex, upper
+// case) or long (enable_long_queue_ids: base-52 time, 'z', inode, drawn
+// from digits and consonants; see Postfix's mail_queue.h).
+func isQueueID(b []byte) bool {
+	if len(b) < 5 || len(b) > 32 {
+		return false
+	}
+	hex := true
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9', c >= 'A' && c <= 'F':
+		case c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z':
+			hex = false
+			switch c {
+			case 'A', 'E', 'I', 'O', 'U', 'a', 'e', 'i', 'o', 'u':
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return hex || len(b) >= 12
+}
+
+// fields iterates over "key=value, key=value" lists. A value in angle
+// brackets runs to the closing '>' (addresses may hold commas); other
+// values run to ',' or ' '.
+type fields struct{ b []byte }
+
+func (f *fields) next() (key, val []byte, ok bool) {
+	b := f.b
+	for len(b) > 0 && (b[0] == ',' || b[0] == ' ') {
+		b = b[1:]
+	}
+	eq := bytes.IndexByte(b, '=')
+	if eq <= 0 {
+		return nil, nil, false
+	}
+	key = b[:eq]
+	if bytes.IndexByte(key, ' ') >= 0 {
+		// "status=sent (text)" leaves "(text)" here: stop.
+		return nil, nil, false
+	}
+	b = b[eq+1:]
+	if len(b) > 0 && b[0] == '<' {
+		end := -1
+		for i := 1; i < len(b); i++ {
+			if b[i] == '>' && (i+1 == len(b) || b[i+1] == ',' || b[i+1] == ' ') {
+				end = i
+				break
+			}
+		}
+		if end < 0 {
+			val, f.b = b[1:], nil
+			return key, val, true
+		}
+		val, f.b = b[1:end], b[end+1:]
+		return key, val, true
+	}
+	end := -1
+	for i, c := range b {
+		if c == ',' || c == ' ' {
+			end = i
+			break
+		}
+	}
+	if end < 0 {
+		val, f.b = b, nil
+		return key, val, true
+	}
+	val, f.b = b[:end], b[end:]
+	return key, val, true
+}
+
+// rest is what follows the last value: " (text)" after status=.
+func (f *fields) rest() []byte { return bytes.TrimLeft(f.b, " ") }
+
+// nameAddr splits Postfix's "name[addr]" (the address may be IPv6).
+func nameAddr(b []byte) (name, addr string) {
+	i := bytes.LastIndexByte(b, '[')
+	if i < 0 || b[len(b)-1] != ']' {
+		return str(b), ""
+	}
+	return str(b[:i]), str(b[i+1 : len(b)-1])
+}
+
+func atoi(b []byte) int64 {
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return n
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// classify fills ev from the message part of a line.
+func (p *parser) classify(msg []byte, ev *Event) {
+	prog := ev.Program
+	svc := service(prog)
+	switch {
+	case svc == "qmail" || svc == "qmail-send" || prog == "":
+		// splogger: "qmail: 1374486441.012502 new msg 90219"
+		if t, n, ok := parseEpoch(msg); ok {
+			ev.Time = t
+			msg = msg[n:]
+		}
+		if p.qmail(msg, ev) {
+			return
+		}
+	}
+	if i := bytes.Index(msg, []byte("vchkpw-")); i >= 0 && (svc == "vpopmail" || svc == "vchkpw" || prog == "" || i == 0) {
+		if p.vchkpw(msg[i:], ev) {
+			return
+		}
+	}
+	switch svc {
+	case "smtpd", "cleanup", "qmgr", "smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard",
+		"bounce", "postsuper", "pickup", "postscreen", "nqmgr", "oqmgr", "trivial-rewrite", "master", "anvil",
+		"scache", "tlsmgr", "postfix-script", "verify", "proxymap", "sendmail", "postdrop", "postlog", "dnsblog", "tlsproxy":
+		p.postfix(svc, msg, ev)
+		return
+	case "saslauthd":
+		p.saslauthd(msg, ev)
+		return
+	case "authdaemond", "imapd", "pop3d", "imapd-ssl", "pop3d-ssl", "courier-imapd", "courier-pop3d":
+		p.courier(msg, ev)
+		return
+	}
+	if svc == "dovecot" || strings.HasPrefix(svc, "dovecot") || bytes.HasPrefix(msg, []byte("dovecot: ")) ||
+		strings.HasSuffix(svc, "-login") || svc == "auth" || strings.HasPrefix(svc, "auth-worker") {
+		p.dovecot(svc, msg, ev)
+		return
+	}
+}
+
+func (p *parser) postfix(svc string, msg []byte, ev *Event) {
+	ev.Kind = Other
+	sp := bytes.Index(msg, []byte(": "))
+	if sp > 0 && isQueueID(msg[:sp]) {
+		ev.QueueID = str(msg[:sp])
+		p.postfixQueued(svc, msg[sp+2:], ev)
+		return
+	}
+	switch {
+	case bytes.HasPrefix(msg, []byte("NOQUEUE: ")):
+		rest := msg[len("NOQUEUE: "):]
+		if bytes.HasPrefix(rest, []byte("reject: ")) || bytes.HasPrefix(rest, []byte("milter-reject: ")) {
+			p.reject(rest, ev)
+		}
+	case bytes.HasPrefix(msg, []byte("connect from ")):
+		ev.Kind = Connect
+		ev.ClientName, ev.ClientAddr = nameAddr(msg[len("connect from "):])
+	case bytes.HasPrefix(msg, []byte("warning: ")):
+		// smtpd_sasl_glue.c: "%s: SASL %s authentication failed: %s"
+		// (namaddr, mechanism, server reply); Postfix 3.x appends
+		// ", sasl_username=%s" when the user is known.
+		w := msg[len("warning: "):]
+		i := bytes.Index(w, []byte(": SASL "))
+		if i < 0 {
+			return
+		}
+		rest := w[i+len(": SASL "):]
+		j := bytes.Index(rest, []byte(" authentication failed"))
+		if j < 0 {
+			return
+		}
+		ev.Kind = AuthFailed
+		ev.ClientName, ev.ClientAddr = nameAddr(w[:i])
+		ev.Method = str(rest[:j])
+		rest = rest[j+len(" authentication failed"):]
+		if k := bytes.Index(rest, []byte(", sasl_username=")); k >= 0 {
+			ev.User = str(rest[k+len(", sasl_username="):])
+			rest = rest[:k]
+		}
+		ev.Text = str(bytes.TrimPrefix(rest, []byte(": ")))
+	}
+}
+
+func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
+	switch {
+	case bytes.HasPrefix(m, []byte("client=")):
+		ev.Kind = Client
+		f := fields{m}
+		for {
+			k, v, ok := f.next()
+			if !ok {
+				break
+			}
+			switch string(k) {
+			case "client":
+				ev.ClientName, ev.ClientAddr = nameAddr(v)
+			case "sasl_method":
+				ev.Method = str(v)
+			case "sasl_username":
+				ev.User = str(v)
+			}
+		}
+	case bytes.HasPrefix(m, []byte("message-id=")):
+		ev.Kind = MessageID
+		ev.Text = str(bytes.Trim(m[len("message-id="):], "<>"))
+	case bytes.HasPrefix(m, []byte("from=")):
+		f := fields{m}
+		ev.Kind = Queued
+		for {
+			k, v, ok := f.next()
+			if !ok {
+				break
+			}
+			switch string(k) {
+			case "from":
+				ev.Sender = str(v)
+			case "size":
+				ev.Size = atoi(v)
+			case "nrcpt":
+				ev.Nrcpt = int(atoi(v))
+			case "status":
+				ev.Status = str(v)
+				ev.Kind = Expired
+			}
+		}
+	case bytes.HasPrefix(m, []byte("to=")):
+		ev.Kind = Delivery
+		f := fields{m}
+		for {
+			k, v, ok := f.next()
+			if !ok {
+				break
+			}
+			switch string(k) {
+			case "to":
+				ev.Recipient = str(v)
+			case "orig_to":
+				ev.OrigTo = str(v)
+			case "relay":
+				ev.Relay = str(v)
+			case "dsn":
+				ev.DSN = str(v)
+			case "status":
+				ev.Status = str(v)
+			}
+		}
+		if r := f.rest(); len(r) > 1 && r[0] == '(' {
+			ev.Text = str(bytes.TrimSuffix(r[1:], []byte(")")))
+		}
+	case bytes.Equal(m, []byte("removed")):
+		ev.Kind = Removed
+	case bytes.HasPrefix(m, []byte("placed on hold")), bytes.HasPrefix(m, []byte("hold: ")):
+		ev.Kind = Held
+	case bytes.HasPrefix(m, []byte("uid=")):
+		ev.Kind = Pickup
+		f := fields{m}
+		for {
+			k, v, ok := f.next()
+			if !ok {
+				break
+			}
+			switch string(k) {
+			case "uid":
+				ev.UID = str(v)
+			case "from":
+				ev.Sender = str(v)
+			}
+		}
+	case bytes.HasPrefix(m, []byte("sender non-delivery notification: ")):
+		ev.Kind = BounceNotice
+		ev.NewID = str(m[len("sender non-delivery notification: "):])
+	case bytes.HasPrefix(m, []byte("reject: ")), bytes.HasPrefix(m, []byte("milter-reject: ")):
+		p.reject(m, ev)
+	}
+}
+
+// reject reads smtpd's "reject: RCPT from name[addr]: 554 5.7.1 text;
+// from=<s> to=<r> proto=ESMTP helo=<h>" (smtpd_check.c, log_whatsup).
+func (p *parser) reject(m []byte, ev *Event) {
+	ev.Kind = Reject
+	i := bytes.Index(m, []byte(" from "))
+	if i < 0 {
+		return
+	}
+	r := m[i+len(" from "):]
+	j := bytes.Index(r, []byte(": "))
+	if j < 0 {
+		return
+	}
+	ev.ClientName, ev.ClientAddr = nameAddr(r[:j])
+	r = r[j+2:]
+	semi := bytes.LastIndex(r, []byte("; from=<"))
+	if semi < 0 {
+		ev.Text = str(r)
+		return
+	}
+	ev.Text = str(r[:semi])
+	f := fields{r[semi+2:]}
+	for {
+		k, v, ok := f.next()
+		if !ok {
+			break
+		}
+		switch string(k) {
+		case "from":
+			ev.Sender = str(v)
+		case "to":
+			ev.Recipient = str(v)
+		}
+	}
+}
+
+// qmail reads qmail-send's log (qmail-send.c, qmail-1.03): the lines are
+// fixed formats with spaces between words.
+func (p *parser) qmail(m []byte, ev *Event) bool {
+	word := func(b []byte) ([]byte, []byte) {
+		i := bytes.IndexByte(b, ' ')
+		if i < 0 {
+			return b, nil
+		}
+		return b[:i], b[i+1:]
+	}
+	switch {
+	case bytes.HasPrefix(m, []byte("new msg ")):
+		ev.Kind = QmailNew
+		ev.QueueID = str(m[len("new msg "):])
+	case bytes.HasPrefix(m, []byte("info msg ")):
+		// "info msg %lu: bytes %lu from <%s> qp %lu uid %lu"
+		ev.Kind = QmailInfo
+		r := m[len("info msg "):]
+		c := bytes.IndexByte(r, ':')
+		if c < 0 {
+			return false
+		}
+		ev.QueueID = str(r[:c])
+		r = r[c+1:]
+		if i := bytes.Index(r, []byte(" bytes ")); i >= 0 {
+			ev.Size = atoi(r[i+len(" bytes "):])
+		}
+		if i := bytes.Index(r, []byte(" from <")); i >= 0 {
+			s := r[i+len(" from <"):]
+			if j := bytes.LastIndex(s, []byte("> qp ")); j >= 0 {
+				ev.Sender = str(s[:j])
+				var qp, uid []byte
+				qp, s = word(s[j+len("> qp "):])
+				ev.QP = str(qp)
+				if bytes.HasPrefix(s, []byte("uid ")) {
+					uid, _ = word(s[4:])
+					ev.UID = str(uid)
+				}
+			}
+		}
+	case bytes.HasPrefix(m, []byte("starting delivery ")):
+		// "starting delivery %d: msg %lu to %s %s" (local|remote, recipient)
+		ev.Kind = QmailStart
+		r := m[len("starting delivery "):]
+		c := bytes.Index(r, []byte(": msg "))
+		if c < 0 {
+			return false
+		}
+		ev.Delivery = str(r[:c])
+		r = r[c+len(": msg "):]
+		var id, ch []byte
+		id, r = word(r)
+		ev.QueueID = str(id)
+		if bytes.HasPrefix(r, []byte("to ")) {
+			ch, r = word(r[3:])
+			ev.Channel = str(ch)
+			ev.Recipient = str(r)
+		}
+	case bytes.HasPrefix(m, []byte("delivery ")):
+		// "delivery %d: success|deferral|failure: text"
+		r := m[len("delivery "):]
+		c := bytes.Index(r, []byte(": "))
+		if c < 0 {
+			return false
+		}
+		ev.Kind = Delivery
+		ev.Delivery = str(r[:c])
+		r = r[c+2:]
+		st, text, _ := bytes.Cut(r, []byte(": "))
+		ev.Status = str(bytes.TrimSuffix(st, []byte(":")))
+		ev.Text = str(text)
+	case bytes.HasPrefix(m, []byte("bounce msg ")):
+		ev.Kind = QmailBounce
+		var id []byte
+		id, r := word(m[len("bounce msg "):])
+		ev.QueueID = str(id)
+		if bytes.HasPrefix(r, []byte("qp ")) {
+			ev.QP = str(r[3:])
+		}
+	case bytes.HasPrefix(m, []byte("end msg ")):
+		ev.Kind = QmailEnd
+		ev.QueueID = str(m[len("end msg "):])
+	case bytes.HasPrefix(m, []byte("status: ")), bytes.HasPrefix(m, []byte("triple bounce")),
+		bytes.HasPrefix(m, []byte("alert: ")), bytes.HasPrefix(m, []byte("warning: ")),
+		bytes.HasPrefix(m, []byte("exiting")), bytes.HasPrefix(m, []byte("bounce msg")):
+		ev.Kind = Other
+	default:
+		return false
+	}
+	return true
+}
+
+// vchkpw reads vpopmail's vchkpw lines (vchkpw.c): "vchkpw-<service>:
+// (<method>) login success user@domain:ip", "... password fail
+// user@domain:ip", "... password fail (pass: '<password>') user@domain:ip"
+// (ENABLE_LOGGING 3/4: the password is skipped, never stored), "...
+// vpopmail user not found user@domain:ip".
+func (p *parser) vchkpw(m []byte, ev *Event) bool {
+	c := bytes.Index(m, []byte(": "))
+	if c < 0 {
+		return false
+	}
+	ev.Service = str(m[:c])
+	r := m[c+2:]
+	if len(r) > 0 && r[0] == '(' {
+		if e := bytes.IndexByte(r, ')'); e > 0 {
+			ev.Method = str(r[1:e])
+			r = bytes.TrimLeft(r[e+1:], " ")
+		}
+	}
+	switch {
+	case bytes.Contains(r, []byte("login success ")):
+		ev.Kind = Login
+	case bytes.HasPrefix(r, []byte("password fail")), bytes.HasPrefix(r, []byte("vpopmail user not found")),
+		bytes.HasPrefix(r, []byte("null password given")), bytes.HasPrefix(r, []byte("invalid user/domain")),
+		bytes.HasPrefix(r, []byte("user has no password")):
+		ev.Kind = LoginFailed
+	default:
+		ev.Kind = Other
+		return true
+	}
+	// user@domain:ip is the last word; a logged password comes before it.
+	last := r
+	if i := bytes.LastIndexByte(r, ' '); i >= 0 {
+		last = r[i+1:]
+	}
+	at := bytes.LastIndexByte(last, '@')
+	col := -1
+	if at >= 0 {
+		if i := bytes.IndexByte(last[at:], ':'); i >= 0 {
+			col = at + i
+		}
+	} else {
+		col = bytes.IndexByte(last, ':')
+	}
+	if col < 0 {
+		ev.User = str(last)
+		return true
+	}
+	ev.User, ev.ClientAddr = str(last[:col]), str(last[col+1:])
+	return true
+}
+
+// dovecot reads the login processes' "Login: user=<u>, method=M, rip=IP"
+// and "Disconnected (auth failed, N attempts ...): user=<u>, method=M,
+// rip=IP", and the auth process's "passdb(user,ip[,<session>]): Password
+// mismatch|unknown user" failures.
+func (p *parser) dovecot(svc string, m []byte, ev *Event) {
+	ev.Kind = Other
+	m = bytes.TrimPrefix(m, []byte("dovecot: "))
+	if svc == "dovecot" || svc == "" {
+		c := bytes.Index(m, []byte(": "))
+		if c < 0 {
+			return
+		}
+		svc, m = str(m[:c]), m[c+2:]
+	}
+	for _, lvl := range []string{"Info: ", "Warning: ", "Error: "} {
+		m = bytes.TrimPrefix(m, []byte(lvl))
+	}
+	ev.Service = svc
+	switch {
+	case strings.HasSuffix(svc, "-login"):
+		var ok bool
+		switch {
+		case bytes.HasPrefix(m, []byte("Login: ")):
+			ok = true
+		case bytes.Contains(m, []byte("auth failed")):
+		default:
+			return
+		}
+		i := bytes.Index(m, []byte("user=<"))
+		if i < 0 {
+			return
+		}
+		f := fields{m[i:]}
+		for {
+			k, v, more := f.next()
+			if !more {
+				break
+			}
+			switch string(k) {
+			case "user":
+				ev.User = str(v)
+			case "method":
+				ev.Method = str(v)
+			case "rip":
+				ev.ClientAddr = str(v)
+			}
+		}
+		if ok {
+			ev.Kind = Login
+		} else {
+			ev.Kind = LoginFailed
+		}
+	case svc == "auth" || strings.HasPrefix(svc, "auth-worker"):
+		// "passwd-file(user,1.2.3.4,<sess>): Password mismatch"
+		o := bytes.IndexByte(m, '(')
+		e := bytes.Index(m, []byte("): "))
+		if o < 0 || e < o {
+			return
+		}
+		what := m[e+3:]
+		if !(bytes.Contains(what, []byte("mismatch")) || bytes.Contains(what, []byte("unknown user")) ||
+			bytes.Contains(what, []byte("failed"))) {
+			return
+		}
+		args := bytes.Split(m[o+1:e], []byte(","))
+		ev.Kind = LoginFailed
+		ev.User = str(args[0])
+		if len(args) > 1 {
+			ev.ClientAddr = str(args[1])
+		}
+		// auth_debug_passwords appends "(given password: ...)": never kept
+		if i := bytes.Index(what, []byte("(given password")); i >= 0 {
+			what = bytes.TrimRight(what[:i], " ")
+		}
+		ev.Text = str(what)
+	}
+}
+
+// saslauthd reads "do_auth : auth failure: [user=u] [service=s]
+// [realm=r] [mech=m] [reason=...]" and "auth success: [user=u] ..."
+// (saslauthd-main.c). saslauthd logs no client address.
+func (p *parser) saslauthd(m []byte, ev *Event) {
+	ev.Kind = Other
+	var failed bool
+	switch {
+	case bytes.Contains(m, []byte("auth failure: ")):
+		failed = true
+	case bytes.Contains(m, []byte("auth success: ")):
+	default:
+		return
+	}
+	get := func(k string) string {
+		i := bytes.Index(m, []byte("["+k+"="))
+		if i < 0 {
+			return ""
+		}
+		v := m[i+len(k)+2:]
+		if j := bytes.IndexByte(v, ']'); j >= 0 {
+			return str(v[:j])
+		}
+		return ""
+	}
+	ev.User, ev.Service, ev.Method = get("user"), get("service"), get("mech")
+	if realm := get("realm"); realm != "" && !strings.Contains(ev.User, "@") {
+		ev.User += "@" + realm
+	}
+	if failed {
+		ev.Kind = LoginFailed
+	} else {
+		ev.Kind = Login
+	}
+}
+
+// courier reads courier's "LOGIN FAILED, user=u, ip=[::ffff:1.2.3.4]" and
+// "LOGIN, user=u, ip=[...]" (imapd/pop3d, authenticated through
+// authdaemond), and authdaemond's own failures when they name the user.
+func (p *parser) courier(m []byte, ev *Event) {
+	ev.Kind = Other
+	var failed bool
+	switch {
+	case bytes.HasPrefix(m, []byte("LOGIN FAILED, ")):
+		failed = true
+	case bytes.HasPrefix(m, []byte("LOGIN, ")):
+	case bytes.Contains(m, []byte("authentication error")) || bytes.Contains(m, []byte("password mismatch")) ||
+		bytes.Contains(m, []byte("authentication failed")):
+		failed = true
+		if !bytes.Contains(m, []byte("user=")) {
+			ev.Kind = LoginFailed
+			return
+		}
+	default:
+		return
+	}
+	f := fields{m[bytes.IndexByte(m, ',')+1:]}
+	if i := bytes.Index(m, []byte("user=")); i >= 0 {
+		f = fields{m[i:]}
+	}
+	for {
+		k, v, ok := f.next()
+		if !ok {
+			break
+		}
+		switch string(k) {
+		case "user":
+			ev.User = str(v)
+		case "ip":
+			v = bytes.Trim(v, "[]")
+			v = bytes.TrimPrefix(v, []byte("::ffff:"))
+			ev.ClientAddr = str(v)
+		}
+	}
+	if failed {
+		ev.Kind = LoginFailed
+	} else {
+		ev.Kind = Login
+	}
+}
+
+// Redact returns line with any password it carries replaced by
+// "[redacted]": vchkpw's "(pass: '...')" (ENABLE_LOGGING 3 and 4) and
+// "password=..." as debug logs print it. It also replaces control
+// characters, so the result is safe to print on a terminal.
+func Redact(line string) string {
+	if i := strings.Index(line, "(pass: '"); i >= 0 {
+		// the password may hold "') ": cut to the last "') " before the
+		// final user@domain:ip word.
+		end := strings.LastIndex(line, "') ")
+		if end < i {
+			end = len(line) - 2
+		}
+		line = line[:i] + "(pass: [redacted]" + line[end+1:]
+	}
+	if i := strings.Index(line, "(given password: "); i >= 0 {
+		end := strings.LastIndexByte(line, ')')
+		if end < i {
+			end = len(line) - 1
+		}
+		line = line[:i] + "(given password: [redacted]" + line[end:]
+	}
+	for _, k := range []string{"password=", "pass=", "passwd="} {
+		for off := 0; ; {
+			i := strings.Index(line[off:], k)
+			if i < 0 {
+				break
+			}
+			i += off + len(k)
+			j := strings.IndexAny(line[i:], " ,]")
+			if j < 0 {
+				j = len(line) - i
+			}
+			line = line[:i] + "[redacted]" + line[i+j:]
+			off = i + len("[redacted]")
+		}
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, line)
+}
