@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -98,9 +97,9 @@ var _ queue.Source = (*Spool)(nil)
 // missing one gets Postfix's default (deferred and defer hashed, at the
 // depth found elsewhere or 1). Close releases the directory descriptor.
 func Open(root string, opts Options) (*Spool, error) {
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := safefs.OpenRoot(root)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: root, Err: err}
+		return nil, err
 	}
 	s := &Spool{root: root, rootFD: fd, depth: make(map[string]int), opts: opts}
 	all := append(append([]string{}, WalkOrder...), logDirs...)
@@ -327,47 +326,13 @@ func checkRel(rel string) error {
 	return nil
 }
 
-var noOpenat2 atomic.Bool
-
 // openBeneath opens rel below the root without following any symbolic
-// link on the way (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or an
-// O_NOFOLLOW openat chain on kernels without openat2).
+// link on the way (safefs.OpenBeneath).
 func (s *Spool) openBeneath(rel string, flags int) (int, error) {
 	if err := checkRel(rel); err != nil {
 		return -1, err
 	}
-	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
-	if !noOpenat2.Load() {
-		how := &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
-		for {
-			fd, err := unix.Openat2(s.rootFD, rel, how)
-			if err == unix.EINTR || err == unix.EAGAIN {
-				continue
-			}
-			if err == unix.ENOSYS {
-				noOpenat2.Store(true)
-				break
-			}
-			return fd, err
-		}
-	}
-	dfd := s.rootFD
-	els := strings.Split(rel, "/")
-	for i, el := range els {
-		fl := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		if i == len(els)-1 {
-			fl = flags
-		}
-		fd, err := unix.Openat(dfd, el, fl, 0)
-		if dfd != s.rootFD {
-			unix.Close(dfd)
-		}
-		if err != nil {
-			return -1, err
-		}
-		dfd = fd
-	}
-	return dfd, nil
+	return safefs.OpenBeneath(s.rootFD, rel, flags, 0)
 }
 
 func (s *Spool) openDir(rel string) (*os.File, error) {
@@ -378,22 +343,23 @@ func (s *Spool) openDir(rel string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), filepath.Join(s.root, rel)), nil
 }
 
-// openFile opens a queue or log file for reading with O_NOFOLLOW and,
-// when permitted, O_NOATIME, and fstats it.
+// openFile opens a queue or log file for reading and fstats it
+// (safefs.OpenRegular: O_NOFOLLOW, O_NONBLOCK, O_NOATIME when permitted).
+// Anything but a regular file is refused without blocking: a FIFO planted
+// where a message or a logfile belongs must not hang a reader.
 func (s *Spool) openFile(rel string) (fdReader, *unix.Stat_t, error) {
-	fd, err := s.openBeneath(rel, unix.O_RDONLY|unix.O_NOATIME)
-	if err == unix.EPERM {
-		fd, err = s.openBeneath(rel, unix.O_RDONLY)
+	if err := checkRel(rel); err != nil {
+		return -1, nil, err
+	}
+	st := new(unix.Stat_t)
+	fd, err := safefs.OpenRegular(s.rootFD, rel, st)
+	if err == safefs.ErrNotRegular {
+		return -1, nil, fmt.Errorf("postfixq: %s: %s", rel, NoteNotRegular)
 	}
 	if err != nil {
 		return -1, nil, &fs.PathError{Op: "open", Path: filepath.Join(s.root, rel), Err: err}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return -1, nil, &fs.PathError{Op: "fstat", Path: filepath.Join(s.root, rel), Err: err}
-	}
-	return fdReader(fd), &st, nil
+	return fdReader(fd), st, nil
 }
 
 // fdReader is an io.ReaderAt over a raw descriptor (pread), without the
@@ -443,9 +409,6 @@ func (s *Spool) ReadEnvelope(ref queue.Ref) (*queue.Message, *Envelope, error) {
 		return nil, nil, err
 	}
 	defer f.close()
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, nil, fmt.Errorf("postfixq: %s: %s", rel, NoteNotRegular)
-	}
 	if st.Mode&0o700 != 0o700 {
 		return nil, nil, fmt.Errorf("%w: %s (mode %04o)", ErrInProgress, rel, st.Mode&0o7777)
 	}
@@ -478,53 +441,48 @@ func (s *Spool) ReadEnvelope(ref queue.Ref) (*queue.Message, *Envelope, error) {
 // reasons, statuses and actions, and sets Bouncing. Read does it itself
 // unless Options.SkipLogs. A log that cannot be read is a Problem.
 func (s *Spool) AttachLogs(m *queue.Message) {
-	if entries, err := s.ReadLog(LogDefer, m.ID); err == nil {
-		ApplyLog(m, entries)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	entries, err := s.ReadLog(LogDefer, m.ID)
+	ApplyLog(m, entries)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.Problems = append(m.Problems, "defer log: "+err.Error())
 	}
-	if entries, err := s.ReadLog(LogBounce, m.ID); err == nil {
+	entries, err = s.ReadLog(LogBounce, m.ID)
+	if err == nil || errors.Is(err, ErrLogTooLarge) {
 		// qmgr_active.c:qmgr_active_done sends a non-delivery report
 		// whenever a non-empty bounce logfile exists.
 		m.Bouncing = len(entries) > 0 || s.logNonEmpty(LogBounce, m.ID)
-		ApplyLog(m, entries)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	}
+	ApplyLog(m, entries)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.Problems = append(m.Problems, "bounce log: "+err.Error())
 	}
 }
 
 func (s *Spool) logNonEmpty(service, id string) bool {
-	var st unix.Stat_t
-	fd, err := s.openBeneath(s.LogPath(service, id), unix.O_RDONLY)
+	f, st, err := s.openFile(s.LogPath(service, id))
 	if err != nil {
 		return false
 	}
-	defer unix.Close(fd)
-	return unix.Fstat(fd, &st) == nil && st.Size > 0
+	f.close()
+	return st.Size > 0
 }
 
-// maxLogSize caps how much of a logfile is read.
-const maxLogSize = 64 << 20
-
 // ReadLog reads and parses a defer, bounce or trace logfile
-// (fs.ErrNotExist when there is none).
+// (fs.ErrNotExist when there is none), streaming with bounded memory
+// (ReadLogFrom); a logfile beyond the bounds gives the entries read so far
+// and an error matching ErrLogTooLarge.
 func (s *Spool) ReadLog(service, id string) ([]LogEntry, error) {
 	rel := s.LogPath(service, id)
-	f, st, err := s.openFile(rel)
+	f, _, err := s.openFile(rel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("postfixq: %s: %s", rel, NoteNotRegular)
+	entries, err := ReadLogFrom(io.NewSectionReader(f, 0, maxLogSize+1))
+	if err != nil {
+		return entries, fmt.Errorf("postfixq: %s: %w", rel, err)
 	}
-	n := min(st.Size, maxLogSize)
-	buf := make([]byte, n)
-	got, err := f.ReadAt(buf, 0)
-	if err != nil && err != io.EOF {
-		return nil, &fs.PathError{Op: "read", Path: filepath.Join(s.root, rel), Err: err}
-	}
-	return ParseLog(buf[:got]), nil
+	return entries, nil
 }
 
 // ReadContent reads a message's headers (and body when opt.Body is set).
@@ -553,15 +511,7 @@ func (s *Spool) openMessage(m *queue.Message) (fdReader, *unix.Stat_t, error) {
 	if rel == "" {
 		rel = s.MessagePath(m.Queue, m.ID)
 	}
-	f, st, err := s.openFile(rel)
-	if err != nil {
-		return -1, nil, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		f.close()
-		return -1, nil, fmt.Errorf("postfixq: %s: %s", rel, NoteNotRegular)
-	}
-	return f, st, nil
+	return s.openFile(rel)
 }
 
 // MasterRunning reports whether a Postfix master process runs on the
@@ -572,7 +522,11 @@ func (s *Spool) openMessage(m *queue.Message) (fdReader, *unix.Stat_t, error) {
 // after `postfix stop`, so its mere existence proves nothing.
 func MasterRunning(root string) (bool, error) {
 	p := filepath.Join(root, "pid", "master.pid")
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO at pid/master.pid must not hang the check. A
+	// pid file that is not a regular file is an error, not "not running":
+	// master writes a regular file, and whether master runs decides what
+	// may be touched.
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err == unix.ENOENT {
 		return false, nil
 	}
@@ -580,6 +534,13 @@ func MasterRunning(root string) (bool, error) {
 		return false, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, &fs.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, &fs.PathError{Op: "open", Path: p, Err: safefs.ErrNotRegular}
+	}
 	for {
 		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if err != unix.EINTR {
