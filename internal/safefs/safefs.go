@@ -93,10 +93,11 @@ func (e *Error) Error() string {
 }
 
 // strconvQuote quotes a path only when it holds bytes that would make the
-// message ambiguous (spaces, control characters, invalid UTF-8).
+// message ambiguous or drive a terminal (spaces, C0 and C1 controls,
+// invalid UTF-8); strconv.Quote escapes all of them.
 func strconvQuote(p string) string {
 	for _, r := range p {
-		if r <= ' ' || r == 0x7f || r == utf8.RuneError || r == '"' {
+		if r <= ' ' || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == utf8.RuneError || r == '"' {
 			return strconv.Quote(p)
 		}
 	}
