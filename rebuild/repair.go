@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
-	"golang.org/x/sys/unix"
 )
 
 // PlanRepair builds the plan that fixes problems (as returned by
