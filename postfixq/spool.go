@@ -91,11 +91,15 @@ type Spool struct {
 var _ queue.Source = (*Spool)(nil)
 
 // Open opens the queue directory root (the instance's queue_directory).
-// Hashing comes from opts.Config when given; otherwise every queue and log
-// directory is probed: one holding one-character subdirectories is hashed
-// (as deep as they nest), one holding files is flat, and an empty or
-// missing one gets Postfix's default (deferred and defer hashed, at the
-// depth found elsewhere or 1). Close releases the directory descriptor.
+// Hashing comes from opts.Config when given. Otherwise it follows Postfix's
+// defaults (hash_queue_names = deferred, defer; hash_queue_depth = 1) unless
+// the tree shows consistently that a directory is hashed otherwise: queue
+// files only inside one-character subdirectories (at the depth they are
+// found) make it hashed, queue files only at its top make it flat. An empty
+// or stray subdirectory proves nothing: the postfix user can mkdir hold/0,
+// and taking that for hashing would write held mail where Postfix (which
+// opens a message by the path hash_queue_names gives) never looks.
+// Close releases the directory descriptor.
 func Open(root string, opts Options) (*Spool, error) {
 	fd, err := safefs.OpenRoot(root)
 	if err != nil {
@@ -122,7 +126,7 @@ func Open(root string, opts Options) (*Spool, error) {
 		if d == queue.Maildrop {
 			continue
 		}
-		depth, known := s.probeDepth(d, 0)
+		depth, known := s.probeDepth(d)
 		if !known {
 			unknown[d] = true
 			continue
@@ -134,6 +138,7 @@ func Open(root string, opts Options) (*Spool, error) {
 		found = 1
 	}
 	for d := range unknown {
+		// global/mail_params.h DEF_HASH_QUEUE_NAMES "deferred, defer".
 		if d == queue.Deferred || d == LogDefer {
 			s.depth[d] = found
 		}
@@ -141,40 +146,66 @@ func Open(root string, opts Options) (*Spool, error) {
 	return s, nil
 }
 
-// probeDepth looks at up to probeLimit entries of dir: one-character
-// subdirectories make it hashed (depth 1 + theirs); files make it flat.
-func (s *Spool) probeDepth(dir string, level int) (depth int, known bool) {
-	const probeLimit = 4096
-	if level > 8 {
+// probeDepth looks at up to probeLimit entries below dir for queue files
+// (regular files with a queue ID for a name). Files only at the top: flat
+// (known). Files only inside one-character subdirectories: hashed as deep
+// as the first one found (known). Both, or none: not known, and Open
+// applies Postfix's default.
+func (s *Spool) probeDepth(dir string) (depth int, known bool) {
+	budget := 4096
+	top, sub := s.probeFiles(dir, 0, &budget)
+	switch {
+	case top && sub < 0:
 		return 0, true
+	case !top && sub > 0:
+		return sub, true
+	}
+	return 0, false
+}
+
+// probeFiles reports whether dir holds queue files itself and the depth
+// (relative to the probed queue directory) of the first queue file found in
+// a one-character subdirectory, -1 when none.
+func (s *Spool) probeFiles(dir string, level int, budget *int) (top bool, sub int) {
+	sub = -1
+	if level > 8 || *budget <= 0 {
+		return false, -1
 	}
 	f, err := s.openDir(dir)
 	if err != nil {
-		return 0, false
+		return false, -1
 	}
 	defer f.Close()
-	sawFile := false
-	n := 0
-	for n < probeLimit {
+	var subdirs []string
+	for *budget > 0 {
 		ents, err := f.ReadDir(256)
 		for _, e := range ents {
-			n++
-			if len(e.Name()) == 1 && e.Type()&fs.ModeType == fs.ModeDir {
-				d, _ := s.probeDepth(dir+"/"+e.Name(), level+1)
-				return 1 + d, true
-			}
-			if e.Type().IsRegular() {
-				sawFile = true
+			*budget--
+			name := e.Name()
+			switch {
+			case len(name) == 1 && e.Type()&fs.ModeType == fs.ModeDir:
+				subdirs = append(subdirs, name)
+			case e.Type().IsRegular() && ValidName(name):
+				top = true
 			}
 		}
 		if err != nil || len(ents) == 0 {
 			break
 		}
 	}
-	if level > 0 {
-		return 0, true
+	for _, d := range subdirs {
+		t, sd := s.probeFiles(dir+"/"+d, level+1, budget)
+		if t {
+			return top, level + 1
+		}
+		if sd > 0 {
+			return top, sd
+		}
+		if *budget <= 0 {
+			break
+		}
 	}
-	return 0, sawFile
+	return top, -1
 }
 
 // Close releases the root directory descriptor.
