@@ -285,13 +285,13 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		}
 		fmt.Fprintf(e.stdout, "dry run: %s of %d message(s) would do %d file operation(s):\n", name, len(results), len(ops))
 		for _, op := range ops {
-			fmt.Fprintf(e.stdout, "  %s\n", op)
+			fmt.Fprintf(e.stdout, "  %s\n", printable(fmt.Sprint(op)))
 		}
 	} else {
 		fmt.Fprintf(e.stderr, "%s: %d done, %d skipped, %d failed\n", name, out.ok, out.skipped, out.failed)
 	}
 	for _, f := range failures {
-		fmt.Fprintf(e.stderr, "qsurgeon: %s\n", f)
+		fmt.Fprintf(e.stderr, "qsurgeon: %s\n", printable(fmt.Sprint(f)))
 	}
 	if out.failed > 0 || out.skipped > 0 || partial {
 		return silentExit(exitPartial)

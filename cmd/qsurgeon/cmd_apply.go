@@ -155,7 +155,7 @@ EXAMPLES:
 				}
 				if why != "" {
 					changed++
-					fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %s\n", p.QueueID, why)
+					fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %s\n", printable(p.QueueID), printable(why))
 					continue
 				}
 				results = append(results, filter.Result{Msg: m})

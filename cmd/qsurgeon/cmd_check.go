@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/termsafe"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -102,7 +103,7 @@ EXAMPLES:
 				return err
 			}
 			if o.Format == "json" {
-				enc := json.NewEncoder(e.stdout)
+				enc := json.NewEncoder(safeJSON{e.stdout})
 				enc.SetEscapeHTML(false)
 				for _, p := range rep.Problems {
 					if err := enc.Encode(p); err != nil {
@@ -144,7 +145,7 @@ func (e *env) checkPostfix(o globalOpts, root string) error {
 		return fail(exitNoQueue, err, "")
 	}
 	if o.Format == "json" {
-		enc := json.NewEncoder(e.stdout)
+		enc := json.NewEncoder(safeJSON{e.stdout})
 		enc.SetEscapeHTML(false)
 		for _, p := range probs {
 			if err := enc.Encode(p); err != nil {
@@ -215,7 +216,7 @@ EXAMPLES:
 // runPlan prints a rebuild plan, asks, and executes it once through a
 // mutator rooted at the plan's base (or the dry-run recorder).
 func (e *env) runPlan(c *cli.Context, plan *rebuild.Plan, sf *safetyFlags, what string) error {
-	fmt.Fprint(e.stdout, plan.String())
+	fmt.Fprint(e.stdout, termsafe.Text(plan.String()))
 	if len(plan.Steps) == 0 {
 		return nil
 	}

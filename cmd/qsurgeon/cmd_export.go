@@ -89,7 +89,7 @@ func exportDir(warn io.Writer, dir string, rw rawWriter, results []filter.Result
 		base := filepath.Join(dir, safeName(m.ID))
 		var buf bytes.Buffer
 		if err := rw.WriteRaw(&buf, m); err != nil {
-			fmt.Fprintf(warn, "qsurgeon: %s: %v\n", m.ID, err)
+			fmt.Fprintf(warn, "qsurgeon: %s: %s\n", m.ID, printable(err.Error()))
 			failed++
 			continue
 		}
@@ -123,7 +123,7 @@ func exportMbox(warn io.Writer, path string, rw rawWriter, results []filter.Resu
 		m := r.Msg
 		var buf bytes.Buffer
 		if err := rw.WriteRaw(&buf, m); err != nil {
-			fmt.Fprintf(warn, "qsurgeon: %s: %v\n", m.ID, err)
+			fmt.Fprintf(warn, "qsurgeon: %s: %s\n", m.ID, printable(err.Error()))
 			failed++
 			continue
 		}

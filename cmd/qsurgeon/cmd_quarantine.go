@@ -244,7 +244,7 @@ EXAMPLES:
 					fmt.Fprintf(e.stderr, "  ... and %d more\n", len(todo)-sf.sample)
 					break
 				}
-				fmt.Fprintf(e.stderr, "  %-16s %-9s %-32s %s\n", en.ID, en.QueueName, clip(printable(en.Envelope.Sender), 32), dash(en.Envelope.SASLUser))
+				fmt.Fprintf(e.stderr, "  %-16s %-9s %-32s %s\n", en.ID, en.QueueName, clip(printable(en.Envelope.Sender), 32), dash(printable(en.Envelope.SASLUser)))
 			}
 			if sf.max > 0 && len(todo) > sf.max {
 				return usageErr("%d messages, more than --max %d", len(todo), sf.max)
@@ -301,7 +301,7 @@ EXAMPLES:
 				if err == nil && sf.dryRun {
 					fmt.Fprintf(e.stdout, "dry run: restore %s:\n", en.ID)
 					for _, s := range p.Steps {
-						fmt.Fprintf(e.stdout, "  %s\n", s)
+						fmt.Fprintf(e.stdout, "  %s\n", printable(fmt.Sprint(s)))
 					}
 					continue
 				}
@@ -310,7 +310,7 @@ EXAMPLES:
 				}
 				if err != nil {
 					failed++
-					fmt.Fprintf(e.stderr, "qsurgeon: %s: %v (it stays in %s)\n", en.ID, err, dir)
+					fmt.Fprintf(e.stderr, "qsurgeon: %s: %s (it stays in %s)\n", en.ID, printable(err.Error()), printable(dir))
 					if errors.Is(err, quarantine.ErrOccupied) && en.MTA == queue.Qmail {
 						fmt.Fprintln(e.stderr, "qsurgeon: hint: on a queue copied from another filesystem, names are not inodes; run 'qsurgeon repair' on it first, then restore again")
 					}

@@ -245,7 +245,7 @@ EXAMPLES:
 			s.DistinctSender, s.DistinctSASL, s.DistinctClient = len(senders), len(sasl), len(clients)
 			s.DistinctDomain, s.DistinctReason = len(domains), len(reasons)
 			if o.Format == "json" {
-				enc := json.NewEncoder(e.stdout)
+				enc := json.NewEncoder(safeJSON{e.stdout})
 				enc.SetEscapeHTML(false)
 				if err := enc.Encode(s); err != nil {
 					return err
