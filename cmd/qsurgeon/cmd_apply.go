@@ -83,7 +83,10 @@ func readPlan(path string) ([]planEntry, error) {
 		out = append(out, p)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = errors.New("line longer than 4 MB")
+		}
+		return nil, fail(exitUsage, fmt.Errorf("plan %s line %d: %w", path, line+1, err), "a plan file is written by --plan-out; this one is not")
 	}
 	return out, nil
 }

@@ -115,6 +115,22 @@ func exportMbox(warn io.Writer, path string, rw rawWriter, results []filter.Resu
 		return 0, err
 	}
 	defer jf.Close()
+	// On any failure (a full disk) both files go back to their size
+	// before this export: an mbox is never left with a cut message.
+	var mboxSize, jsonSize int64
+	if fi, err := f.Stat(); err == nil {
+		mboxSize = fi.Size()
+	}
+	if fi, err := jf.Stat(); err == nil {
+		jsonSize = fi.Size()
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = f.Truncate(mboxSize)
+			_ = jf.Truncate(jsonSize)
+		}
+	}()
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(jf)
 	enc.SetEscapeHTML(false)
@@ -140,7 +156,14 @@ func exportMbox(warn io.Writer, path string, rw rawWriter, results []filter.Resu
 	if err := w.Flush(); err != nil {
 		return failed, err
 	}
-	return failed, f.Sync()
+	if err := f.Sync(); err != nil {
+		return failed, err
+	}
+	if err := jf.Sync(); err != nil {
+		return failed, err
+	}
+	ok = true
+	return failed, nil
 }
 
 // writeMboxrd writes a message body with mboxrd quoting: every line that
@@ -159,16 +182,29 @@ func writeMboxrd(w *bufio.Writer, msg []byte) {
 	w.WriteByte('\n')
 }
 
+// writeNew writes a new file completely or not at all: the data goes to a
+// temporary name in the same directory, is synced, and only then gets its
+// name with link(2), which never replaces an existing file. A full disk
+// leaves no 0-byte or cut file behind.
 func writeNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
 	}
-	return f.Close()
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Link(tmp, path)
 }
 
 // safeName keeps a queue ID usable as a file name.
