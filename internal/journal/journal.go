@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
@@ -296,4 +297,55 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// Unfinished scans the journal at path (a missing one has nothing) for
+// messages a run started acting on with action and never recorded an
+// outcome for: the run was killed while acting on them. It
+// returns the time of each such started record by message ID. It streams:
+// memory grows only with what is unfinished. Malformed lines are skipped.
+func Unfinished(path, action string) (map[string]time.Time, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|noFollow|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("journal: %s: not a regular file", path)
+	}
+	type key struct{ run, id string }
+	open := map[key]time.Time{}
+	br := bufio.NewReader(f)
+	for {
+		line, err := readLine(br)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, errLongLine) {
+				continue
+			}
+			return nil, fmt.Errorf("journal: %s: %w", path, err)
+		}
+		var e Entry
+		if json.Unmarshal(line, &e) != nil || e.Type != TypeMessage || e.Action != action {
+			continue
+		}
+		k := key{e.Run, e.ID}
+		if e.Result == ResultStarted {
+			open[k] = e.Time
+		} else {
+			delete(open, k)
+		}
+	}
+	out := map[string]time.Time{}
+	for k, t := range open {
+		if old, ok := out[k.id]; !ok || t.Before(old) {
+			out[k.id] = t
+		}
+	}
+	return out, nil
 }
