@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/internal/journal"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -196,6 +198,14 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 	defer closeFS()
 	if qs, ok := sg.(*qmailSurgeon); ok {
 		qs.opt.AllowYoungOrphan = sf.detached
+		if name == "delete" && !sf.dryRun && sf.journal != "" && sf.journal != "none" {
+			// What a killed delete left half removed is ours to finish.
+			unfinished, err := journal.Unfinished(sf.journal, name)
+			if err != nil {
+				return fail(exitError, err, "")
+			}
+			qs.opt.Unfinished = func(id string) (time.Time, bool) { t, ok := unfinished[id]; return t, ok }
+		}
 	}
 	release, err := sg.prepare(name, sf.dryRun)
 	if err != nil {
