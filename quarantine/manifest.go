@@ -225,7 +225,26 @@ func appendManifest(path string, es ...Entry) error {
 			return err
 		}
 		if last[0] != '\n' {
-			b = append([]byte{'\n'}, b...)
+			// A line cut by a crash or a full disk (an append before
+			// this one was all or nothing) was never a record: drop it,
+			// so that it neither joins this append nor makes every
+			// later read warn. A cut line too long to find its start is
+			// ended instead.
+			start := max(0, size-maxManifestLine-1)
+			tail := make([]byte, size-start)
+			if _, err := f.ReadAt(tail, start); err != nil {
+				f.Close()
+				return err
+			}
+			if i := bytes.LastIndexByte(tail, '\n'); i >= 0 || start == 0 {
+				size = start + int64(i) + 1
+				if err := f.Truncate(size); err != nil {
+					f.Close()
+					return err
+				}
+			} else {
+				b = append([]byte{'\n'}, b...)
+			}
 		}
 	}
 	if _, err := f.Write(b); err != nil {
