@@ -69,6 +69,10 @@ fuzz:
 	$(GO) test ./postfixq -run '^$$' -fuzz FuzzParseID -fuzztime $(FUZZTIME)
 	$(GO) test ./qmailq -run '^$$' -fuzz FuzzEnvelope -fuzztime $(FUZZTIME)
 	$(GO) test ./qmailq -run '^$$' -fuzz FuzzParseTrace -fuzztime $(FUZZTIME)
+	$(GO) test ./qmailq -run '^$$' -fuzz FuzzInfoFile -fuzztime $(FUZZTIME)
+	$(GO) test ./qmailq -run '^$$' -fuzz FuzzChannelFile -fuzztime $(FUZZTIME)
+	$(GO) test ./postfixq -run '^$$' -fuzz FuzzLog -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/termsafe -run '^$$' -fuzz FuzzString -fuzztime $(FUZZTIME)
 	$(GO) test ./filter -run '^$$' -fuzz FuzzCompileMatch -fuzztime $(FUZZTIME)
 
 docs: build
