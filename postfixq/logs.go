@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -52,7 +53,9 @@ const (
 
 // ErrLogTooLarge: a logfile went beyond maxLogSize or maxLogKept; the
 // entries read before that are returned with it.
-var ErrLogTooLarge = errors.New("logfile too large: later entries not read")
+// A NUL byte (which bounce(8) never writes: a sparse or damaged file) ends
+// the logfile the same way.
+var ErrLogTooLarge = errors.New("logfile too large or damaged: later entries not read")
 
 // ParseLog parses a logfile: entries are blocks of name=value lines
 // separated by blank lines; a block with only the old-style line
@@ -62,6 +65,9 @@ var ErrLogTooLarge = errors.New("logfile too large: later entries not read")
 func ParseLog(data []byte) []LogEntry {
 	var p logParser
 	p.init()
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		data = data[:i]
+	}
 	for len(data) > 0 {
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -86,8 +92,13 @@ func ReadLogFrom(r io.Reader) ([]LogEntry, error) {
 	br.Reset(lr)
 	defer func() { br.Reset(nil); logReaders.Put(br) }()
 	var long []byte // a line longer than the buffer, cut at maxLogLine
+	var off int64
 	for {
 		chunk, err := br.ReadSlice('\n')
+		if i := bytes.IndexByte(chunk, 0); i >= 0 {
+			chunk, err = chunk[:i], errNUL
+		}
+		off += int64(len(chunk))
 		if err == bufio.ErrBufferFull {
 			if len(long) < maxLogLine {
 				long = append(long, chunk[:min(len(chunk), maxLogLine-len(long))]...)
@@ -106,6 +117,9 @@ func ReadLogFrom(r io.Reader) ([]LogEntry, error) {
 			p.line(line)
 			long = long[:0]
 		}
+		if err == errNUL {
+			return p.finish(), fmt.Errorf("%w (NUL byte at offset %d)", ErrLogTooLarge, off)
+		}
 		if err == io.EOF {
 			out := p.finish()
 			if lr.N <= 0 || p.dropped {
@@ -118,6 +132,8 @@ func ReadLogFrom(r io.Reader) ([]LogEntry, error) {
 		}
 	}
 }
+
+var errNUL = errors.New("NUL byte")
 
 var logReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
