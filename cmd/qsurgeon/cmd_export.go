@@ -87,16 +87,16 @@ func exportDir(warn io.Writer, dir string, rw rawWriter, results []filter.Result
 	for _, r := range results {
 		m := r.Msg
 		base := filepath.Join(dir, safeName(m.ID))
-		var buf bytes.Buffer
-		if err := rw.WriteRaw(&buf, m); err != nil {
+		// Streamed to the file (a message may be large); a read error
+		// skips the message, a write error (a full disk) stops.
+		if werr, err := writeNewFrom(base+".eml", func(w io.Writer) error { return rw.WriteRaw(w, m) }); werr != nil {
+			return failed, werr
+		} else if err != nil {
 			fmt.Fprintf(warn, "qsurgeon: %s: %s\n", m.ID, printable(err.Error()))
 			failed++
 			continue
 		}
 		env, _ := json.MarshalIndent(toJSON(m, nil), "", "  ")
-		if err := writeNew(base+".eml", buf.Bytes()); err != nil {
-			return failed, err
-		}
 		if err := writeNew(base+".json", append(env, '\n')); err != nil {
 			return failed, err
 		}
@@ -187,24 +187,53 @@ func writeMboxrd(w *bufio.Writer, msg []byte) {
 // name with link(2), which never replaces an existing file. A full disk
 // leaves no 0-byte or cut file behind.
 func writeNew(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
+	werr, err := writeNewFrom(path, func(w io.Writer) error { _, err := w.Write(data); return err })
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// writeNewFrom is writeNew with the content written by fill. It returns
+// the error of writing the file (werr: a full disk) apart from fill's own
+// (err: e.g. the message could not be read); either leaves no file.
+func writeNewFrom(path string, fill func(io.Writer) error) (werr, err error) {
+	f, werr := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if werr != nil {
+		return werr, nil
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	ew := &errWriter{w: bufio.NewWriterSize(f, 64<<10)}
+	err = fill(ew)
+	if ew.err == nil {
+		ew.err = ew.w.Flush()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if ew.err == nil {
+		ew.err = f.Sync()
 	}
-	if err := f.Close(); err != nil {
-		return err
+	if cerr := f.Close(); ew.err == nil {
+		ew.err = cerr
 	}
-	return os.Link(tmp, path)
+	if ew.err != nil || err != nil {
+		return ew.err, err
+	}
+	return os.Link(tmp, path), nil
+}
+
+// errWriter remembers the first error of its writer.
+type errWriter struct {
+	w   *bufio.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
 }
 
 // safeName keeps a queue ID usable as a file name.
