@@ -614,3 +614,113 @@ func TestExportOnFullDiskLeavesNoPartialFile(t *testing.T) {
 		}
 	}
 }
+
+// TestAllAttacksAtOnce plants every attack of issue 16 in one Postfix queue
+// and one qmail queue (FIFOs where messages, logs, envelope parts and the
+// pid file belong; stray hash directories; control characters in headers,
+// a SASL user and a file name; sparse 10 GB logs and envelope files; hard
+// links of outside files; symbolic links) and runs every read-only command
+// on them under a timeout, with peak RSS bounded and nothing a terminal
+// obeys in the output. make test-hostile runs it alone.
+func TestAllAttacksAtOnce(t *testing.T) {
+	const maxRSS = 150 << 10 // KiB
+	run := func(t *testing.T, root string, cmds [][]string) {
+		for _, args := range cmds {
+			r, rss := qsT(t, 60*time.Second, append([]string{"--queue", root}, args...)...)
+			t.Logf("%v: exit %d, peak RSS %d MiB", args, r.code, rss>>10)
+			if r.code != 0 && r.code != exitPartial && args[0] != "show" && args[0] != "check" {
+				t.Errorf("%v: exit %d: %s", args, r.code, clipStderr(r.stderr))
+			}
+			if rss > maxRSS {
+				t.Errorf("%v: peak RSS %d MiB, want at most %d", args, rss>>10, maxRSS>>10)
+			}
+			for name, out := range map[string]string{"stdout": r.stdout, "stderr": r.stderr} {
+				if args[len(args)-1] == "csv" {
+					continue // machine output: the fields as they are
+				}
+				if bad := unsafeOut(out); bad != "" {
+					t.Errorf("%v: %s holds %s", args, name, bad)
+				}
+			}
+		}
+	}
+	t.Run("postfix", func(t *testing.T) {
+		root := postfixCopy(t)
+		outside := filepath.Join(filepath.Dir(root), "outside")
+		os.Mkdir(outside, 0o755)
+		ids := deferredWithLog(t, root, 60)
+		logs := filesUnder(t, filepath.Join(root, "defer"))
+		msgs := filesUnder(t, filepath.Join(root, "deferred"))
+		for _, p := range []string{logs[ids[0]], filepath.Join(root, "bounce", ids[1]), filepath.Join(root, "hold", "FFFFFABCDE"), filepath.Join(root, "pid", "master.pid")} {
+			os.Remove(p)
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.Mkdir(filepath.Join(root, "hold", "0"), 0o700)
+		os.Mkdir(filepath.Join(root, "deferred", "0", "0"), 0o700)
+		os.WriteFile(filepath.Join(root, "deferred", "0", "\x1b[2J\u009b"), []byte("x"), 0o700)
+		os.Symlink("/etc/passwd", filepath.Join(root, "deferred", "0", "FFFFFABCDF"))
+		for _, id := range ids[2:42] {
+			if err := os.Truncate(logs[id], 10<<30); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := filepath.Join(outside, "secret")
+		os.Rename(msgs[ids[42]], o)
+		os.Link(o, msgs[ids[42]])
+		re := regexp.MustCompile(`sasl_username=([^\x00-\x1f]{8,})`)
+		for _, id := range ids[43:] {
+			data, _ := os.ReadFile(msgs[id])
+			if m := re.FindSubmatchIndex(data); m != nil {
+				copy(data[m[2]:], "\x1b[2J\xc2\x9b\x7f")
+				os.WriteFile(msgs[id], data, 0o700)
+				break
+			}
+		}
+		export := t.TempDir()
+		run(t, root, [][]string{
+			{"summary"}, {"summary", "--format", "json"},
+			{"list"}, {"list", "--format", "json"}, {"list", "--format", "csv"}, {"list", "--format", "ids"},
+			{"list", "--bouncing"}, {"list", "--reason", "refused", "--explain"}, {"list", "--subject", "x"},
+			{"show", ids[0]}, {"show", ids[1]}, {"show", "--body", ids[43]}, {"show", "--format", "json", ids[2]},
+			{"show", "FFFFFABCDE"},
+			{"export", "--queue-name", "deferred", export},
+			{"check"},
+		})
+	})
+	t.Run("qmail", func(t *testing.T) {
+		root := qmailCopy(t)
+		var ids []string
+		for name := range filesUnder(t, filepath.Join(root, "info")) {
+			ids = append(ids, name)
+		}
+		sort.Strings(ids)
+		find := func(part, id string) string { return filesUnder(t, filepath.Join(root, part))[id] }
+		for _, p := range []string{find("info", ids[0]), find("remote", ids[1]), find("mess", ids[2])} {
+			if p == "" {
+				continue
+			}
+			os.Remove(p)
+			syscall.Mkfifo(p, 0o600)
+		}
+		for _, p := range []string{find("info", ids[3]), find("remote", ids[4]), find("mess", ids[5])} {
+			if p != "" {
+				os.Truncate(p, 10<<30)
+			}
+		}
+		if p := find("mess", ids[6]); p != "" {
+			data, _ := os.ReadFile(p)
+			os.WriteFile(p, append([]byte("Subject: \x1b]0;x\x07\u009b\x7f\xff\n"), data...), 0o644)
+		}
+		os.WriteFile(filepath.Join(root, "mess", "0", "9\x1b[2J"), []byte("x"), 0o644)
+		export := t.TempDir()
+		run(t, root, [][]string{
+			{"summary"}, {"list"}, {"list", "--format", "json"}, {"list", "--format", "csv"},
+			{"list", "--bouncing"}, {"list", "--subject", "x"},
+			{"show", ids[0]}, {"show", ids[2]}, {"show", "--body", ids[6]}, {"show", ids[5]},
+			{"export", export},
+			{"check"},
+		})
+	})
+}
