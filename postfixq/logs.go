@@ -196,11 +196,10 @@ func (p *logParser) line(line []byte) {
 	if !ok {
 		return // bounce_log_read: "unknown attribute name"
 	}
-	name := string(bytes.TrimSpace(bname))
 	value := string(bytes.TrimSpace(bvalue))
 	p.kept += len(value)
 	cur := &p.cur
-	switch name {
+	switch string(bytes.TrimSpace(bname)) { // no allocation for the switch
 	case "recipient":
 		cur.Recipient, p.haveNew = value, true
 	case "original_recipient":

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -346,15 +345,19 @@ func (s *Spool) walkDir(ctx context.Context, q, dir string, hashed bool, fn func
 // checkRel refuses a path that is not a plain relative path inside the
 // root: no "..", no empty or "." elements, not absolute.
 func checkRel(rel string) error {
-	if rel == "" || strings.HasPrefix(rel, "/") || path.Clean(rel) != rel || rel == "." {
+	if strings.IndexByte(rel, 0) >= 0 {
 		return fmt.Errorf("postfixq: bad queue path %q", rel)
 	}
-	for _, el := range strings.Split(rel, "/") {
+	for rest := rel; ; { // no allocation: this runs for every file read
+		el, more, found := strings.Cut(rest, "/")
 		if el == ".." || el == "." || el == "" {
 			return fmt.Errorf("postfixq: bad queue path %q", rel)
 		}
+		if !found {
+			return nil
+		}
+		rest = more
 	}
-	return nil
 }
 
 // openBeneath opens rel below the root without following any symbolic
@@ -416,6 +419,21 @@ func (f fdReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (f fdReader) close() { unix.Close(int(f)) }
+
+// fdStream reads an fdReader from the start, sequentially.
+type fdStream struct {
+	f   fdReader
+	off int64
+}
+
+func (s *fdStream) Read(p []byte) (int, error) {
+	n, err := s.f.ReadAt(p, s.off)
+	s.off += int64(n)
+	if n > 0 && err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
 
 // Read reads one message's envelope (never its body), its file metadata
 // and its defer and bounce logs. The file is opened once, with
@@ -509,7 +527,7 @@ func (s *Spool) ReadLog(service, id string) ([]LogEntry, error) {
 		return nil, err
 	}
 	defer f.close()
-	entries, err := ReadLogFrom(io.NewSectionReader(f, 0, maxLogSize+1))
+	entries, err := ReadLogFrom(&fdStream{f: f})
 	if err != nil {
 		return entries, fmt.Errorf("postfixq: %s: %w", rel, err)
 	}
