@@ -228,6 +228,19 @@ func (f *FS) parent(op, p string) (int, string, error) {
 	return fd, base, nil
 }
 
+// parents opens the parent directories of from and to (Rename, Link).
+func (f *FS) parents(op, from, to string) (fd1 int, b1 string, fd2 int, b2 string, err error) {
+	if fd1, b1, err = f.parent(op, from); err != nil {
+		return -1, "", -1, "", err
+	}
+	if fd2, b2, err = f.parent(op, to); err != nil {
+		unix.Close(fd1)
+		err.(*Error).Path, err.(*Error).Dest = from, to
+		return -1, "", -1, "", err
+	}
+	return fd1, b1, fd2, b2, nil
+}
+
 func (f *FS) fail(op, p string, err error) error {
 	return &Error{Op: op, Root: f.root, Path: p, Err: err}
 }
@@ -252,16 +265,11 @@ func unixMode(m fs.FileMode) uint32 {
 // without RENAME_NOREPLACE a file is moved by link + unlink instead (also
 // refusing to replace).
 func (f *FS) Rename(from, to string) error {
-	fd1, b1, err := f.parent("rename", from)
+	fd1, b1, fd2, b2, err := f.parents("rename", from, to)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd1)
-	fd2, b2, err := f.parent("rename", to)
-	if err != nil {
-		err.(*Error).Path, err.(*Error).Dest = from, to
-		return err
-	}
 	defer unix.Close(fd2)
 	if err := renameNoReplace(fd1, b1, fd2, b2); err != nil {
 		return &Error{Op: "rename", Root: f.root, Path: from, Dest: to, Err: err}
@@ -344,16 +352,11 @@ func (f *FS) Remove(p string) error {
 // a symbolic link is linked itself), failing with fs.ErrExist when to
 // exists.
 func (f *FS) Link(from, to string) error {
-	fd1, b1, err := f.parent("link", from)
+	fd1, b1, fd2, b2, err := f.parents("link", from, to)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd1)
-	fd2, b2, err := f.parent("link", to)
-	if err != nil {
-		err.(*Error).Path, err.(*Error).Dest = from, to
-		return err
-	}
 	defer unix.Close(fd2)
 	if err := unix.Linkat(fd1, b1, fd2, b2, 0); err != nil {
 		return &Error{Op: "link", Root: f.root, Path: from, Dest: to, Err: err}

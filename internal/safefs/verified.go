@@ -76,16 +76,11 @@ func (f *FS) ChmodFile(p string, perm fs.FileMode, ino uint64) error {
 
 // RenameFile implements Verified.
 func (f *FS) RenameFile(from, to string, ino uint64) error {
-	fd1, b1, err := f.parent("rename", from)
+	fd1, b1, fd2, b2, err := f.parents("rename", from, to)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd1)
-	fd2, b2, err := f.parent("rename", to)
-	if err != nil {
-		err.(*Error).Path, err.(*Error).Dest = from, to
-		return err
-	}
 	defer unix.Close(fd2)
 	fail := func(err error) error { return &Error{Op: "rename", Root: f.root, Path: from, Dest: to, Err: err} }
 	var st unix.Stat_t
