@@ -225,7 +225,13 @@ func (s *Spool) Requeue(m queue.Mutator, msg *queue.Message, opt ActOptions) err
 	}
 	now = now.Truncate(time.Second) // utime(2) has whole seconds
 	dst := s.MessagePath(queue.Maildrop, msg.ID)
-	if err := m.Chtimes(dst, now, now); err != nil {
+	var terr error
+	if v, ok := m.(safefs.Verified); ok {
+		terr = v.ChtimesFile(dst, now, now, st.Ino) // the file just moved, by descriptor
+	} else {
+		terr = m.Chtimes(dst, now, now)
+	}
+	if err := terr; err != nil {
 		// postsuper only warns here ("reset time stamps"); the message is
 		// requeued all the same, but the caller should know.
 		return &ActionError{Action: action, ID: msg.ID, Path: dst, Err: fmt.Errorf("requeued, but resetting its time stamps failed: %w", err)}

@@ -99,4 +99,18 @@ func TestVerifiedRefusesHardLinkAndSwap(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "maildrop", "B")); err != nil || fi.Mode().Perm() != 0o710 {
 		t.Errorf("maildrop/B: %v %v", fi, err)
 	}
+	when := time.Unix(1700000000, 0)
+	if err := f.ChtimesFile("maildrop/B", when, when, b); err != nil {
+		t.Errorf("chtimes of the verified file: %v", err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "maildrop", "B")); !fi.ModTime().Equal(when) {
+		t.Errorf("maildrop/B mtime %v, want %v", fi.ModTime(), when)
+	}
+	before, _ := os.Stat(secret)
+	if err := f.ChtimesFile("deferred/A", when, when, ino(secret)); !errors.Is(err, ErrNotVerified) {
+		t.Errorf("chtimes of a hard link: %v", err)
+	}
+	if after, _ := os.Stat(secret); !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("outside file's mtime changed")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +30,9 @@ type Verified interface {
 	// another file have taken from's name in between, it is renamed back
 	// and ErrNotVerified returned.
 	RenameFile(from, to string, ino uint64) error
+	// ChtimesFile sets the times of p through a descriptor, after the
+	// same check as ChmodFile.
+	ChtimesFile(p string, atime, mtime time.Time, ino uint64) error
 }
 
 var (
@@ -51,25 +55,38 @@ func checkOne(st *unix.Stat_t, ino uint64) error {
 
 // ChmodFile implements Verified.
 func (f *FS) ChmodFile(p string, perm fs.FileMode, ino uint64) error {
-	fd, base, err := f.parent("chmod", p)
+	return f.onVerified("chmod", p, ino, func(fd int) error { return unix.Fchmod(fd, unixMode(perm)) })
+}
+
+// ChtimesFile implements Verified (futimens: a zero time is left as it is).
+func (f *FS) ChtimesFile(p string, atime, mtime time.Time, ino uint64) error {
+	ts := []unix.Timespec{timespec(atime), timespec(mtime)}
+	return f.onVerified("chtimes", p, ino, func(fd int) error { return unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH) })
+}
+
+// onVerified opens p without following or blocking, checks on the
+// descriptor that it is the regular file ino with one link, and calls do
+// with it.
+func (f *FS) onVerified(op, p string, ino uint64, do func(fd int) error) error {
+	fd, base, err := f.parent(op, p)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
 	rfd, err := Openat(fd, base, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
-		return f.fail("chmod", p, mapErr(err))
+		return f.fail(op, p, mapErr(err))
 	}
 	defer unix.Close(rfd)
 	var st unix.Stat_t
 	if err := unix.Fstat(rfd, &st); err != nil {
-		return f.fail("chmod", p, err)
+		return f.fail(op, p, err)
 	}
 	if err := checkOne(&st, ino); err != nil {
-		return f.fail("chmod", p, err)
+		return f.fail(op, p, err)
 	}
-	if err := unix.Fchmod(rfd, unixMode(perm)); err != nil {
-		return f.fail("chmod", p, err)
+	if err := do(rfd); err != nil {
+		return f.fail(op, p, err)
 	}
 	return nil
 }
@@ -110,6 +127,11 @@ func (f *FS) RenameFile(from, to string, ino uint64) error {
 // ChmodFile records a chmod.
 func (d *DryRun) ChmodFile(p string, perm fs.FileMode, _ uint64) error { return d.Chmod(p, perm) }
 
+// ChtimesFile records a chtimes.
+func (d *DryRun) ChtimesFile(p string, atime, mtime time.Time, _ uint64) error {
+	return d.Chtimes(p, atime, mtime)
+}
+
 // RenameFile records a rename.
 func (d *DryRun) RenameFile(from, to string, _ uint64) error { return d.Rename(from, to) }
 
@@ -135,4 +157,16 @@ func (f *Faulty) RenameFile(from, to string, ino uint64) error {
 		return v.RenameFile(from, to, ino)
 	}
 	return f.M.Rename(from, to)
+}
+
+// ChtimesFile passes through (to ChtimesFile where M has it) unless this
+// call is to fail.
+func (f *Faulty) ChtimesFile(p string, atime, mtime time.Time, ino uint64) error {
+	if err := f.step(Op{Op: "chtimes", Path: p, Atime: atime, Mtime: mtime}); err != nil {
+		return err
+	}
+	if v, ok := f.M.(Verified); ok {
+		return v.ChtimesFile(p, atime, mtime, ino)
+	}
+	return f.M.Chtimes(p, atime, mtime)
 }
