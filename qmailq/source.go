@@ -215,6 +215,14 @@ func (q *Queue) readPart(id uint64, loc Location, limit int) *fileData {
 	if limit > 0 && n > int64(limit) {
 		n = int64(limit)
 	}
+	if loc.Part != PartMess && fd.st.Size > maxPartSize(loc.Part) {
+		// Larger than qmail ever writes it: damaged or planted (a sparse
+		// 10 GB file costs nothing to make). Reading even the first
+		// MaxEnvelopeSize bytes of each would cost that much memory per
+		// message, so nothing is read.
+		fd.err = &CorruptError{Path: fd.path, Offset: maxPartSize(loc.Part), Err: fmt.Errorf("file of %d bytes, larger than qmail writes (at most %d)", fd.st.Size, maxPartSize(loc.Part))}
+		return fd
+	}
 	if n > MaxEnvelopeSize {
 		fd.err = &CorruptError{Path: fd.path, Offset: MaxEnvelopeSize, Err: errTooLarge}
 		n = MaxEnvelopeSize
@@ -656,4 +664,14 @@ func (a *assembler) consistency(mess, info, local, remote, todo, intd, bounce *f
 		// qmail-send.c:todo_do() unlinks info/local/remote but not bounce.
 		a.problem(KindBounceWithoutInfo, bounce.path, "%s next to a message not yet preprocessed: stale failure text of an earlier message with this id, which this one will inherit (todo_do() does not remove bounce/)", bounce.path)
 	}
+}
+
+// maxPartSize is the largest envelope file of a part qsurgeon reads. An info
+// file is "F" + one address (qmail-queue.c: ADDR 1003 bytes at most) + NUL;
+// the others hold one record per recipient and have no such bound.
+func maxPartSize(p Part) int64 {
+	if p == PartInfo {
+		return 64 << 10
+	}
+	return MaxEnvelopeSize
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
-	"golang.org/x/sys/unix"
 )
 
 // PlanRepair builds the plan that fixes problems (as returned by
@@ -463,18 +462,11 @@ func (b *repairer) makeInfo(m *msg, final uint64, f finding) error {
 
 // readHead reads at most max bytes from the start of a regular file.
 func (t *tree) readHead(rel string, max int64) ([]byte, error) {
-	fd, err := t.openAt(rel, unix.O_RDONLY|unix.O_NOATIME)
-	if errors.Is(err, unix.EPERM) {
-		fd, err = t.openAt(rel, unix.O_RDONLY)
-	}
+	f, err := t.openRegular(rel)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), filepath.Join(t.root, rel))
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", f.Name())
-	}
 	return io.ReadAll(io.LimitReader(f, max))
 }
 

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/internal/journal"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -218,6 +220,14 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 	defer closeFS()
 	if qs, ok := sg.(*qmailSurgeon); ok {
 		qs.opt.AllowYoungOrphan = sf.detached
+		if name == "delete" && !sf.dryRun && sf.journal != "" && sf.journal != "none" {
+			// What a killed delete left half removed is ours to finish.
+			unfinished, err := journal.Unfinished(sf.journal, name)
+			if err != nil {
+				return fail(exitError, err, "")
+			}
+			qs.opt.Unfinished = func(id string) (time.Time, bool) { t, ok := unfinished[id]; return t, ok }
+		}
 	}
 	release, err := sg.prepare(name, sf.dryRun)
 	if err != nil {
@@ -243,30 +253,65 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		bar.ChangeMax64(int64(len(results)))
 		defer func() { _ = bar.Finish(); _ = bar.Clear() }()
 	}
+	// A journal that cannot be written stops the action before the next
+	// message: ctx is cancelled, and the message whose record failed is
+	// named in the error.
+	ctx, stop := context.WithCancel(c.Context)
+	defer stop()
+	var jerr error
+	var unjournaled []string
 	record := func(m *queue.Message, err error) {
 		mu.Lock()
 		defer mu.Unlock()
+		result := "ok"
 		switch {
 		case err == nil:
 			out.ok++
-			_ = run.Record(m.ID, m.Queue, name, "ok", nil)
 		case errors.Is(err, errSkipped):
 			out.skipped++
+			result = "skipped"
 			failures = append(failures, fmt.Sprintf("%s: skipped: %v", m.ID, err))
-			_ = run.Record(m.ID, m.Queue, name, "skipped", err)
 		default:
 			out.failed++
+			result = "failed"
 			failures = append(failures, fmt.Sprintf("%s: %v", m.ID, err))
-			_ = run.Record(m.ID, m.Queue, name, "failed", err)
 		}
+		if rerr := run.Record(m.ID, m.Queue, name, result, err); rerr != nil {
+			unjournaled = append(unjournaled, m.ID+" ("+result+")")
+			if jerr == nil {
+				jerr = rerr
+				stop()
+			}
+		}
+	}
+	// starting journals the messages about to be acted on before
+	// anything is done to them; false stops the action.
+	starting := func(msgs []*queue.Message) bool {
+		ids, qs := make([]string, len(msgs)), make([]string, len(msgs))
+		for i, m := range msgs {
+			ids[i], qs[i] = m.ID, m.Queue
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if jerr != nil {
+			return false
+		}
+		if err := run.Starting(name, ids, qs); err != nil {
+			jerr = err
+			stop()
+			return false
+		}
+		return true
 	}
 	batcher, batched := sg.(batchSurgeon)
 	par, parallel := sg.(parallelSurgeon)
 	parallel = parallel && !sf.dryRun && par.parallel(name)
 	if batched && !sf.dryRun {
 		for i := 0; i < len(results); {
-			if c.Context.Err() != nil {
-				failures = append(failures, "interrupted: the remaining messages were not touched")
+			if ctx.Err() != nil {
+				if jerr == nil {
+					failures = append(failures, "interrupted: the remaining messages were not touched")
+				}
 				break
 			}
 			if bar != nil {
@@ -276,6 +321,9 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			msgs := make([]*queue.Message, n)
 			for j := range msgs {
 				msgs[j] = results[i+j].Msg
+			}
+			if !starting(msgs) {
+				break
 			}
 			for j, err := range batcher.actBatch(name, msgs) {
 				record(msgs[j], err)
@@ -287,16 +335,20 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		if parallel {
 			workers = o.Workers
 		}
-		if !actEach(c.Context, results, workers, bar, func(m *queue.Message) {
-			record(m, sg.act(name, m, mut))
-		}) {
+		if !actEach(ctx, results, workers, bar, func(m *queue.Message) {
+			if starting([]*queue.Message{m}) {
+				record(m, sg.act(name, m, mut))
+			}
+		}) && jerr == nil {
 			failures = append(failures, "interrupted: the remaining messages were not touched")
 		}
 		if parallel {
 			slices.Sort(failures) // workers finish in any order; report in ID order
 		}
 	}
-	_ = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped, "in_place": inPlace.total()})
+	if jerr == nil {
+		jerr = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped, "in_place": inPlace.total()})
+	}
 	if dry != nil {
 		ops := opsOf(dry.Base, dry.Ops(), "", "")
 		if d, ok := sg.(interface{ dryRunOps() []plannedOp }); ok {
@@ -311,7 +363,15 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		fmt.Fprintf(e.stderr, "%s: %d done, %s%d skipped, %d failed\n", name, out.ok, already, out.skipped, out.failed)
 	}
 	for _, f := range failures {
-		fmt.Fprintf(e.stderr, "qsurgeon: %s\n", f)
+		fmt.Fprintf(e.stderr, "qsurgeon: %s\n", printable(fmt.Sprint(f)))
+	}
+	if jerr != nil {
+		done := ""
+		if len(unjournaled) > 0 {
+			done = "; done but not in the journal: " + strings.Join(unjournaled, " ")
+		}
+		return fail(exitError, fmt.Errorf("%w; stopped after %d of %d message(s)%s", jerr, out.ok+out.failed+out.skipped, len(results), done),
+			"free space where the journal lives (or give --journal FILE elsewhere), then run the same command again: what is done is no longer selected")
 	}
 	if out.failed > 0 || out.skipped > 0 || partial {
 		return silentExit(exitPartial)
@@ -379,6 +439,7 @@ func splitInPlace(sg surgeon, action string, results []filter.Result) ([]filter.
 // journalRun is what execute needs of a journal run.
 type journalRun interface {
 	Record(id, queueName, action, result string, err error) error
+	Starting(action string, ids, queues []string) error
 	End(summary any) error
 }
 
@@ -386,6 +447,7 @@ type journalRun interface {
 type nopRun struct{}
 
 func (nopRun) Record(string, string, string, string, error) error { return nil }
+func (nopRun) Starting(string, []string, []string) error          { return nil }
 func (nopRun) End(any) error                                      { return nil }
 
 // filterDescription records the selection flags that were given.

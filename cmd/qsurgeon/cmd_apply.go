@@ -38,6 +38,13 @@ func writePlan(path string, src queue.Source, results []filter.Result) error {
 	if err != nil {
 		return fail(exitError, fmt.Errorf("plan: %w", err), "the plan file must not exist yet")
 	}
+	ok := false
+	defer func() {
+		if !ok { // a full disk: no cut plan left to apply later
+			f.Close()
+			os.Remove(path)
+		}
+	}()
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -45,18 +52,16 @@ func writePlan(path string, src queue.Source, results []filter.Result) error {
 		m := r.Msg
 		if err := enc.Encode(planEntry{MTA: string(m.MTA), QueueDir: root, QueueName: m.Queue, QueueID: m.ID, Path: m.Path,
 			Inode: m.Inode, FileSize: m.FileSize, ArrivalTime: m.Arrival.Unix(), Sender: m.Sender, NullSender: m.NullSender}); err != nil {
-			f.Close()
 			return err
 		}
 	}
 	if err := w.Flush(); err != nil {
-		f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return err
 	}
+	ok = true
 	return f.Close()
 }
 
@@ -83,7 +88,10 @@ func readPlan(path string) ([]planEntry, error) {
 		out = append(out, p)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = errors.New("line longer than 4 MB")
+		}
+		return nil, fail(exitUsage, fmt.Errorf("plan %s line %d: %w", path, line+1, err), "a plan file is written by --plan-out; this one is not")
 	}
 	return out, nil
 }
@@ -161,7 +169,7 @@ EXAMPLES:
 				}
 				if why != "" {
 					changed++
-					fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %s\n", p.QueueID, why)
+					fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %s\n", printable(p.QueueID), printable(why))
 					continue
 				}
 				results = append(results, filter.Result{Msg: m})

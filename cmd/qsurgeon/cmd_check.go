@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/termsafe"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -114,7 +115,7 @@ EXAMPLES:
 				return err
 			}
 			if o.Format == "json" {
-				enc := json.NewEncoder(e.stdout)
+				enc := json.NewEncoder(safeJSON{e.stdout})
 				enc.SetEscapeHTML(false)
 				for _, p := range rep.Problems {
 					if err := enc.Encode(p); err != nil {
@@ -159,7 +160,7 @@ func (e *env) checkPostfix(o globalOpts, root string) error {
 	}
 	layout := postfixLayout(assumed)
 	if o.Format == "json" {
-		enc := json.NewEncoder(e.stdout)
+		enc := json.NewEncoder(safeJSON{e.stdout})
 		enc.SetEscapeHTML(false)
 		for _, p := range probs {
 			if err := enc.Encode(p); err != nil {
@@ -266,7 +267,7 @@ EXAMPLES:
 // runPlan prints a rebuild plan, asks, and executes it once through a
 // mutator rooted at the plan's base (or the dry-run recorder).
 func (e *env) runPlan(c *cli.Context, plan *rebuild.Plan, sf *safetyFlags, what string) error {
-	fmt.Fprint(e.stdout, plan.String())
+	fmt.Fprint(e.stdout, termsafe.Text(plan.String()))
 	if len(plan.Steps) == 0 {
 		return nil
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+	"github.com/qsurgeon/qsurgeon/internal/injected"
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
@@ -41,6 +43,12 @@ type intoSurgeon struct {
 	dry   *safefs.DryRun
 	vd    *qmailq.VirtualDomains
 	moves []plannedOp
+	// done records the messages copied into the live queue already, so a
+	// re-run after a partial failure skips them; recErr, once set, stops
+	// every later injection (injected but unrecorded means duplicated by
+	// the next run).
+	done   *injected.Log
+	recErr error
 }
 
 func newIntoSurgeon(inner surgeon, f *intoFlags) (*intoSurgeon, error) {
@@ -93,6 +101,12 @@ func (s *intoSurgeon) prepare(action string, dryRun bool) (func(), error) {
 	if dryRun {
 		s.dry = safefs.NewDryRun(s.fs)
 	}
+	if s.done, err = injected.Open(s.source().Root()); err != nil {
+		s.fs.Close()
+		s.srcFS.Close()
+		release()
+		return nil, err
+	}
 	if s.live.MTA() == queue.Qmail {
 		path := s.f.virtualDomains
 		if path == "" {
@@ -117,6 +131,12 @@ func (s *intoSurgeon) prepare(action string, dryRun bool) (func(), error) {
 // act ignores the detached queue's mutator: the changes happen in the live
 // queue, through s.fs (or the recorder of a dry run).
 func (s *intoSurgeon) act(action string, m *queue.Message, _ queue.Mutator) error {
+	if e, ok := s.done.Done(m.ID, m.Inode); ok {
+		return fmt.Errorf("%w: already injected into %s as %s at %s (%s in the detached queue)", errSkipped, e.Into, e.NewID, e.Time.UTC().Format(time.RFC3339), injected.Name)
+	}
+	if s.recErr != nil {
+		return fmt.Errorf("not injected: %w", s.recErr)
+	}
 	// A dry run injects nothing, so it does not wait for --rate either.
 	if s.f.rateInterval > 0 && !s.f.lastInjection.IsZero() && s.dry == nil {
 		time.Sleep(time.Until(s.f.lastInjection.Add(s.f.rateInterval)))
@@ -139,7 +159,10 @@ func (s *intoSurgeon) act(action string, m *queue.Message, _ queue.Mutator) erro
 		if ps, ok := s.inner.(*postfixSurgeon); ok {
 			opt.SourceMasterRunning = ps.opt.MasterRunning
 		}
-		_, err := src.IntoMaildrop(live, mut, m, opt)
+		into, err := src.IntoMaildrop(live, mut, m, opt)
+		if err == nil && !into.Moved && s.dry == nil {
+			err = s.record(m, into.ID)
+		}
 		if errors.Is(err, postfixq.ErrChanged) || errors.Is(err, postfixq.ErrActiveLive) {
 			return fmt.Errorf("%w: %v", errSkipped, err)
 		}
@@ -151,13 +174,30 @@ func (s *intoSurgeon) act(action string, m *queue.Message, _ queue.Mutator) erro
 				s.moves = append(s.moves, plannedOp{kind: "run", where: "qmail-queue", text: fmt.Sprintf("run %s for message %s", s.f.viaQmailQueue, m.ID)})
 				return nil
 			}
-			return src.InjectViaQmailQueue(context.Background(), s.f.viaQmailQueue, m, opt)
+			if err := src.InjectViaQmailQueue(context.Background(), s.f.viaQmailQueue, m, opt); err != nil {
+				return err
+			}
+			return s.record(m, "")
 		}
 		_, err := src.Inject(s.live.(*qmailq.Queue), mut, m, opt)
+		if err == nil && s.dry == nil {
+			err = s.record(m, "")
+		}
 		if errors.Is(err, qmailq.ErrNoRecipients) {
 			return fmt.Errorf("%w: %v", errSkipped, err)
 		}
 		return err
 	}
 	return fmt.Errorf("requeue --into: unsupported queue")
+}
+
+// record notes a message copied into the live queue; when that fails, the
+// message is reported failed and no further message is injected.
+func (s *intoSurgeon) record(m *queue.Message, newID string) error {
+	err := s.done.Add(injected.Entry{ID: m.ID, Inode: m.Inode, Into: s.live.Root(), NewID: newID, Time: clock.Now()})
+	if err != nil {
+		s.recErr = err
+		return fmt.Errorf("injected into %s, but recording it failed (a re-run would inject it again): %w", s.live.Root(), err)
+	}
+	return nil
 }

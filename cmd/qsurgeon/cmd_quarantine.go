@@ -328,7 +328,7 @@ EXAMPLES:
 					fmt.Fprintf(e.stderr, "  ... and %d more\n", len(todo)-sf.sample)
 					break
 				}
-				fmt.Fprintf(e.stderr, "  %-16s %-9s %-32s %s\n", en.ID, en.QueueName, clip(printable(en.Envelope.Sender), 32), dash(en.Envelope.SASLUser))
+				fmt.Fprintf(e.stderr, "  %-16s %-9s %-32s %s\n", en.ID, en.QueueName, clip(printable(en.Envelope.Sender), 32), dash(printable(en.Envelope.SASLUser)))
 			}
 			if sf.max > 0 && len(todo) > sf.max {
 				return usageErr("%d messages, more than --max %d", len(todo), sf.max)
@@ -385,28 +385,37 @@ EXAMPLES:
 				if err == nil && sf.dryRun {
 					fmt.Fprintf(e.stdout, "dry run: restore %s:\n", en.ID)
 					for _, s := range p.Steps {
-						fmt.Fprintf(e.stdout, "  %s\n", s)
+						fmt.Fprintf(e.stdout, "  %s\n", printable(fmt.Sprint(s)))
 					}
 					continue
 				}
 				if err == nil {
+					if jerr := run.Starting("restore", []string{en.ID}, []string{en.QueueName}); jerr != nil {
+						return journalStopped(jerr, "")
+					}
 					_, err = p.Execute(&quarantine.Disk{Queue: t.fs, Dir: dirFS})
 				}
 				if err != nil {
 					failed++
-					fmt.Fprintf(e.stderr, "qsurgeon: %s: %v (it stays in %s)\n", en.ID, err, dir)
+					fmt.Fprintf(e.stderr, "qsurgeon: %s: %s (it stays in %s)\n", en.ID, printable(err.Error()), printable(dir))
 					if errors.Is(err, quarantine.ErrOccupied) && en.MTA == queue.Qmail {
 						fmt.Fprintln(e.stderr, "qsurgeon: hint: on a queue copied from another filesystem, names are not inodes; run 'qsurgeon repair' on it first, then restore again")
 					}
-					_ = run.Record(en.ID, en.QueueName, "restore", "failed", err)
+					if jerr := run.Record(en.ID, en.QueueName, "restore", "failed", err); jerr != nil {
+						return journalStopped(jerr, en.ID)
+					}
 					continue
 				}
-				_ = run.Record(en.ID, en.QueueName, "restore", "ok", nil)
+				if jerr := run.Record(en.ID, en.QueueName, "restore", "ok", nil); jerr != nil {
+					return journalStopped(jerr, en.ID)
+				}
 				if p.NewID != "" && p.NewID != en.ID {
 					fmt.Fprintf(e.stderr, "restored %s as %s\n", en.ID, p.NewID)
 				}
 			}
-			_ = run.End(map[string]int{"restored": len(todo) - failed, "failed": failed})
+			if err := run.End(map[string]int{"restored": len(todo) - failed, "failed": failed}); err != nil {
+				return journalStopped(err, "")
+			}
 			if !sf.dryRun {
 				fmt.Fprintf(e.stderr, "restore: %d done, %d failed\n", len(todo)-failed, failed)
 			}
@@ -490,4 +499,13 @@ func parseRate(v string) (time.Duration, error) {
 		return 0, usageErr("--rate %q: want N/s or N/m, e.g. 20/s", v)
 	}
 	return time.Duration(float64(per) / n), nil
+}
+
+// journalStopped is the error of a restore stopped because the journal
+// could not be written; id (if any) was restored but is not in the journal.
+func journalStopped(err error, id string) error {
+	if id != "" {
+		err = fmt.Errorf("%w; stopped: %s was restored but is not in the journal, the rest was not touched", err, id)
+	}
+	return fail(exitError, err, "free space where the journal lives (or give --journal FILE elsewhere), then run the same restore again")
 }

@@ -91,7 +91,7 @@ func printDryRun(w io.Writer, action string, n int, ops []plannedOp, all bool, s
 	if all || len(ops) <= sample {
 		fmt.Fprintln(w, ":")
 		for _, op := range ops {
-			fmt.Fprintf(w, "  %s\n", op.text)
+			fmt.Fprintf(w, "  %s\n", printable(op.text))
 		}
 		return
 	}
@@ -130,7 +130,7 @@ func printDryRun(w io.Writer, action string, n int, ops []plannedOp, all bool, s
 		})
 		parts := make([]string, len(wheres))
 		for i, d := range wheres {
-			parts[i] = fmt.Sprintf("%s %d", d, c.where[d])
+			parts[i] = fmt.Sprintf("%s %d", printable(d), c.where[d])
 		}
 		fmt.Fprintf(w, "  %-*s %7d  (%s)\n", width, k, c.n, strings.Join(parts, ", "))
 	}
@@ -139,6 +139,6 @@ func printDryRun(w io.Writer, action string, n int, ops []plannedOp, all bool, s
 	}
 	fmt.Fprintf(w, "first %d of them (--list-ops lists all %d):\n", min(sample, len(ops)), len(ops))
 	for _, op := range ops[:min(sample, len(ops))] {
-		fmt.Fprintf(w, "  %s\n", op.text)
+		fmt.Fprintf(w, "  %s\n", printable(op.text))
 	}
 }

@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		code = exitUsage
 		hint = "see 'qsurgeon --help' or 'qsurgeon COMMAND --help'"
 	}
-	fmt.Fprintf(stderr, "qsurgeon: error: %v\n", err)
+	fmt.Fprintf(stderr, "qsurgeon: error: %s\n", printable(err.Error()))
 	if hint != "" {
 		fmt.Fprintf(stderr, "qsurgeon: hint: %s\n", hint)
 	}

@@ -114,7 +114,7 @@ func openSource(o globalOpts, w io.Writer, need readNeeds) (queue.Source, error)
 			// queue, not worth a line each.
 			return
 		}
-		fmt.Fprintf(w, "qsurgeon: warning: %s: %s: left alone%s\n", n.Path, n.Kind, detail(n.Detail))
+		fmt.Fprintf(w, "qsurgeon: warning: %s: %s: left alone%s\n", printable(n.Path), n.Kind, printable(detail(n.Detail)))
 	}}
 	popts.SkipLogs, popts.SkipAttrs = !need.logs, !need.attrs
 	if o.ConfigDir != "" {
@@ -300,7 +300,7 @@ func (s idLookup) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 
 // warn prints a per-message warning on stderr; the command goes on.
 func (e *env) warn(err error) {
-	fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
+	fmt.Fprintf(e.stderr, "qsurgeon: warning: %s\n", printable(err.Error()))
 }
 
 // reportStrays names the entries of a qmail queue that belong to no
@@ -311,7 +311,7 @@ func (e *env) reportStrays(src queue.Source) {
 		return
 	}
 	for _, s := range q.Strays() {
-		fmt.Fprintf(e.stderr, "qsurgeon: warning: %s: %s: left alone\n", s.Path, s.Why)
+		fmt.Fprintf(e.stderr, "qsurgeon: warning: %s: %s: left alone\n", printable(s.Path), printable(s.Why))
 	}
 }
 
