@@ -234,4 +234,3 @@ func lockFile(path string, wait time.Duration) (func(), error) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
-
