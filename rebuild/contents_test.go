@@ -1,0 +1,270 @@
+package rebuild
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/qsurgeon/qsurgeon/qmailq"
+)
+
+type truthMsg struct {
+	Parts      map[string]bool   `json:"parts"`
+	Paths      map[string]string `json:"paths"`
+	Sender     string            `json:"sender"`
+	AuthUser   *string           `json:"auth_user"`
+	Category   string            `json:"category"`
+	HeaderTo   string            `json:"header_to"`
+	Recipients []struct {
+		Address string `json:"address"`
+		Channel string `json:"channel"`
+		State   string `json:"state"`
+	} `json:"recipients"`
+	Received struct {
+		Invoked string `json:"invoked"`
+	} `json:"qmail_received"`
+}
+
+func loadTruth(t *testing.T) map[string]truthMsg {
+	var tr struct {
+		Messages map[string]truthMsg `json:"messages"`
+	}
+	readJSON(t, filepath.Join(qmailFixtures, "truth.json"), &tr)
+	return tr.Messages
+}
+
+// pick returns the smallest id of the clean fixture that ok accepts and
+// that no earlier pick took.
+func pick(t *testing.T, truth map[string]truthMsg, taken map[string]bool, what string, ok func(truthMsg) bool) string {
+	t.Helper()
+	var ids []string
+	for id, m := range truth {
+		if !taken[id] && ok(m) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		t.Fatalf("fixture has no message for %s", what)
+	}
+	sort.Strings(ids)
+	taken[ids[0]] = true
+	return ids[0]
+}
+
+func pendingRemote(m truthMsg) (n int) {
+	for _, r := range m.Recipients {
+		if r.Channel == "remote" && r.State == "pending" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCheckRepairContents damages real queue files the way the issue saw
+// qmail lose recipients (an empty info, a remote file cut mid-address, the
+// channel files gone, a duplicate copy) and checks that check names each
+// with its own kind and severity, and that one repair pass leaves nothing
+// at risk, taking the sender of a recreated info from evidence only.
+func TestCheckRepairContents(t *testing.T) {
+	root := extract(t, "queue.tar.gz")
+	ids := fixtureIDs(t)
+	opts := Options{Now: fixtureNow(t)}
+	truth := loadTruth(t)
+	taken := map[string]bool{}
+	plain := func(m truthMsg) bool {
+		return m.Parts["mess"] && m.Parts["info"] && !m.Parts["todo"] && !m.Parts["bounce"] && !m.Parts["local"]
+	}
+	cut := pick(t, truth, taken, "cut remote", func(m truthMsg) bool {
+		return plain(m) && pendingRemote(m) >= 2 && len(m.Recipients) == pendingRemote(m) && strings.Count(m.HeaderTo, "@") == len(m.Recipients)
+	})
+	cutBlind := pick(t, truth, taken, "cut remote, To: undisclosed", func(m truthMsg) bool {
+		return plain(m) && pendingRemote(m) >= 2 && len(m.Recipients) == pendingRemote(m) && !strings.Contains(m.HeaderTo, "@")
+	})
+	emptyAuth := pick(t, truth, taken, "empty info, AUTH user", func(m truthMsg) bool {
+		return plain(m) && m.AuthUser != nil && *m.AuthUser == m.Sender && m.Category == "legit"
+	})
+	emptyBounce := pick(t, truth, taken, "empty info of a bounce", func(m truthMsg) bool {
+		return plain(m) && m.Received.Invoked == "for bounce" && m.Sender == "" && m.Parts["remote"]
+	})
+	gone := pick(t, truth, taken, "channels gone", func(m truthMsg) bool { return plain(m) && pendingRemote(m) >= 1 })
+	allDone := pick(t, truth, taken, "all done", func(m truthMsg) bool { return plain(m) && pendingRemote(m) >= 1 })
+	dup := pick(t, truth, taken, "duplicate", plain)
+
+	path := func(id, part string) string {
+		return filepath.Join(filepath.Dir(root), truth[id].Paths[part])
+	}
+	inode := map[string]uint64{} // id -> its mess inode, the id after repair
+	for id := range taken {
+		fi, err := os.Stat(path(id, "mess"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inode[id] = inodeOf(fi)
+	}
+	cutAddr := map[string]string{}
+	for _, id := range []string{cut, cutBlind} {
+		remote, err := os.ReadFile(path(id, "remote"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := bytes.Split(remote[:len(remote)-1], []byte{0})
+		last := string(recs[len(recs)-1][1:])
+		cutAddr[id] = last[:len(last)-5]
+		if err := os.Truncate(path(id, "remote"), int64(len(remote)-6)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{emptyAuth, emptyBounce} {
+		if err := os.Truncate(path(id, "info"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(path(gone, "remote")); err != nil {
+		t.Fatal(err)
+	}
+	ad, err := os.ReadFile(path(allDone, "remote"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad = bytes.ReplaceAll(append([]byte{0}, ad...), []byte("\x00T"), []byte("\x00D"))[1:]
+	if err := os.WriteFile(path(allDone, "remote"), ad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Base(filepath.Dir(path(dup, "mess")))
+	other := filepath.Join(root, "mess", map[bool]string{true: "1", false: "0"}[sub == "0"], dup)
+	data, err := os.ReadFile(path(dup, "mess"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	probs, err := CheckQmail(root, ids, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]string{ // id -> kind, severity
+		emptyAuth:   {KindEmptyInfo, SeverityRisk},
+		emptyBounce: {KindEmptyInfo, SeverityRisk},
+		cut:         {KindChannelCut, SeverityRisk},
+		cutBlind:    {KindChannelCut, SeverityRisk},
+		gone:        {KindChannelsGone, SeverityRisk},
+		allDone:     {KindChannelAllDone, SeverityNote},
+		dup:         {KindDuplicatePart, SeverityFault},
+	}
+	for id, w := range want {
+		found := false
+		for _, p := range probs {
+			if p.ID == id && p.Kind == w[0] {
+				found = true
+				if p.Severity != w[1] {
+					t.Errorf("%s %s: severity %q, want %q", id, p.Kind, p.Severity, w[1])
+				}
+				if id == cut && !strings.Contains(p.Fix, "plus ") {
+					t.Errorf("cut address not completed from the To: header: %s", p.Fix)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no %s problem", id, w[0])
+		}
+	}
+	if !AtRisk(probs) {
+		t.Error("AtRisk false")
+	}
+
+	plan, err := PlanRepair(root, nil, ids, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+		t.Fatalf("%v\n%s", err, plan)
+	}
+	after, err := CheckQmail(root, ids, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range after {
+		if p.Severity != SeverityNote {
+			t.Errorf("after one repair: %v", p)
+		}
+	}
+	if AtRisk(after) {
+		t.Error("still at risk after one repair")
+	}
+
+	// What the repaired messages now say, read by qmailq.
+	q, err := qmailq.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	present := inventory(t, root)
+	inQueue := func(id string) bool {
+		rel := "mess/" + itoa(inode[id]%23) + "/" + itoa(inode[id])
+		return present[rel] == inode[id]
+	}
+	byMessID := map[string]string{}
+	for id, ino := range inode {
+		byMessID[id] = itoa(ino)
+	}
+	for _, id := range []string{emptyAuth, emptyBounce} {
+		m, probs, err := q.Inspect(byMessID[id])
+		if err != nil || len(probs) > 0 {
+			t.Fatalf("%s: %v %v", id, err, probs)
+		}
+		if m.Sender != truth[id].Sender || m.NullSender != (truth[id].Sender == "") {
+			t.Errorf("%s: recreated sender %q null=%v, want %q", id, m.Sender, m.NullSender, truth[id].Sender)
+		}
+	}
+	m, _, err := q.Inspect(byMessID[cut])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, wantR []string
+	for _, r := range m.Recipients {
+		got = append(got, r.Address)
+	}
+	for _, r := range truth[cut].Recipients {
+		wantR = append(wantR, r.Address)
+	}
+	sort.Strings(got)
+	sort.Strings(wantR)
+	if strings.Join(got, ",") != strings.Join(wantR, ",") {
+		t.Errorf("cut message's recipients after repair %q, want %q", got, wantR)
+	}
+	if inQueue(gone) {
+		t.Errorf("%s: channels gone, yet still in the queue", gone)
+	}
+	if !inQueue(dup) {
+		t.Errorf("%s: the duplicated message is not in the queue under its inode", dup)
+	}
+	// The blind cut: the complete records stay queued, the cut address is
+	// named in the note of the file kept in lost+found.
+	m, _, err = q.Inspect(byMessID[cutBlind])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Recipients) != len(truth[cutBlind].Recipients)-1 {
+		t.Errorf("blind cut: %d recipients left, want %d", len(m.Recipients), len(truth[cutBlind].Recipients)-1)
+	}
+	notes, _ := filepath.Glob(filepath.Join(plan.LostFound, "*", "*", "*.note"))
+	var goneNote, cutNote bool
+	for _, n := range notes {
+		b, _ := os.ReadFile(n)
+		if strings.Contains(string(b), "message: "+gone) && strings.Contains(string(b), KindChannelsGone) {
+			goneNote = true
+		}
+		if strings.Contains(string(b), "message: "+cutBlind) && strings.Contains(string(b), cutAddr[cutBlind]) {
+			cutNote = true
+		}
+	}
+	if !goneNote || !cutNote {
+		t.Errorf("lost+found notes: channels-gone %v, cut address %v, among %v", goneNote, cutNote, notes)
+	}
+}
+
