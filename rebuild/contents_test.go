@@ -267,4 +267,3 @@ func TestCheckRepairContents(t *testing.T) {
 		t.Errorf("lost+found notes: channels-gone %v, cut address %v, among %v", goneNote, cutNote, notes)
 	}
 }
-
