@@ -78,7 +78,10 @@ state — orphans, zero-length mess files, stale pid/ files, stale bounce/ files
 wrong subdirectory. Postfix: names that no longer match their inodes (what 'postsuper -s' would
 rename), files in the wrong hash directory, stale temporary files, orphan defer/bounce/trace
 logs, corrupt queue files. One line per problem with the fix; --format json prints
-one object per problem (kind, id, path, detail, fix). Exit code 0: clean, 6: problems found.
+one object per problem (kind, id, path, detail, fix, severity). qmail problems carry a severity:
+at-risk (mail is lost, never delivered or delivered twice unless repaired), fault (the queue is
+not as qmail makes it, no mail at risk) or note (qmail tolerates it or cleans it up itself).
+Exit code 0: clean (notes at most), 6: problems found, none at risk, 7: mail at risk.
 
 EXAMPLES:
    qsurgeon --queue /var/qmail/queue check
@@ -119,10 +122,7 @@ EXAMPLES:
 					fmt.Fprintln(e.stdout, printable(p.String()))
 				}
 			}
-			if len(rep.Problems) > 0 {
-				return silentExit(exitProblems)
-			}
-			return nil
+			return checkExit(rep.Problems)
 		},
 	}
 }
@@ -365,4 +365,19 @@ EXAMPLES:
 			return nil
 		},
 	}
+}
+
+// checkExit is check's exit code for a qmail queue: 7 when a problem puts
+// mail at risk, 6 for other problems, 0 when only notes (states qmail
+// tolerates) or nothing were found.
+func checkExit(probs []rebuild.Problem) error {
+	if rebuild.AtRisk(probs) {
+		return silentExit(exitAtRisk)
+	}
+	for _, p := range probs {
+		if p.Severity != rebuild.SeverityNote {
+			return silentExit(exitProblems)
+		}
+	}
+	return nil
 }
