@@ -5,6 +5,7 @@ package main
 // with what it delivered and logged compared to what qsurgeon listed.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -227,5 +228,182 @@ func TestQmailRealRepairBrokenTwin(t *testing.T) {
 	}
 	if bounces := strings.Count(res.Log, "\nbounce msg "); extra != owed || bounces != owed {
 		t.Errorf("bounces: %d delivered, %d logged, %d owed", extra, bounces, owed)
+	}
+}
+
+// hold makes a started qmail-send deliver nothing (it still holds
+// lock/sendmutex and preprocesses todo/); release undoes it.
+func hold(q *qmailtest.Instance, on bool) {
+	v := ""
+	if on {
+		v = "0"
+	}
+	q.SetControl("concurrencylocal", v)
+	q.SetControl("concurrencyremote", v)
+}
+
+// twoMessages injects alice's and bob's message with the real qmail-inject
+// and lets qmail-send preprocess them (todo -> info/local/remote) without
+// delivering.
+func twoMessages(t *testing.T, q *qmailtest.Instance) (alice, bob map[pair]int) {
+	t.Helper()
+	q.Inject("alice@example.com", []string{"a1@remote.example", "dave@example.com"}, []byte("Subject: from alice\n\nalice\n"))
+	q.Inject("bob@example.com", []string{"b1@remote.example"}, []byte("Subject: from bob\n\nbob\n"))
+	hold(q, true)
+	q.Start()
+	if res := q.WaitIdle(time.Minute); len(res.Delivered) != 0 {
+		t.Fatalf("delivered while held: %v", res.Delivered)
+	}
+	hold(q, false)
+	if n := len(listByID(t, q.QueueDir, "--sender", "*@example.com")); n != 2 {
+		t.Fatalf("%d messages queued, want 2", n)
+	}
+	return map[pair]int{{"alice@example.com", "a1@remote.example"}: 1, {"alice@example.com", "dave@example.com"}: 1},
+		map[pair]int{{"bob@example.com", "b1@remote.example"}: 1}
+}
+
+// 4. quarantine, then restore: delivered once.
+func TestQmailRealQuarantineRestore(t *testing.T) {
+	q := newQmail(t)
+	alice, bob := twoMessages(t, q)
+	dir := filepath.Join(t.TempDir(), "held")
+	if r := qs(t, "", "--queue", q.QueueDir, "quarantine", dir, "--sender", "alice@example.com", "--yes", "--journal", "none"); r.code != 0 {
+		t.Fatalf("quarantine: exit %d: %s", r.code, r.stderr)
+	}
+	q.Start()
+	res := q.WaitIdle(2 * time.Minute)
+	for _, d := range diffPairs(deliveredPairs(res), bob) {
+		t.Errorf("while alice's message is quarantined: %s", d)
+	}
+	if r := qs(t, "", "--queue", q.QueueDir, "restore", dir, "--all", "--yes", "--journal", "none"); r.code != 0 {
+		t.Fatalf("restore: exit %d: %s", r.code, r.stderr)
+	}
+	if r := qs(t, "", "--queue", q.QueueDir, "check"); r.code != 0 {
+		t.Errorf("check after restore: exit %d\n%s", r.code, r.stdout)
+	}
+	q.Start()
+	res = q.WaitIdle(2 * time.Minute)
+	want := map[pair]int{}
+	for p, n := range alice {
+		want[p] = n
+	}
+	for p, n := range bob {
+		want[p] = n
+	}
+	for _, d := range diffPairs(deliveredPairs(res), want) {
+		t.Errorf("after restore: %s", d)
+	}
+	logClean(t, res.Log)
+}
+
+// 5. delete is refused while qmail-send runs (exit 5); after it stops,
+// delete: nothing of the selection is delivered, everything else is.
+func TestQmailRealDeleteRefusedWhileRunning(t *testing.T) {
+	q := newQmail(t)
+	_, bob := twoMessages(t, q)
+	hold(q, true)
+	q.Start()
+	r := qs(t, "", "--queue", q.QueueDir, "delete", "--sender", "alice@example.com", "--yes", "--journal", "none")
+	if r.code != exitLocked || !strings.Contains(r.stderr, "qmail-send") {
+		t.Errorf("delete while qmail-send runs: exit %d, want %d: %s", r.code, exitLocked, r.stderr)
+	}
+	q.Stop()
+	hold(q, false)
+	if n := len(listByID(t, q.QueueDir, "--sender", "alice@example.com")); n != 1 {
+		t.Fatalf("the refused delete changed the queue: %d of alice's messages left", n)
+	}
+	if r := qs(t, "", "--queue", q.QueueDir, "delete", "--sender", "alice@example.com", "--yes", "--journal", "none"); r.code != 0 {
+		t.Fatalf("delete: exit %d: %s", r.code, r.stderr)
+	}
+	q.Start()
+	res := q.WaitIdle(2 * time.Minute)
+	for _, d := range diffPairs(deliveredPairs(res), bob) {
+		t.Error(d)
+	}
+	logClean(t, res.Log)
+}
+
+// 6. check reports every defect of the broken twin with its own kind and a
+// severity; its exit code says that mail is at risk.
+func TestQmailCheckBrokenTwinKinds(t *testing.T) {
+	base := extract(t, filepath.Join(qmailFixture, "broken.tar.gz"))
+	root := filepath.Join(base, "queue")
+	acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--group", "qmail=995"}
+	r := qs(t, "", append([]string{"--queue", root, "--format", "json", "check"}, acct...)...)
+	if r.code != exitAtRisk {
+		t.Fatalf("check: exit %d, want %d (mail at risk): %s", r.code, exitAtRisk, r.stderr)
+	}
+	probs := jsonLines(t, r.stdout)
+	var d struct {
+		Defects []struct {
+			Defect     string           `json:"defect"`
+			Kind       string           `json:"kind"`
+			MessageIDs []int64          `json:"message_ids"`
+			Details    []map[string]any `json:"details"`
+		} `json:"defects"`
+	}
+	b, err := os.ReadFile(filepath.Join(qmailFixture, "broken-defects.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	// The kind each defect must be reported as (besides id-not-inode,
+	// which every message of a copied queue has).
+	wantKind := map[string][]string{
+		"A01": {"mess-without-envelope"}, "A02": {"zero-length-mess"}, "A03": {"stale-pid"},
+		"A04": {"wrong-subdir"}, "A05": {"wrong-subdir", "extra-split-dir"}, "A06": {"info-without-mess"},
+		"A07": {"mess-without-envelope"}, "A08": {"todo-without-intd"}, "A09": {"zero-length-mess"},
+		"A10": {"wrong-owner", "wrong-mode"}, "A11": {"missing"},
+	}
+	for _, p := range probs {
+		switch str(p["severity"]) {
+		case "at-risk", "fault", "note":
+		default:
+			t.Errorf("problem without a severity: %v", p)
+		}
+	}
+	for _, def := range d.Defects {
+		kinds, ok := wantKind[def.Defect]
+		if !ok {
+			t.Errorf("%s %s: a defect this test does not know", def.Defect, def.Kind)
+			continue
+		}
+		reported := func(kind, id, path string) bool {
+			for _, p := range probs {
+				if str(p["kind"]) == kind && (id != "" && (str(p["id"]) == id || strings.Contains(str(p["path"]), id)) || path != "" && str(p["path"]) == path) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(def.MessageIDs) > 0 {
+			// Every id under each of the defect's kinds (A05: one of its
+			// two messages lies in an existing wrong subdirectory, the
+			// other beyond conf-split: both are wrong-subdir).
+			for _, id := range def.MessageIDs {
+				if !reported(kinds[0], fmt.Sprint(id), "") {
+					t.Errorf("%s %s: message %d not reported as %s", def.Defect, def.Kind, id, kinds[0])
+				}
+			}
+			continue
+		}
+		// Queue-level defects: every path they touched, under one of the
+		// defect's kinds.
+		for _, det := range def.Details {
+			path, _ := det["path"].(string)
+			if path == "" {
+				path, _ = det["removed"].(string)
+			}
+			path = strings.TrimPrefix(path, "queue/")
+			hit := false
+			for _, kind := range kinds {
+				hit = hit || reported(kind, "", path)
+			}
+			if !hit {
+				t.Errorf("%s %s: %s not reported as %v", def.Defect, def.Kind, path, kinds)
+			}
+		}
 	}
 }

@@ -220,6 +220,22 @@ func (q *Instance) run(bin string, args ...string) string {
 	return string(out)
 }
 
+// SetControl writes control/name (value "" removes it), e.g.
+// SetControl("concurrencyremote", "0") so that a started qmail-send holds
+// lock/sendmutex and preprocesses todo/ but delivers nothing. qmail-send
+// reads its control files when it starts.
+func (q *Instance) SetControl(name, value string) {
+	q.t.Helper()
+	p := filepath.Join(q.Prefix, "control", name)
+	if value == "" {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			q.t.Fatalf("qmailtest: %v", err)
+		}
+		return
+	}
+	q.must(os.WriteFile(p, []byte(value+"\n"), 0o644))
+}
+
 // Bin is the path of a qmail program of the prefix (qmail-inject,
 // qmail-queue, qmail-qread, ...).
 func (q *Instance) Bin(name string) string { return filepath.Join(q.Prefix, "bin", name) }
