@@ -119,3 +119,22 @@ func FuzzParseTrace(f *testing.F) {
 		}
 	})
 }
+
+// TestParseTraceUIDs: the SMTP-AUTH header after "invoked by uid N" is
+// trusted only for the uids given; otherwise it is reported as untrusted.
+func TestParseTraceUIDs(t *testing.T) {
+	head := []byte("Received: (qmail 4711 invoked by uid 89); 7 Dec 2026 10:00:00 -0000\n" +
+		"Received: from unknown (HELO pc) (carol@example.com@192.0.2.7)\n  by mail.example.com with ESMTPA; 7 Dec 2026 10:00:00 -0000\n\n")
+	tr := ParseTrace(head)
+	if tr.AuthUser != "" || tr.SMTP != nil || tr.UntrustedAuthUser != "carol@example.com" || tr.UntrustedUID != 89 {
+		t.Errorf("untrusted: %+v", tr)
+	}
+	tr = ParseTraceUIDs(head, []int64{1000, 89})
+	if tr.AuthUser != "carol@example.com" || tr.SMTP == nil || tr.SMTP.IP != "192.0.2.7" || tr.UntrustedAuthUser != "" {
+		t.Errorf("trusted 89: %+v", tr)
+	}
+	tr = ParseTraceUIDs(head, []int64{1000})
+	if tr.AuthUser != "" || tr.UntrustedUID != 89 {
+		t.Errorf("trusted 1000 only: %+v", tr)
+	}
+}
