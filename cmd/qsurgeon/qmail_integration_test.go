@@ -407,3 +407,38 @@ func TestQmailCheckBrokenTwinKinds(t *testing.T) {
 		}
 	}
 }
+
+// --smtpd-uid: qmail-smtpd run as vpopmail (uid 89 here) makes the real
+// qmail-queue write "invoked by uid 89"; the SMTP-AUTH header after it is
+// not trusted until --smtpd-uid 89 says so, and a selection by AUTH user
+// that finds nothing says which flag to add. A local user's forged header
+// (uid 1000) stays untrusted.
+func TestQmailSMTPDUID(t *testing.T) {
+	q := newQmail(t)
+	auth := func(user string) []byte {
+		return []byte("Received: from unknown (HELO pc) (" + user + "@192.0.2.7)\n  by mailserver.example.com with ESMTPA; 7 Dec 2026 10:00:00 -0000\n" +
+			"From: " + user + "\nSubject: submitted\n\nbody\n")
+	}
+	q.QueueAs(89, "carol@example.com", []string{"x@remote.example"}, auth("carol@example.com"))
+	q.QueueAs(1000, "mallory@example.com", []string{"y@remote.example"}, auth("dave@example.com"))
+
+	r := qs(t, "", "--queue", q.QueueDir, "--format", "ids", "list", "--sasl-user", "carol@example.com")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "" {
+		t.Fatalf("untrusted uid 89 selected: exit %d %q", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "--smtpd-uid 89") || !strings.Contains(r.stderr, "invoked by uid 89") {
+		t.Errorf("no hint naming --smtpd-uid 89: %s", r.stderr)
+	}
+	r = qs(t, "", "--queue", q.QueueDir, "--smtpd-uid", "89", "--format", "json", "list", "--sasl-user", "carol@example.com")
+	got := jsonLines(t, r.stdout)
+	if r.code != 0 || len(got) != 1 || str(got[0]["sasl_username"]) != "carol@example.com" || str(got[0]["client_address"]) != "192.0.2.7" {
+		t.Fatalf("--smtpd-uid 89: exit %d %v %s", r.code, got, r.stderr)
+	}
+	r = qs(t, "", "--queue", q.QueueDir, "--smtpd-uid", "89", "--format", "ids", "list", "--sasl-user", "dave@example.com")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("the header a local user (uid 1000) wrote was trusted: %q", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "--smtpd-uid 1000") {
+		t.Errorf("no hint for uid 1000: %s", r.stderr)
+	}
+}

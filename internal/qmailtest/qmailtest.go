@@ -291,6 +291,38 @@ func (q *Instance) Inject(from string, to []string, msg []byte) {
 	}
 }
 
+// QueueAs runs the real qmail-queue with real uid uid (gid 0), the message
+// on fd 0 and the envelope "F<sender>\0T<rcpt>\0...\0" on fd 1
+// (qmail-queue.c: its Received line says "invoked from network" when uid is
+// qmaild's, "by uid N" otherwise).
+func (q *Instance) QueueAs(uid int, sender string, rcpts []string, msg []byte) {
+	q.t.Helper()
+	env := "F" + sender + "\x00"
+	for _, r := range rcpts {
+		env += "T" + r + "\x00"
+	}
+	env += "\x00"
+	er, ew, err := os.Pipe()
+	q.must(err)
+	cmd := exec.Command(q.Bin("qmail-queue"))
+	cmd.Stdin = bytes.NewReader(msg)
+	cmd.ExtraFiles = nil
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	// fd 1 is the envelope: qmail-queue reads it.
+	cmd.Stdout = er
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: 0}}
+	q.must(cmd.Start())
+	er.Close()
+	if _, err := ew.Write([]byte(env)); err != nil {
+		q.t.Fatalf("qmailtest: writing the envelope: %v", err)
+	}
+	ew.Close()
+	if err := cmd.Wait(); err != nil {
+		q.t.Fatalf("qmailtest: qmail-queue as uid %d: %v: %s", uid, err, stderr.String())
+	}
+}
+
 // Start runs qmail-start ./Maildir/ in the prefix with qmail-send's log on
 // its standard output (env - PATH=..., as build-qmail.sh's header says),
 // and waits until qmail-send holds lock/sendmutex.
