@@ -664,6 +664,9 @@ func (a *assembler) consistency(mess, info, local, remote, todo, intd, bounce *f
 			a.problem(KindChannelWithoutInfo, parts[0], "%s without %s: invisible to qmail-send (pqstart() scans info/ only)", strings.Join(parts, ", "), l.InfoPath(id))
 		}
 	}
+	if mess != nil && info != nil && todo == nil && local == nil && remote == nil && bounce == nil {
+		a.problem(KindChannelsGone, info.path, "%s and %s without local/ or remote/: qmail-send finishes it as delivered and deletes it (qmail-send.c:pqadd() -> messdone()); a recipient still pending is lost", mess.path, info.path)
+	}
 	if todo != nil && intd == nil {
 		a.problem(KindTodoWithoutIntd, todo.path, "%s exists without %s (qmail-queue writes intd first and links todo to it; qmail-clean removes intd before todo)", todo.path, l.IntdPath(id))
 	}

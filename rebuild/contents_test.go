@@ -2,6 +2,7 @@ package rebuild
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"sort"
@@ -147,6 +148,25 @@ func TestCheckRepairContents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The reader (list, list --corrupt) sees the same damage: one parser.
+	rq, err := qmailq.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rq.Inventory(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for id, kind := range map[string]string{emptyAuth: qmailq.KindCorrupt, emptyBounce: qmailq.KindCorrupt, cut: qmailq.KindCorrupt, cutBlind: qmailq.KindCorrupt, gone: qmailq.KindChannelsGone} {
+		_, ps, err := rq.Inspect(id)
+		found := false
+		for _, p := range ps {
+			found = found || p.Kind == kind
+		}
+		if err != nil || !found {
+			t.Errorf("qmailq.Inspect(%s): %v %v, want a %s problem", id, err, ps, kind)
+		}
+	}
+	rq.Close()
 	want := map[string][2]string{ // id -> kind, severity
 		emptyAuth:   {KindEmptyInfo, SeverityRisk},
 		emptyBounce: {KindEmptyInfo, SeverityRisk},

@@ -136,6 +136,7 @@ func New(t testing.TB, opts Options) *Instance {
 		}
 		unlock()
 	})
+	reapLeftovers(prefix)
 	logDir := t.TempDir()
 	q.LogFile = filepath.Join(logDir, "qmail-send.log")
 	q.ResetQueue()
@@ -537,4 +538,31 @@ func localDelivery(b []byte) Delivery {
 		}
 	}
 	return d
+}
+
+// reapLeftovers kills the qmail processes a test process that died before
+// its cleanup left running in the prefix (their program is in
+// PREFIX/bin). It runs under the run lock, so no live test owns them.
+func reapLeftovers(prefix string) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	var victims []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		dst, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err == nil && strings.HasPrefix(dst, filepath.Join(prefix, "bin")+"/") {
+			victims = append(victims, pid)
+		}
+	}
+	for _, pid := range victims {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if len(victims) > 0 {
+		time.Sleep(200 * time.Millisecond)
+	}
 }
