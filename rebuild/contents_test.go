@@ -201,6 +201,9 @@ func TestCheckRepairContents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(plan.Skipped) > 0 {
+		t.Errorf("repair left problems unfixed: %v", plan.Skipped)
+	}
 	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
 		t.Fatalf("%v\n%s", err, plan)
 	}

@@ -207,7 +207,8 @@ func (b *repairer) build() error {
 		default:
 			others = append(others, f)
 		}
-		if f.act == actNone || f.act == actWait {
+		if f.act == actWait || f.act == actNone && f.Severity != SeverityNote {
+			// A note (a state qmail cleans up itself) needs no fix.
 			skipped = append(skipped, f.Problem)
 		}
 	}
