@@ -1,6 +1,7 @@
 package qmailq
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,5 +137,33 @@ func TestParseTraceUIDs(t *testing.T) {
 	tr = ParseTraceUIDs(head, []int64{1000})
 	if tr.AuthUser != "" || tr.UntrustedUID != 89 {
 		t.Errorf("trusted 1000 only: %+v", tr)
+	}
+}
+
+// TestParseSendLogInfo reads the real qmail-send log of the qmail fixture.
+func TestParseSendLogInfo(t *testing.T) {
+	b, err := os.ReadFile("../testdata/queues/qmail-incident/qmail-send.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		in, ok := ParseSendLogInfo(l)
+		if ok != strings.HasPrefix(l, "info msg ") {
+			t.Fatalf("%q: ok=%v", l, ok)
+		}
+		if ok {
+			n++
+			if in.ID == 0 || in.QP == 0 || !strings.HasSuffix(l, fmt.Sprintf("from <%s> qp %d uid %d", in.Sender, in.QP, in.UID)) {
+				t.Errorf("%q: %+v", l, in)
+			}
+		}
+	}
+	if n < 100 {
+		t.Errorf("only %d info lines", n)
+	}
+	in, ok := ParseSendLogInfo("@400000006579a1b2 info msg 5: bytes 10 from <> qp 7 uid 0")
+	if !ok || in.Sender != "" || in.ID != 5 || in.Bytes != 10 || !in.Safe {
+		t.Errorf("multilog line: %+v %v", in, ok)
 	}
 }

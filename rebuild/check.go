@@ -135,6 +135,10 @@ type Options struct {
 	// as ossified whatever its age. Now stays the real time, so names and
 	// notes carry the date they were made.
 	Detached bool
+	// SendLogs are qmail-send log files (qmail-start's output, splogger's
+	// syslog, multilog's current): their "info msg" lines are evidence of a
+	// lost info file's sender.
+	SendLogs []string
 	// LostFound is where repair moves fragments it cannot put back into a
 	// legal state. It must be outside the queue and on the same
 	// filesystem. Empty means "<queue>.lost+found" next to the queue.
@@ -264,6 +268,9 @@ type analysis struct {
 	lost  map[uint64]bool // goes to lost+found entirely
 	final map[uint64]uint64
 	t     *tree // opened on the first file read
+	// infoLog: the "info msg" lines of opts.SendLogs by id (read once).
+	infoLog map[uint64][]qmailq.SendLogInfo
+	logErr  error
 }
 
 func (a *analysis) close() {

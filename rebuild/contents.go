@@ -1,11 +1,13 @@
 package rebuild
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/mail"
+	"os"
 	"strings"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
@@ -207,6 +209,20 @@ func (a *analysis) senderEvidence(m *msg) (sender, evidence string, ok bool) {
 		return "", "", false
 	}
 	tr := qmailq.ParseTrace(head)
+	if tr.Queue != nil {
+		// qmail-send logged the sender when it preprocessed the message:
+		// the same id, the same qmail-queue pid and the same size.
+		seen := map[string]bool{}
+		var sender string
+		for _, in := range a.sendLog()[m.ID] {
+			if in.QP == tr.Queue.QP && int64(in.Bytes) == mess.Size && in.Safe {
+				seen[in.Sender], sender = true, in.Sender
+			}
+		}
+		if len(seen) == 1 {
+			return sender, fmt.Sprintf("qmail-send's log ('info msg %d: bytes %d from <%s> qp %d')", m.ID, mess.Size, sender, tr.Queue.QP), true
+		}
+	}
 	if tr.Queue != nil && tr.Queue.Invoked == qmailq.InvokedForBounce {
 		return "", "qmail-queue's Received line 'invoked for bounce' (a bounce qmail-send made)", true
 	}
@@ -222,4 +238,32 @@ func (a *analysis) senderEvidence(m *msg) (sender, evidence string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// sendLog reads the "info msg" lines of Options.SendLogs once. A log that
+// cannot be read gives no evidence (the error is kept for the caller).
+func (a *analysis) sendLog() map[uint64][]qmailq.SendLogInfo {
+	if a.infoLog != nil || len(a.opts.SendLogs) == 0 {
+		return a.infoLog
+	}
+	a.infoLog = map[uint64][]qmailq.SendLogInfo{}
+	for _, p := range a.opts.SendLogs {
+		f, err := os.Open(p)
+		if err != nil {
+			a.logErr = err
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			if in, ok := qmailq.ParseSendLogInfo(sc.Text()); ok {
+				a.infoLog[in.ID] = append(a.infoLog[in.ID], in)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			a.logErr = fmt.Errorf("%s: %w", p, err)
+		}
+		f.Close()
+	}
+	return a.infoLog
 }

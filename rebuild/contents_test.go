@@ -290,3 +290,32 @@ func TestCheckRepairContents(t *testing.T) {
 		t.Errorf("lost+found notes: channels-gone %v, cut address %v, among %v", goneNote, cutNote, notes)
 	}
 }
+
+// TestSenderFromSendLog: with qmail-send's log, a lost info's sender comes
+// from its "info msg" line (same id, qp and size), before any header.
+func TestSenderFromSendLog(t *testing.T) {
+	root := extract(t, "queue.tar.gz")
+	ids := fixtureIDs(t)
+	truth := loadTruth(t)
+	taken := map[string]bool{}
+	id := pick(t, truth, taken, "a forward (sender differs from From:)", func(m truthMsg) bool {
+		return m.Parts["mess"] && m.Parts["info"] && !m.Parts["todo"] && m.Received.Invoked == "by uid 0" && m.Sender != ""
+	})
+	if err := os.Truncate(filepath.Join(filepath.Dir(root), truth[id].Paths["info"]), 0); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Now: fixtureNow(t), SendLogs: []string{filepath.Join(qmailFixtures, "qmail-send.log")}}
+	probs, err := CheckQmail(root, ids, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range probs {
+		if p.ID == id && p.Kind == KindEmptyInfo {
+			if !strings.Contains(p.Fix, "<"+truth[id].Sender+"> from qmail-send's log") {
+				t.Errorf("fix %q, want the sender %s from the log", p.Fix, truth[id].Sender)
+			}
+			return
+		}
+	}
+	t.Fatalf("no empty-info problem for %s", id)
+}
