@@ -442,3 +442,64 @@ func TestQmailSMTPDUID(t *testing.T) {
 		t.Errorf("no hint for uid 1000: %s", r.stderr)
 	}
 }
+
+// check and repair --send-log: an emptied info is recreated with the sender
+// of qmail-send's "info msg" line, and repair says so.
+func TestQmailRepairSendLog(t *testing.T) {
+	base := extract(t, filepath.Join(qmailFixture, "queue.tar.gz"))
+	root := filepath.Join(base, "queue")
+	acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--group", "qmail=995"}
+	msgs := listByID(t, root, "--sender", "dave@example.com")
+	var id string
+	for k, m := range msgs {
+		if str(m["queue_name"]) == "queue" && (id == "" || k < id) {
+			id = k
+		}
+	}
+	if id == "" {
+		t.Fatal("fixture: no queued message of dave@example.com")
+	}
+	info := filepath.Join(root, str(msgs[id]["path"]))
+	info = strings.Replace(info, "/mess/", "/info/", 1)
+	if err := os.Truncate(info, 0); err != nil {
+		t.Fatal(err)
+	}
+	logf := filepath.Join(qmailFixture, "qmail-send.log")
+	r := qs(t, "", append([]string{"--queue", root, "--format", "json", "check", "--send-log", logf}, acct...)...)
+	if r.code != exitAtRisk {
+		t.Fatalf("check: exit %d, want %d: %s", r.code, exitAtRisk, r.stderr)
+	}
+	found := false
+	for _, p := range jsonLines(t, r.stdout) {
+		if str(p["kind"]) == "empty-info" && str(p["id"]) == id {
+			found = strings.Contains(str(p["fix"]), "<dave@example.com> from qmail-send's log") && str(p["severity"]) == "at-risk"
+		}
+	}
+	if !found {
+		t.Fatalf("no empty-info problem for %s with the sender from the log:\n%s", id, r.stdout)
+	}
+	if r := qs(t, "", append([]string{"--queue", root, "repair", "--yes", "--send-log", logf}, acct...)...); r.code != 0 {
+		t.Fatalf("repair: exit %d: %s", r.code, r.stderr)
+	}
+	if r := qs(t, "", append([]string{"--queue", root, "check"}, acct...)...); r.code != 0 {
+		t.Fatalf("check after repair: exit %d\n%s", r.code, r.stdout)
+	}
+	n := 0
+	for _, m := range listByID(t, root, "--sender", "dave@example.com") {
+		if str(m["queue_name"]) == "queue" {
+			n++
+		}
+	}
+	if n != len(msgs)-countTodo(msgs) {
+		t.Errorf("dave's queued messages after repair: %d, want %d", n, len(msgs)-countTodo(msgs))
+	}
+}
+
+func countTodo(msgs map[string]map[string]any) (n int) {
+	for _, m := range msgs {
+		if str(m["queue_name"]) != "queue" {
+			n++
+		}
+	}
+	return n
+}
