@@ -319,3 +319,77 @@ func TestSenderFromSendLog(t *testing.T) {
 	}
 	t.Fatalf("no empty-info problem for %s", id)
 }
+
+// TestReaderAndCheckAgree: every message the reader (qmailq, what list and
+// list --corrupt show) finds a problem with, check reports too: the two
+// read the same bytes with the same parsers.
+func TestReaderAndCheckAgree(t *testing.T) {
+	root := extract(t, "broken.tar.gz")
+	truth := loadTruth(t)
+	// Damage a few more the way only the contents show.
+	var emptied, cut string
+	var sortedIDs []string
+	for id := range truth {
+		sortedIDs = append(sortedIDs, id)
+	}
+	sort.Strings(sortedIDs)
+	for _, id := range sortedIDs {
+		m := truth[id]
+		p := filepath.Join(filepath.Dir(root), m.Paths["remote"])
+		if m.Parts["info"] && m.Parts["remote"] && !m.Parts["todo"] && (emptied == "" || cut == "") {
+			if _, err := os.Stat(p); err != nil {
+				continue // moved by a planted defect
+			}
+			if emptied == "" {
+				emptied = id
+				if err := os.Truncate(filepath.Join(filepath.Dir(root), m.Paths["info"]), 0); err != nil {
+					t.Fatal(err)
+				}
+			} else if id != emptied {
+				cut = id
+				fi, _ := os.Stat(p)
+				if err := os.Truncate(p, fi.Size()-3); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	probs, err := CheckQmail(root, fixtureIDs(t), Options{Now: fixtureNow(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := map[string]bool{}
+	for _, p := range probs {
+		if p.ID != "" && p.Kind != KindIDNotInode {
+			checked[p.ID] = true
+		}
+	}
+	q, err := qmailq.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	inv, err := q.Inventory(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, id := range inv.IDs {
+		_, ps, err := q.Inspect(itoa(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.Kind == qmailq.KindIDNotInode {
+				continue
+			}
+			n++
+			if !checked[itoa(id)] {
+				t.Errorf("the reader says %s, check says nothing about message %d", p, id)
+			}
+		}
+	}
+	if n < 15 || !checked[emptied] || !checked[cut] {
+		t.Errorf("%d reader problems; check on the emptied info %s: %v, on the cut remote %s: %v", n, emptied, checked[emptied], cut, checked[cut])
+	}
+}
