@@ -270,7 +270,6 @@ type analysis struct {
 	t     *tree // opened on the first file read
 	// infoLog: the "info msg" lines of opts.SendLogs by id (read once).
 	infoLog map[uint64][]qmailq.SendLogInfo
-	logErr  error
 }
 
 func (a *analysis) close() {
@@ -580,6 +579,15 @@ func (a *analysis) message(m *msg, now time.Time) {
 		add(KindIntdWithoutTodo, m.one(qmailq.PartIntd, l).Rel, "intd left next to a preprocessed message: qmail-clean unlinks intd before todo, so qmail did not leave this", "move intd/"+idStr+" to lost+found", actAsideIntd, m.parts[qmailq.PartIntd])
 	case !has(qmailq.PartTodo) && !has(qmailq.PartInfo) && (has(qmailq.PartLocal) || has(qmailq.PartRemote)):
 		a.infoFromEvidence(m, KindChannelWithoutInfo, firstChannel(m, l), "local/remote without info: invisible to qmail-send (it scans info/ only)", nil)
+	}
+	if todo := m.one(qmailq.PartTodo, l); todo != nil {
+		// qmail-send.c:todo_do(): a record it does not know makes it give
+		// up and retry for ever; a record cut at the end is dropped (that
+		// recipient is lost); without an F record the info it writes is
+		// empty and getinfo() fails on every pass.
+		if err := a.envelopeOK(todo); err != nil {
+			add(KindCorruptEnvelope, todo.Rel, fmt.Sprintf("%v: qmail-send's todo_do() cannot preprocess it whole (an unknown record: it retries for ever; a cut record: that recipient is dropped; no F record: an empty info)", err), "none automatic: re-inject the message with the sender and recipients it should have (the envelope's complete records are in the detail)", actNone, nil)
+		}
 	}
 	a.contents(m)
 	if a.lost[m.ID] {

@@ -241,7 +241,7 @@ func (a *analysis) senderEvidence(m *msg) (sender, evidence string, ok bool) {
 }
 
 // sendLog reads the "info msg" lines of Options.SendLogs once. A log that
-// cannot be read gives no evidence (the error is kept for the caller).
+// cannot be read gives no evidence.
 func (a *analysis) sendLog() map[uint64][]qmailq.SendLogInfo {
 	if a.infoLog != nil || len(a.opts.SendLogs) == 0 {
 		return a.infoLog
@@ -250,8 +250,7 @@ func (a *analysis) sendLog() map[uint64][]qmailq.SendLogInfo {
 	for _, p := range a.opts.SendLogs {
 		f, err := os.Open(p)
 		if err != nil {
-			a.logErr = err
-			continue
+			continue // the command checked it could open it
 		}
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
@@ -259,9 +258,6 @@ func (a *analysis) sendLog() map[uint64][]qmailq.SendLogInfo {
 			if in, ok := qmailq.ParseSendLogInfo(sc.Text()); ok {
 				a.infoLog[in.ID] = append(a.infoLog[in.ID], in)
 			}
-		}
-		if err := sc.Err(); err != nil {
-			a.logErr = fmt.Errorf("%s: %w", p, err)
 		}
 		f.Close()
 	}

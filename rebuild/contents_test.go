@@ -393,3 +393,43 @@ func TestReaderAndCheckAgree(t *testing.T) {
 		t.Errorf("%d reader problems; check on the emptied info %s: %v, on the cut remote %s: %v", n, emptied, checked[emptied], cut, checked[cut])
 	}
 }
+
+// TestCorruptTodo: a todo envelope qmail-send cannot preprocess whole is
+// reported at risk, and repair does not pretend to fix it.
+func TestCorruptTodo(t *testing.T) {
+	root := extract(t, "queue.tar.gz")
+	truth := loadTruth(t)
+	id := pick(t, truth, map[string]bool{}, "a frozen message", func(m truthMsg) bool { return m.Parts["todo"] && m.Parts["mess"] })
+	todo := filepath.Join(filepath.Dir(root), truth[id].Paths["todo"])
+	f, err := os.OpenFile(todo, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("Xjunk\x00")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	ids, opts := fixtureIDs(t), Options{Now: fixtureNow(t)}
+	probs, err := CheckQmail(root, ids, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range probs {
+		found = found || p.ID == id && p.Kind == KindCorruptEnvelope && p.Severity == SeverityRisk
+	}
+	if !found {
+		t.Fatalf("no at-risk corrupt-envelope for %s", id)
+	}
+	plan, err := PlanRepair(root, nil, ids, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := false
+	for _, p := range plan.Skipped {
+		skipped = skipped || p.ID == id && p.Kind == KindCorruptEnvelope
+	}
+	if !skipped {
+		t.Errorf("repair does not list %s's corrupt envelope as left unfixed: %v", id, plan.Skipped)
+	}
+}
