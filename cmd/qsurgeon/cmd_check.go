@@ -28,6 +28,7 @@ func init() {
 type accountFlags struct {
 	users, groups cli.StringSlice
 	split         int
+	sendLogs      cli.StringSlice
 }
 
 func (a *accountFlags) flags() []cli.Flag {
@@ -37,6 +38,23 @@ func (a *accountFlags) flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "group", Category: cat, Destination: &a.groups, Usage: "NAME=GID of a qmail group (qmail, nofiles), instead of the system's; repeatable"},
 		&cli.IntFlag{Name: "split", Category: cat, Destination: &a.split, Usage: "conf-split of the queue (default: detected from the tree, else 23)"},
 	}
+}
+
+// logFlag is --send-log (check and repair).
+func (a *accountFlags) logFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "send-log", Destination: &a.sendLogs, Usage: "a qmail-send log file: its 'info msg' lines give the sender of a message whose info is lost (repeatable)"}
+}
+
+// logs returns --send-log, each file checked to be readable.
+func (a *accountFlags) logs() ([]string, error) {
+	for _, p := range a.sendLogs.Value() {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fail(exitUsage, fmt.Errorf("--send-log: %w", err), "")
+		}
+		f.Close()
+	}
+	return a.sendLogs.Value(), nil
 }
 
 func (a *accountFlags) ids() (rebuild.IDs, error) {
@@ -88,12 +106,15 @@ state — orphans, zero-length mess files, stale pid/ files, stale bounce/ files
 wrong subdirectory. Postfix: names that no longer match their inodes (what 'postsuper -s' would
 rename), files in the wrong hash directory, stale temporary files, orphan defer/bounce/trace
 logs, corrupt queue files. One line per problem with the fix; --format json prints
-one object per problem (kind, id, path, detail, fix). Exit code 0: clean, 6: problems found.
+one object per problem (kind, id, path, detail, fix, severity). qmail problems carry a severity:
+at-risk (mail is lost, never delivered or delivered twice unless repaired), fault (the queue is
+not as qmail makes it, no mail at risk) or note (qmail tolerates it or cleans it up itself).
+Exit code 0: clean (notes at most), 6: problems found, none at risk, 7: mail at risk.
 
 EXAMPLES:
    qsurgeon --queue /var/qmail/queue check
    qsurgeon --queue ./queue --format json check --user qmailq=992 --user qmails=990 --user qmailr=991 --group qmail=995`,
-		Flags: af.flags(),
+		Flags: append(af.flags(), af.logFlag()),
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
 			if dir := queueDir(o); o.MTA == string(queue.Postfix) || (o.MTA != string(queue.Qmail) && postfixq.IsPostfixQueue(dir)) {
@@ -110,7 +131,11 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			rep, err := rebuild.InspectQmail(root, ids, rebuild.Options{Split: af.split})
+			logs, err := af.logs()
+			if err != nil {
+				return err
+			}
+			rep, err := rebuild.InspectQmail(root, ids, rebuild.Options{Split: af.split, SendLogs: logs})
 			if err != nil {
 				return err
 			}
@@ -132,10 +157,7 @@ EXAMPLES:
 					fmt.Fprintln(e.stdout, printable(p.String()))
 				}
 			}
-			if len(rep.Problems) > 0 {
-				return silentExit(exitProblems)
-			}
-			return nil
+			return checkExit(rep.Problems)
 		},
 	}
 }
@@ -228,14 +250,19 @@ messages are put back into a legal state (renamed to their inode with their side
 to the right subdirectory, re-preprocessed into todo/intd when only the envelope is missing);
 unrecoverable fragments go to a lost+found directory outside the queue (--lost-found, default
 QUEUE.lost+found next to it) with a note of where each came from. Fragments younger than 36
-hours are left alone, as qmail itself does, unless --detached says nothing can be writing them. Owners, modes, missing
+hours are left alone, as qmail itself does, unless --detached says nothing can be writing them. A lost
+or unreadable info is recreated only with a sender there is evidence for (the todo/intd envelope,
+qmail-send's log given with --send-log, a bounce's own Received line, Return-Path, the SMTP-AUTH
+user, From:), never a guessed null sender; without evidence the message goes to lost+found. A
+local/remote file cut inside an address keeps its complete records (the cut one completed from
+the To:/Cc: header when that is unambiguous) and the original goes to lost+found. Owners, modes, missing
 directories and the lock/trigger FIFO are fixed as in qmail's hier.c. qmail-send must be
 stopped; repair holds lock/sendmutex while it works.
 
 EXAMPLES:
    qsurgeon --queue /var/qmail/queue repair --dry-run
    qsurgeon --queue /var/qmail/queue repair --yes`,
-		Flags: append(append(af.flags(), sf.flags()...),
+		Flags: append(append(af.flags(), sf.flags()...), af.logFlag(),
 			&cli.StringFlag{Name: "lost-found", Destination: &lostFound, Usage: "where unrecoverable fragments go (outside the queue, same filesystem)"},
 		),
 		Action: func(c *cli.Context) error {
@@ -251,7 +278,11 @@ EXAMPLES:
 			// qmail's own rule leaves an orphan alone until it is 36
 			// hours old, because a live qmail-queue may own it
 			// (qmail-send.c OSSIFIED). On a detached queue nothing can.
-			opts := rebuild.Options{Split: af.split, LostFound: lostFound, Detached: sf.detached}
+			logs, err := af.logs()
+			if err != nil {
+				return err
+			}
+			opts := rebuild.Options{Split: af.split, LostFound: lostFound, Detached: sf.detached, SendLogs: logs}
 			plan, err := rebuild.PlanRepair(root, nil, ids, opts)
 			if err != nil {
 				if errors.Is(err, qmailq.ErrSendRunning) {
@@ -417,4 +448,19 @@ EXAMPLES:
 			return nil
 		},
 	}
+}
+
+// checkExit is check's exit code for a qmail queue: 7 when a problem puts
+// mail at risk, 6 for other problems, 0 when only notes (states qmail
+// tolerates) or nothing were found.
+func checkExit(probs []rebuild.Problem) error {
+	if rebuild.AtRisk(probs) {
+		return silentExit(exitAtRisk)
+	}
+	for _, p := range probs {
+		if p.Severity != rebuild.SeverityNote {
+			return silentExit(exitProblems)
+		}
+	}
+	return nil
 }

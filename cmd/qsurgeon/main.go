@@ -27,6 +27,7 @@ const (
 	exitNoQueue  = 4 // the queue directory does not exist or is not a queue
 	exitLocked   = 5 // the MTA is running / holds the queue lock
 	exitProblems = 6 // check: problems were found
+	exitAtRisk   = 7 // check: problems were found, and some put mail at risk
 )
 
 const exitCodeHelp = `EXIT CODES:
@@ -37,7 +38,9 @@ const exitCodeHelp = `EXIT CODES:
    4  no queue: the directory does not exist or is not a Postfix/qmail queue
    5  locked: the MTA is running on this queue (qmail-send holds lock/sendmutex,
       or Postfix master runs where the action needs it stopped)
-   6  check found problems`
+   6  check found problems, none putting mail at risk
+   7  check found problems that put mail at risk (lost, never delivered or
+      delivered twice unless repaired)`
 
 // exitErr is an error that carries its exit code and an optional hint;
 // run prints it as 'qsurgeon: error: ...' and 'qsurgeon: hint: ...'.

@@ -8,8 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -103,6 +106,7 @@ func openSource(o globalOpts, w io.Writer, need readNeeds) (queue.Source, error)
 		if err != nil {
 			return nil, fail(exitNoQueue, err, "")
 		}
+		q.TrustSMTPD(smtpdUIDs(o)...)
 		return q, nil
 	}
 	var mu sync.Mutex
@@ -255,7 +259,51 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	}
 	ff.logNotes(e)
 	e.reportStrays(src)
+	if len(spec.SASLUsers) > 0 && len(sel.results) == 0 {
+		e.hintUntrustedAuth(src)
+	}
 	return sel, nil
+}
+
+// smtpdUIDs is --smtpd-uid, or by default the uid of the vpopmail account
+// when this machine has one (vpopmail set-ups run qmail-smtpd as vpopmail
+// so that vchkpw can read the accounts; qmail-queue then writes "invoked
+// by uid N" instead of "invoked from network").
+func smtpdUIDs(o globalOpts) []int64 {
+	var out []int64
+	for _, u := range o.SMTPDUIDs.Value() {
+		out = append(out, int64(u))
+	}
+	if len(out) > 0 {
+		return out
+	}
+	if u, err := user.Lookup("vpopmail"); err == nil {
+		if n, err := strconv.ParseInt(u.Uid, 10, 64); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// hintUntrustedAuth says, when a selection by SASL user found nothing,
+// that SMTP-AUTH headers exist after an "invoked by uid N" that is not
+// trusted, and which flag would trust them.
+func (e *env) hintUntrustedAuth(src queue.Source) {
+	q, ok := src.(*qmailq.Queue)
+	if !ok {
+		return
+	}
+	counts := q.UntrustedAuth()
+	uids := make([]int64, 0, len(counts))
+	for u := range counts {
+		uids = append(uids, u)
+	}
+	sort.Slice(uids, func(i, j int) bool {
+		return counts[uids[i]] > counts[uids[j]] || counts[uids[i]] == counts[uids[j]] && uids[i] < uids[j]
+	})
+	for _, u := range uids {
+		fmt.Fprintf(e.stderr, "qsurgeon: hint: %d message(s) carry an SMTP-AUTH Received header after qmail-queue's 'invoked by uid %d', which is not trusted (a local user could have written it); if qmail-smtpd runs as uid %d (vpopmail set-ups), add --smtpd-uid %d\n", counts[u], u, u, u)
+	}
 }
 
 // idLookup is a Postfix Source whose walk yields only the places where the
