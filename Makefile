@@ -4,7 +4,7 @@ BIN     := bin/qsurgeon
 PKGS    := ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test test-ansible test-clock-ahead test-faults vet fmt-check demo fuzz bench bench-maillog bench-quick docs accept clean
+.PHONY: all build test test-ansible test-clock-ahead test-faults test-hostile vet fmt-check demo fuzz bench bench-maillog bench-quick docs accept clean
 
 all: build
 
@@ -40,6 +40,14 @@ test-clock-ahead:
 # three local inventory hosts (a Postfix queue, a qmail queue, a missing one).
 test-ansible: build
 	bash scripts/test-ansible.sh $(BIN)
+
+# Every attack of issue 16 planted in one Postfix and one qmail queue (FIFOs,
+# stray hash directories, control characters, sparse 10 GB files, hard and
+# symbolic links), every read-only command run on them under a timeout with
+# peak RSS bounded, plus one regression test per finding. Needs root (tmpfs
+# mounts for the full-disk cases). Part of make test too: it takes a minute.
+test-hostile:
+	$(GO) test -count=1 -timeout 10m -v -run 'TestAllAttacksAtOnce|TestFIFOInQueueDoesNotHang|TestEmptyHoldSubdirDoesNotHideHeldMail|TestJournalOnFullDiskStopsAction|TestControlCharsFromQueueAreEscaped|TestRequeueIntoRerunAfterENOSPCInjectsNoDuplicate|TestSparseDeferLogsDoNotAmplifyMemory|TestHardLinkedQueueFileIsNotActedOn|TestQuarantineManifestCutLineIsNotJoined|TestQmailDeleteRerunFinishesKilledRun|TestApplyOverlongPlanLineNamesFileAndLine|TestExportOnFullDiskLeavesNoPartialFile|TestHostile' ./cmd/qsurgeon
 
 # Fault injection at EVERY step of repair, rebuild and carry, instead of the
 # sample make test runs (several minutes).
@@ -78,6 +86,10 @@ fuzz:
 	$(GO) test ./postfixq -run '^$$' -fuzz FuzzParseID -fuzztime $(FUZZTIME)
 	$(GO) test ./qmailq -run '^$$' -fuzz FuzzEnvelope -fuzztime $(FUZZTIME)
 	$(GO) test ./qmailq -run '^$$' -fuzz FuzzParseTrace -fuzztime $(FUZZTIME)
+	$(GO) test ./qmailq -run '^$$' -fuzz FuzzInfoFile -fuzztime $(FUZZTIME)
+	$(GO) test ./qmailq -run '^$$' -fuzz FuzzChannelFile -fuzztime $(FUZZTIME)
+	$(GO) test ./postfixq -run '^$$' -fuzz FuzzLog -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/termsafe -run '^$$' -fuzz FuzzString -fuzztime $(FUZZTIME)
 	$(GO) test ./filter -run '^$$' -fuzz FuzzCompileMatch -fuzztime $(FUZZTIME)
 
 docs: build

@@ -1,9 +1,14 @@
 package postfixq
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/qsurgeon/qsurgeon/queue"
 )
@@ -34,28 +39,35 @@ type LogEntry struct {
 	Reason            string
 }
 
+// Bounds on what a logfile may cost, whatever its size says: a defer log
+// is written by bounce(8) as one short block per recipient, so a logfile
+// beyond these is damaged or planted (a sparse 10 GB file costs nothing to
+// make). The file is read streaming through a small buffer; a line longer
+// than maxLogLine is cut there, reading stops after maxLogSize bytes, and
+// once maxLogKept bytes of entries are kept later entries are dropped.
+const (
+	maxLogSize = 64 << 20
+	maxLogLine = 8 << 10
+	maxLogKept = 1 << 20
+)
+
+// ErrLogTooLarge: a logfile went beyond maxLogSize or maxLogKept; the
+// entries read before that are returned with it.
+// A NUL byte (which bounce(8) never writes: a sparse or damaged file) ends
+// the logfile the same way.
+var ErrLogTooLarge = errors.New("logfile too large or damaged: later entries not read")
+
 // ParseLog parses a logfile: entries are blocks of name=value lines
 // separated by blank lines; a block with only the old-style line
 // "<recipient>: reason" (backwards_bounce_logfile_compatibility) is an
 // entry too. A partial last block (a writer still appending) is kept when
 // it names a recipient.
 func ParseLog(data []byte) []LogEntry {
-	var out []LogEntry
-	var cur LogEntry
-	var have, haveNew bool
-	var legacyRcpt, legacyText string
-	var haveLegacy bool
-	end := func() {
-		switch {
-		case haveNew:
-			out = append(out, cur)
-		case haveLegacy:
-			out = append(out, LogEntry{Recipient: legacyRcpt, Reason: legacyText, Offset: -1})
-		}
-		cur = LogEntry{Offset: -1}
-		have, haveNew, haveLegacy = false, false, false
+	var p logParser
+	p.init()
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		data = data[:i]
 	}
-	cur.Offset = -1
 	for len(data) > 0 {
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -63,58 +75,160 @@ func ParseLog(data []byte) []LogEntry {
 		} else {
 			line, data = data, nil
 		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			if have {
-				end()
+		p.line(line)
+	}
+	return p.finish()
+}
+
+// ReadLogFrom parses a logfile streaming from r with bounded memory (see
+// maxLogSize): what ParseLog returns for the same bytes while they stay
+// within the bounds, and ErrLogTooLarge with the entries kept so far when
+// they do not. Other errors are r's.
+func ReadLogFrom(r io.Reader) ([]LogEntry, error) {
+	var p logParser
+	p.init()
+	lr := &io.LimitedReader{R: r, N: maxLogSize}
+	br := logReaders.Get().(*bufio.Reader)
+	br.Reset(lr)
+	defer func() { br.Reset(nil); logReaders.Put(br) }()
+	var long []byte // a line longer than the buffer, cut at maxLogLine
+	var off int64
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if i := bytes.IndexByte(chunk, 0); i >= 0 {
+			chunk, err = chunk[:i], errNUL
+		}
+		off += int64(len(chunk))
+		if err == bufio.ErrBufferFull {
+			if len(long) < maxLogLine {
+				long = append(long, chunk[:min(len(chunk), maxLogLine-len(long))]...)
 			}
 			continue
 		}
-		have = true
-		s := string(line)
-		if strings.HasPrefix(s, "<") {
-			if i := strings.Index(s, ">: "); i > 0 {
-				legacyRcpt, legacyText, haveLegacy = s[1:i], s[i+3:], true
-				continue
+		if len(chunk) > 0 || len(long) > 0 {
+			line := chunk
+			if len(long) > 0 {
+				if len(long) < maxLogLine {
+					long = append(long, chunk[:min(len(chunk), maxLogLine-len(long))]...)
+				}
+				line = long
 			}
+			line = bytes.TrimSuffix(line, []byte{'\n'})
+			p.line(line)
+			long = long[:0]
 		}
-		name, value, ok := strings.Cut(s, "=")
-		if !ok {
-			continue // bounce_log_read: "unknown attribute name"
+		if err == errNUL {
+			return p.finish(), fmt.Errorf("%w (NUL byte at offset %d)", ErrLogTooLarge, off)
 		}
-		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-		switch name {
-		case "recipient":
-			cur.Recipient, haveNew = value, true
-		case "original_recipient":
-			cur.OriginalRecipient = value
-		case "offset":
-			if v, err := strconv.ParseInt(value, 10, 64); err == nil {
-				cur.Offset = v
+		if err == io.EOF {
+			out := p.finish()
+			if lr.N <= 0 || p.dropped {
+				return out, ErrLogTooLarge
 			}
-		case "dsn_orig_rcpt":
-			cur.DSNOrigRcpt = value
-		case "notify_flags":
-			cur.NotifyFlags, _ = strconv.Atoi(value)
-		case "status":
-			cur.Status = value
-		case "action":
-			cur.Action = value
-		case "diag_type":
-			cur.DiagType = value
-		case "diag_text":
-			cur.DiagText = value
-		case "mta_type":
-			cur.MTAType = value
-		case "mta_mname":
-			cur.MTAMName = value
-		case "reason":
-			cur.Reason = value
+			return out, nil
+		}
+		if err != nil {
+			return p.finish(), err
 		}
 	}
-	if have {
-		end()
+}
+
+var errNUL = errors.New("NUL byte")
+
+var logReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// logParser is ParseLog's state, fed one line (without its newline) at a
+// time.
+type logParser struct {
+	out                    []LogEntry
+	cur                    LogEntry
+	have, haveNew          bool
+	legacyRcpt, legacyText string
+	haveLegacy             bool
+	kept                   int // bytes of strings in out and cur
+	dropped                bool
+}
+
+func (p *logParser) init() { p.cur.Offset = -1 }
+
+func (p *logParser) end() {
+	if p.kept > maxLogKept {
+		p.dropped = true
+	} else {
+		switch {
+		case p.haveNew:
+			p.out = append(p.out, p.cur)
+		case p.haveLegacy:
+			p.out = append(p.out, LogEntry{Recipient: p.legacyRcpt, Reason: p.legacyText, Offset: -1})
+		}
 	}
-	return out
+	p.cur = LogEntry{Offset: -1}
+	p.have, p.haveNew, p.haveLegacy = false, false, false
+}
+
+func (p *logParser) finish() []LogEntry {
+	if p.have {
+		p.end()
+	}
+	return p.out
+}
+
+func (p *logParser) line(line []byte) {
+	if len(bytes.TrimSpace(line)) == 0 {
+		if p.have {
+			p.end()
+		}
+		return
+	}
+	p.have = true
+	if p.kept > maxLogKept {
+		p.dropped = true
+		return // counted, never kept
+	}
+	if bytes.HasPrefix(line, []byte("<")) {
+		if i := bytes.Index(line, []byte(">: ")); i > 0 {
+			p.legacyRcpt, p.legacyText, p.haveLegacy = string(line[1:i]), string(line[i+3:]), true
+			p.kept += len(line)
+			return
+		}
+	}
+	bname, bvalue, ok := bytes.Cut(line, []byte("="))
+	if !ok {
+		return // bounce_log_read: "unknown attribute name"
+	}
+	value := string(bytes.TrimSpace(bvalue))
+	p.kept += len(value)
+	cur := &p.cur
+	switch string(bytes.TrimSpace(bname)) { // no allocation for the switch
+	case "recipient":
+		cur.Recipient, p.haveNew = value, true
+	case "original_recipient":
+		cur.OriginalRecipient = value
+	case "offset":
+		if v, err := strconv.ParseInt(value, 10, 64); err == nil {
+			cur.Offset = v
+		}
+	case "dsn_orig_rcpt":
+		cur.DSNOrigRcpt = value
+	case "notify_flags":
+		cur.NotifyFlags, _ = strconv.Atoi(value)
+	case "status":
+		cur.Status = value
+	case "action":
+		cur.Action = value
+	case "diag_type":
+		cur.DiagType = value
+	case "diag_text":
+		cur.DiagText = value
+	case "mta_type":
+		cur.MTAType = value
+	case "mta_mname":
+		cur.MTAMName = value
+	case "reason":
+		cur.Reason = value
+	default:
+		p.kept -= len(value)
+	}
 }
 
 // logAddress turns a logged recipient back into the envelope form: "<>" is

@@ -129,6 +129,12 @@ func (s *Spool) verify(action string, msg *queue.Message, opt ActOptions) (*unix
 		return nil, fail(fmt.Errorf("%w: inode %d, read as %d (queue ID reused?)", ErrChanged, st.Ino, msg.Inode))
 	case st.Mode&unix.S_IRWXU != unix.S_IRWXU:
 		return nil, fail(fmt.Errorf("%w: mode %04o is not ready", ErrChanged, st.Mode&0o7777))
+	case st.Nlink != 1:
+		// Postfix creates, renames and removes queue files, never links
+		// them: a second link is a file from elsewhere (possibly outside
+		// the queue) under a queue name, and acting on it would change
+		// that file.
+		return nil, fail(fmt.Errorf("%w: %d hard links (a Postfix queue file has one)", ErrChanged, st.Nlink))
 	}
 	return st, nil
 }
@@ -211,7 +217,13 @@ func (s *Spool) Requeue(m queue.Mutator, msg *queue.Message, opt ActOptions) err
 	}
 	now = now.Truncate(time.Second) // utime(2) has whole seconds
 	dst := s.MessagePath(queue.Maildrop, msg.ID)
-	if err := m.Chtimes(dst, now, now); err != nil {
+	var terr error
+	if v, ok := m.(safefs.Verified); ok {
+		terr = v.ChtimesFile(dst, now, now, st.Ino) // the file just moved, by descriptor
+	} else {
+		terr = m.Chtimes(dst, now, now)
+	}
+	if err := terr; err != nil {
 		// postsuper only warns here ("reset time stamps"); the message is
 		// requeued all the same, but the caller should know.
 		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: dst, Err: fmt.Errorf("requeued, but resetting its time stamps failed: %w", err)}
@@ -235,8 +247,15 @@ func (s *Spool) Expire(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 	if st.Mode&unix.S_IXGRP != 0 {
 		return nil
 	}
-	if err := m.Chmod(msg.Path, safefs.FileMode(st.Mode|unix.S_IXGRP)); err != nil {
-		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: err}
+	var err2 error
+	if v, ok := m.(safefs.Verified); ok {
+		// fchmod of the verified inode, never of whatever has the name.
+		err2 = v.ChmodFile(msg.Path, safefs.FileMode(st.Mode|unix.S_IXGRP), st.Ino)
+	} else {
+		err2 = m.Chmod(msg.Path, safefs.FileMode(st.Mode|unix.S_IXGRP))
+	}
+	if err2 != nil {
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: notVerified(err2)}
 	}
 	return nil
 }
@@ -264,7 +283,14 @@ func (s *Spool) move(m queue.Mutator, action string, msg *queue.Message, dstQueu
 			}
 		}
 	}
-	if err := m.Rename(msg.Path, dst); err != nil {
+	var err error
+	if v, ok := m.(safefs.Verified); ok {
+		err = v.RenameFile(msg.Path, dst, st.Ino)
+	} else {
+		err = m.Rename(msg.Path, dst)
+	}
+	if err != nil {
+		err = notVerified(err)
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, lerr := s.Lstat(msg.Path); errors.Is(lerr, fs.ErrNotExist) {
 				err = fmt.Errorf("%w: vanished: %w", ErrChanged, err)
@@ -273,4 +299,13 @@ func (s *Spool) move(m queue.Mutator, action string, msg *queue.Message, dstQueu
 		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: err}
 	}
 	return nil
+}
+
+// notVerified makes a safefs refusal to act on a file that is no longer
+// the verified one an ErrChanged (the message is skipped, not failed).
+func notVerified(err error) error {
+	if errors.Is(err, safefs.ErrNotVerified) {
+		return fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	return err
 }

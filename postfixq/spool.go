@@ -7,10 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -92,15 +90,19 @@ type Spool struct {
 var _ queue.Source = (*Spool)(nil)
 
 // Open opens the queue directory root (the instance's queue_directory).
-// Hashing comes from opts.Config when given; otherwise every queue and log
-// directory is probed: one holding one-character subdirectories is hashed
-// (as deep as they nest), one holding files is flat, and an empty or
-// missing one gets Postfix's default (deferred and defer hashed, at the
-// depth found elsewhere or 1). Close releases the directory descriptor.
+// Hashing comes from opts.Config when given. Otherwise it follows Postfix's
+// defaults (hash_queue_names = deferred, defer; hash_queue_depth = 1) unless
+// the tree shows consistently that a directory is hashed otherwise: queue
+// files only inside one-character subdirectories (at the depth they are
+// found) make it hashed, queue files only at its top make it flat. An empty
+// or stray subdirectory proves nothing: the postfix user can mkdir hold/0,
+// and taking that for hashing would write held mail where Postfix (which
+// opens a message by the path hash_queue_names gives) never looks.
+// Close releases the directory descriptor.
 func Open(root string, opts Options) (*Spool, error) {
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := safefs.OpenRoot(root)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: root, Err: err}
+		return nil, err
 	}
 	s := &Spool{root: root, rootFD: fd, depth: make(map[string]int), opts: opts}
 	all := append(append([]string{}, WalkOrder...), logDirs...)
@@ -123,7 +125,7 @@ func Open(root string, opts Options) (*Spool, error) {
 		if d == queue.Maildrop {
 			continue
 		}
-		depth, known := s.probeDepth(d, 0)
+		depth, known := s.probeDepth(d)
 		if !known {
 			unknown[d] = true
 			continue
@@ -135,6 +137,7 @@ func Open(root string, opts Options) (*Spool, error) {
 		found = 1
 	}
 	for d := range unknown {
+		// global/mail_params.h DEF_HASH_QUEUE_NAMES "deferred, defer".
 		if d == queue.Deferred || d == LogDefer {
 			s.depth[d] = found
 		}
@@ -142,40 +145,66 @@ func Open(root string, opts Options) (*Spool, error) {
 	return s, nil
 }
 
-// probeDepth looks at up to probeLimit entries of dir: one-character
-// subdirectories make it hashed (depth 1 + theirs); files make it flat.
-func (s *Spool) probeDepth(dir string, level int) (depth int, known bool) {
-	const probeLimit = 4096
-	if level > 8 {
+// probeDepth looks at up to probeLimit entries below dir for queue files
+// (regular files with a queue ID for a name). Files only at the top: flat
+// (known). Files only inside one-character subdirectories: hashed as deep
+// as the first one found (known). Both, or none: not known, and Open
+// applies Postfix's default.
+func (s *Spool) probeDepth(dir string) (depth int, known bool) {
+	budget := 4096
+	top, sub := s.probeFiles(dir, 0, &budget)
+	switch {
+	case top && sub < 0:
 		return 0, true
+	case !top && sub > 0:
+		return sub, true
+	}
+	return 0, false
+}
+
+// probeFiles reports whether dir holds queue files itself and the depth
+// (relative to the probed queue directory) of the first queue file found in
+// a one-character subdirectory, -1 when none.
+func (s *Spool) probeFiles(dir string, level int, budget *int) (top bool, sub int) {
+	sub = -1
+	if level > 8 || *budget <= 0 {
+		return false, -1
 	}
 	f, err := s.openDir(dir)
 	if err != nil {
-		return 0, false
+		return false, -1
 	}
 	defer f.Close()
-	sawFile := false
-	n := 0
-	for n < probeLimit {
+	var subdirs []string
+	for *budget > 0 {
 		ents, err := f.ReadDir(256)
 		for _, e := range ents {
-			n++
-			if len(e.Name()) == 1 && e.Type()&fs.ModeType == fs.ModeDir {
-				d, _ := s.probeDepth(dir+"/"+e.Name(), level+1)
-				return 1 + d, true
-			}
-			if e.Type().IsRegular() {
-				sawFile = true
+			*budget--
+			name := e.Name()
+			switch {
+			case len(name) == 1 && e.Type()&fs.ModeType == fs.ModeDir:
+				subdirs = append(subdirs, name)
+			case e.Type().IsRegular() && ValidName(name):
+				top = true
 			}
 		}
 		if err != nil || len(ents) == 0 {
 			break
 		}
 	}
-	if level > 0 {
-		return 0, true
+	for _, d := range subdirs {
+		t, sd := s.probeFiles(dir+"/"+d, level+1, budget)
+		if t {
+			return top, level + 1
+		}
+		if sd > 0 {
+			return top, sd
+		}
+		if *budget <= 0 {
+			break
+		}
 	}
-	return 0, sawFile
+	return top, -1
 }
 
 // Close releases the root directory descriptor.
@@ -316,58 +345,28 @@ func (s *Spool) walkDir(ctx context.Context, q, dir string, hashed bool, fn func
 // checkRel refuses a path that is not a plain relative path inside the
 // root: no "..", no empty or "." elements, not absolute.
 func checkRel(rel string) error {
-	if rel == "" || strings.HasPrefix(rel, "/") || path.Clean(rel) != rel || rel == "." {
+	if strings.IndexByte(rel, 0) >= 0 {
 		return fmt.Errorf("postfixq: bad queue path %q", rel)
 	}
-	for _, el := range strings.Split(rel, "/") {
+	for rest := rel; ; { // no allocation: this runs for every file read
+		el, more, found := strings.Cut(rest, "/")
 		if el == ".." || el == "." || el == "" {
 			return fmt.Errorf("postfixq: bad queue path %q", rel)
 		}
+		if !found {
+			return nil
+		}
+		rest = more
 	}
-	return nil
 }
 
-var noOpenat2 atomic.Bool
-
 // openBeneath opens rel below the root without following any symbolic
-// link on the way (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or an
-// O_NOFOLLOW openat chain on kernels without openat2).
+// link on the way (safefs.OpenBeneath).
 func (s *Spool) openBeneath(rel string, flags int) (int, error) {
 	if err := checkRel(rel); err != nil {
 		return -1, err
 	}
-	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
-	if !noOpenat2.Load() {
-		how := &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
-		for {
-			fd, err := unix.Openat2(s.rootFD, rel, how)
-			if err == unix.EINTR || err == unix.EAGAIN {
-				continue
-			}
-			if err == unix.ENOSYS {
-				noOpenat2.Store(true)
-				break
-			}
-			return fd, err
-		}
-	}
-	dfd := s.rootFD
-	els := strings.Split(rel, "/")
-	for i, el := range els {
-		fl := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		if i == len(els)-1 {
-			fl = flags
-		}
-		fd, err := unix.Openat(dfd, el, fl, 0)
-		if dfd != s.rootFD {
-			unix.Close(dfd)
-		}
-		if err != nil {
-			return -1, err
-		}
-		dfd = fd
-	}
-	return dfd, nil
+	return safefs.OpenBeneath(s.rootFD, rel, flags, 0)
 }
 
 func (s *Spool) openDir(rel string) (*os.File, error) {
@@ -378,22 +377,23 @@ func (s *Spool) openDir(rel string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), filepath.Join(s.root, rel)), nil
 }
 
-// openFile opens a queue or log file for reading with O_NOFOLLOW and,
-// when permitted, O_NOATIME, and fstats it.
+// openFile opens a queue or log file for reading and fstats it
+// (safefs.OpenRegular: O_NOFOLLOW, O_NONBLOCK, O_NOATIME when permitted).
+// Anything but a regular file is refused without blocking: a FIFO planted
+// where a message or a logfile belongs must not hang a reader.
 func (s *Spool) openFile(rel string) (fdReader, *unix.Stat_t, error) {
-	fd, err := s.openBeneath(rel, unix.O_RDONLY|unix.O_NOATIME)
-	if err == unix.EPERM {
-		fd, err = s.openBeneath(rel, unix.O_RDONLY)
+	if err := checkRel(rel); err != nil {
+		return -1, nil, err
+	}
+	st := new(unix.Stat_t)
+	fd, err := safefs.OpenRegular(s.rootFD, rel, st)
+	if err == safefs.ErrNotRegular {
+		return -1, nil, fmt.Errorf("postfixq: %s: %s", rel, NoteNotRegular)
 	}
 	if err != nil {
 		return -1, nil, &fs.PathError{Op: "open", Path: filepath.Join(s.root, rel), Err: err}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return -1, nil, &fs.PathError{Op: "fstat", Path: filepath.Join(s.root, rel), Err: err}
-	}
-	return fdReader(fd), &st, nil
+	return fdReader(fd), st, nil
 }
 
 // fdReader is an io.ReaderAt over a raw descriptor (pread), without the
@@ -420,6 +420,21 @@ func (f fdReader) ReadAt(p []byte, off int64) (int, error) {
 
 func (f fdReader) close() { unix.Close(int(f)) }
 
+// fdStream reads an fdReader from the start, sequentially.
+type fdStream struct {
+	f   fdReader
+	off int64
+}
+
+func (s *fdStream) Read(p []byte) (int, error) {
+	n, err := s.f.ReadAt(p, s.off)
+	s.off += int64(n)
+	if n > 0 && err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
 // Read reads one message's envelope (never its body), its file metadata
 // and its defer and bounce logs. The file is opened once, with
 // O_NOFOLLOW and O_NOATIME, below the root without crossing a symbolic
@@ -443,9 +458,6 @@ func (s *Spool) ReadEnvelope(ref queue.Ref) (*queue.Message, *Envelope, error) {
 		return nil, nil, err
 	}
 	defer f.close()
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, nil, fmt.Errorf("postfixq: %s: %s", rel, NoteNotRegular)
-	}
 	if st.Mode&0o700 != 0o700 {
 		return nil, nil, fmt.Errorf("%w: %s (mode %04o)", ErrInProgress, rel, st.Mode&0o7777)
 	}
@@ -478,53 +490,48 @@ func (s *Spool) ReadEnvelope(ref queue.Ref) (*queue.Message, *Envelope, error) {
 // reasons, statuses and actions, and sets Bouncing. Read does it itself
 // unless Options.SkipLogs. A log that cannot be read is a Problem.
 func (s *Spool) AttachLogs(m *queue.Message) {
-	if entries, err := s.ReadLog(LogDefer, m.ID); err == nil {
-		ApplyLog(m, entries)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	entries, err := s.ReadLog(LogDefer, m.ID)
+	ApplyLog(m, entries)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.Problems = append(m.Problems, "defer log: "+err.Error())
 	}
-	if entries, err := s.ReadLog(LogBounce, m.ID); err == nil {
+	entries, err = s.ReadLog(LogBounce, m.ID)
+	if err == nil || errors.Is(err, ErrLogTooLarge) {
 		// qmgr_active.c:qmgr_active_done sends a non-delivery report
 		// whenever a non-empty bounce logfile exists.
 		m.Bouncing = len(entries) > 0 || s.logNonEmpty(LogBounce, m.ID)
-		ApplyLog(m, entries)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	}
+	ApplyLog(m, entries)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.Problems = append(m.Problems, "bounce log: "+err.Error())
 	}
 }
 
 func (s *Spool) logNonEmpty(service, id string) bool {
-	var st unix.Stat_t
-	fd, err := s.openBeneath(s.LogPath(service, id), unix.O_RDONLY)
+	f, st, err := s.openFile(s.LogPath(service, id))
 	if err != nil {
 		return false
 	}
-	defer unix.Close(fd)
-	return unix.Fstat(fd, &st) == nil && st.Size > 0
+	f.close()
+	return st.Size > 0
 }
 
-// maxLogSize caps how much of a logfile is read.
-const maxLogSize = 64 << 20
-
 // ReadLog reads and parses a defer, bounce or trace logfile
-// (fs.ErrNotExist when there is none).
+// (fs.ErrNotExist when there is none), streaming with bounded memory
+// (ReadLogFrom); a logfile beyond the bounds gives the entries read so far
+// and an error matching ErrLogTooLarge.
 func (s *Spool) ReadLog(service, id string) ([]LogEntry, error) {
 	rel := s.LogPath(service, id)
-	f, st, err := s.openFile(rel)
+	f, _, err := s.openFile(rel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("postfixq: %s: %s", rel, NoteNotRegular)
+	entries, err := ReadLogFrom(&fdStream{f: f})
+	if err != nil {
+		return entries, fmt.Errorf("postfixq: %s: %w", rel, err)
 	}
-	n := min(st.Size, maxLogSize)
-	buf := make([]byte, n)
-	got, err := f.ReadAt(buf, 0)
-	if err != nil && err != io.EOF {
-		return nil, &fs.PathError{Op: "read", Path: filepath.Join(s.root, rel), Err: err}
-	}
-	return ParseLog(buf[:got]), nil
+	return entries, nil
 }
 
 // ReadContent reads a message's headers (and body when opt.Body is set).
@@ -553,15 +560,7 @@ func (s *Spool) openMessage(m *queue.Message) (fdReader, *unix.Stat_t, error) {
 	if rel == "" {
 		rel = s.MessagePath(m.Queue, m.ID)
 	}
-	f, st, err := s.openFile(rel)
-	if err != nil {
-		return -1, nil, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		f.close()
-		return -1, nil, fmt.Errorf("postfixq: %s: %s", rel, NoteNotRegular)
-	}
-	return f, st, nil
+	return s.openFile(rel)
 }
 
 // MasterRunning reports whether a Postfix master process runs on the
@@ -572,7 +571,11 @@ func (s *Spool) openMessage(m *queue.Message) (fdReader, *unix.Stat_t, error) {
 // after `postfix stop`, so its mere existence proves nothing.
 func MasterRunning(root string) (bool, error) {
 	p := filepath.Join(root, "pid", "master.pid")
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO at pid/master.pid must not hang the check. A
+	// pid file that is not a regular file is an error, not "not running":
+	// master writes a regular file, and whether master runs decides what
+	// may be touched.
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err == unix.ENOENT {
 		return false, nil
 	}
@@ -580,6 +583,13 @@ func MasterRunning(root string) (bool, error) {
 		return false, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, &fs.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, &fs.PathError{Op: "open", Path: p, Err: safefs.ErrNotRegular}
+	}
 	for {
 		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if err != unix.EINTR {

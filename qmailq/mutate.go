@@ -69,6 +69,12 @@ type ActOptions struct {
 	// AllowYoungOrphan lets Delete remove a message with neither todo nor
 	// info whose mess is younger than OssifiedAge.
 	AllowYoungOrphan bool
+	// Unfinished gives, for a message ID, when an earlier delete by
+	// qsurgeon started removing it without finishing (its journal's
+	// started record with no outcome: the run was killed). A young
+	// fragment whose mess has not changed since then is what that run
+	// left: Delete finishes it. A mess changed later is someone else's.
+	Unfinished func(id string) (started time.Time, ok bool)
 }
 
 func (o ActOptions) now() time.Time {
@@ -241,12 +247,21 @@ func (q *Queue) Delete(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 	}
 	if !pr.has(PartTodo) && !pr.has(PartInfo) && !opt.AllowYoungOrphan {
 		now := opt.now()
+		var started time.Time
+		var ours bool
+		if opt.Unfinished != nil {
+			started, ours = opt.Unfinished(msg.ID)
+		}
 		for _, f := range pr.parts[PartMess] {
 			if f.st.Mode&unix.S_IFMT != unix.S_IFREG {
 				continue
 			}
-			age := now.Sub(time.Unix(f.st.Mtim.Unix()))
-			if c := now.Sub(time.Unix(f.st.Ctim.Unix())); c < age {
+			mtime, ctime := time.Unix(f.st.Mtim.Unix()), time.Unix(f.st.Ctim.Unix())
+			if ours && !mtime.After(started) && !ctime.After(started) {
+				continue // left by our own killed delete: ours to finish
+			}
+			age := now.Sub(mtime)
+			if c := now.Sub(ctime); c < age {
 				age = c
 			}
 			if age < OssifiedAge {

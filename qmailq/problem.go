@@ -54,6 +54,11 @@ const (
 	KindCorrupt = "corrupt"
 	// KindTrailingNUL: an envelope file ends with an extra NUL.
 	KindTrailingNUL = "trailing-nul"
+	// KindChannelsGone: info and mess without local, remote, todo or
+	// bounce: qmail-send finishes the message as delivered
+	// (qmail-send.c:pqadd() puts it on pqdone, messdone() removes it); any
+	// recipient that was still pending is lost.
+	KindChannelsGone = "channels-gone"
 	// KindUnreadable: a listed file could not be opened or read, or is not
 	// a regular file.
 	KindUnreadable = "unreadable"

@@ -43,6 +43,11 @@ func (q *Queue) WriteRaw(w io.Writer, m *queue.Message) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("qmailq: %s: not a regular file", rel)
 	}
-	_, err = io.Copy(w, f)
+	if st.Size > MaxBodySize {
+		// What ReadContent reads at most: a larger mess is refused before
+		// a byte is copied (a sparse 10 GB file costs nothing to plant).
+		return &CorruptError{Format: pkgName, Type: -1, Path: rel, Offset: MaxBodySize, Err: fmt.Errorf("mess file of %d bytes, larger than %d", st.Size, int64(MaxBodySize))}
+	}
+	_, err = io.Copy(w, io.LimitReader(f, MaxBodySize))
 	return err
 }

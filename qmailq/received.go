@@ -78,6 +78,13 @@ type Trace struct {
 	AuthUser string
 	// AuthBy names the recognizer that accepted it.
 	AuthBy string
+	// UntrustedAuthUser is the user of an SMTP-AUTH header that follows a
+	// qmail-queue line "invoked by uid N" with N not among the trusted
+	// qmail-smtpd uids (UntrustedUID): a qmail-smtpd run as another user
+	// (vpopmail set-ups), or a local user forging the header. Never used
+	// for selection; it lets a caller say which --smtpd-uid would trust it.
+	UntrustedAuthUser string
+	UntrustedUID      int64
 }
 
 // ClientAddr is the SMTP client IP of the originating injection, or "".
@@ -140,7 +147,16 @@ const MaxTraceHead = 8192
 // lines and then the original's own qmail-queue line, and the walk goes on
 // there. qmail-smtpd's header is taken only directly after a qmail-queue
 // line that says "invoked from network", so a client cannot have forged it.
-func ParseTrace(head []byte) Trace {
+func ParseTrace(head []byte) Trace { return ParseTraceUIDs(head, nil) }
+
+// ParseTraceUIDs is ParseTrace that also trusts qmail-smtpd's header after
+// "invoked by uid N" for every N in smtpdUIDs: qmail-queue.c writes
+// "invoked from network" only when its real uid is qmaild's
+// (auto_uidd), so a qmail-smtpd run as another user (vpopmail's, so that
+// vchkpw can read the accounts) leaves "invoked by uid N". Only the admin
+// knows which uids run qmail-smtpd; any other uid may be a local user who
+// wrote the header himself.
+func ParseTraceUIDs(head []byte, smtpdUIDs []int64) Trace {
 	var t Trace
 	fields := traceFields(head, 64)
 	if len(fields) == 0 {
@@ -168,11 +184,26 @@ func ParseTrace(head []byte) Trace {
 		t.Hops++
 	}
 	t.Origin = q
-	if q.Invoked != InvokedFromNetwork || i+1 >= len(fields) {
+	trusted := q.Invoked == InvokedFromNetwork
+	if q.Invoked == InvokedByUID {
+		for _, u := range smtpdUIDs {
+			trusted = trusted || u == q.UID
+		}
+	}
+	if q.Invoked != InvokedFromNetwork && q.Invoked != InvokedByUID || i+1 >= len(fields) {
 		return t
 	}
 	s, ok := parseSMTPReceived(fields[i+1])
 	if !ok {
+		return t
+	}
+	if !trusted {
+		for _, rc := range AuthRecognizers {
+			if u, ok := rc.Match(s); ok {
+				t.UntrustedAuthUser, t.UntrustedUID = u, q.UID
+				break
+			}
+		}
 		return t
 	}
 	t.SMTP = s

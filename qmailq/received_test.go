@@ -1,6 +1,7 @@
 package qmailq
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,4 +119,51 @@ func FuzzParseTrace(f *testing.F) {
 			t.Fatal("DecodeHeader gave invalid UTF-8")
 		}
 	})
+}
+
+// TestParseTraceUIDs: the SMTP-AUTH header after "invoked by uid N" is
+// trusted only for the uids given; otherwise it is reported as untrusted.
+func TestParseTraceUIDs(t *testing.T) {
+	head := []byte("Received: (qmail 4711 invoked by uid 89); 7 Dec 2026 10:00:00 -0000\n" +
+		"Received: from unknown (HELO pc) (carol@example.com@192.0.2.7)\n  by mail.example.com with ESMTPA; 7 Dec 2026 10:00:00 -0000\n\n")
+	tr := ParseTrace(head)
+	if tr.AuthUser != "" || tr.SMTP != nil || tr.UntrustedAuthUser != "carol@example.com" || tr.UntrustedUID != 89 {
+		t.Errorf("untrusted: %+v", tr)
+	}
+	tr = ParseTraceUIDs(head, []int64{1000, 89})
+	if tr.AuthUser != "carol@example.com" || tr.SMTP == nil || tr.SMTP.IP != "192.0.2.7" || tr.UntrustedAuthUser != "" {
+		t.Errorf("trusted 89: %+v", tr)
+	}
+	tr = ParseTraceUIDs(head, []int64{1000})
+	if tr.AuthUser != "" || tr.UntrustedUID != 89 {
+		t.Errorf("trusted 1000 only: %+v", tr)
+	}
+}
+
+// TestParseSendLogInfo reads the real qmail-send log of the qmail fixture.
+func TestParseSendLogInfo(t *testing.T) {
+	b, err := os.ReadFile("../testdata/queues/qmail-incident/qmail-send.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		in, ok := ParseSendLogInfo(l)
+		if ok != strings.HasPrefix(l, "info msg ") {
+			t.Fatalf("%q: ok=%v", l, ok)
+		}
+		if ok {
+			n++
+			if in.ID == 0 || in.QP == 0 || !strings.HasSuffix(l, fmt.Sprintf("from <%s> qp %d uid %d", in.Sender, in.QP, in.UID)) {
+				t.Errorf("%q: %+v", l, in)
+			}
+		}
+	}
+	if n < 100 {
+		t.Errorf("only %d info lines", n)
+	}
+	in, ok := ParseSendLogInfo("@400000006579a1b2 info msg 5: bytes 10 from <> qp 7 uid 0")
+	if !ok || in.Sender != "" || in.ID != 5 || in.Bytes != 10 || !in.Safe {
+		t.Errorf("multilog line: %+v %v", in, ok)
+	}
 }

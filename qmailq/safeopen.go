@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,87 +30,28 @@ func cleanRel(rel string) (string, error) {
 	return c, nil
 }
 
-// noOpenat2 is set once the kernel said openat2(2) does not exist.
-var noOpenat2 atomic.Bool
-
 // openatBeneath opens rel below the directory dirfd without following any
 // symbolic link (in the last component or on the way) and without leaving
-// dirfd. It uses openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) and falls back
-// to opening one component at a time with O_NOFOLLOW on kernels before 5.6.
+// dirfd: safefs.OpenBeneath, the one such walker of qsurgeon.
 func openatBeneath(dirfd int, rel string, flags int, mode uint32) (int, error) {
 	rel, err := cleanRel(rel)
 	if err != nil {
 		return -1, err
 	}
-	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
-	if !noOpenat2.Load() {
-		how := unix.OpenHow{
-			Flags:   uint64(flags),
-			Mode:    uint64(mode),
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		}
-		for {
-			fd, err := unix.Openat2(dirfd, rel, &how)
-			if err == unix.EINTR {
-				continue
-			}
-			if err == unix.ENOSYS {
-				noOpenat2.Store(true)
-				break
-			}
-			if err != nil {
-				return -1, err
-			}
-			return fd, nil
-		}
-	}
-	// Fallback: walk the components, each directory opened O_NOFOLLOW.
-	parts := strings.Split(rel, "/")
-	cur := dirfd
-	closeCur := func() {
-		if cur != dirfd {
-			unix.Close(cur)
-		}
-	}
-	for i, p := range parts[:len(parts)-1] {
-		if p == "." {
-			continue
-		}
-		if p == ".." { // cleanRel removed every leading ".."; none remain inside.
-			closeCur()
-			return -1, fmt.Errorf("qmailq: %q component %d: %w", rel, i, errPathEscapes)
-		}
-		fd, err := openatRetry(cur, p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		closeCur()
-		if err != nil {
-			return -1, err
-		}
-		cur = fd
-	}
-	fd, err := openatRetry(cur, parts[len(parts)-1], flags, mode)
-	closeCur()
-	return fd, err
+	return safefs.OpenBeneath(dirfd, rel, flags, mode)
 }
 
+// openatRetry opens one name in dirfd (safefs.Openat: O_NOFOLLOW and
+// O_CLOEXEC added, EINTR retried).
 func openatRetry(dirfd int, name string, flags int, mode uint32) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, name, flags, mode)
-		if err == unix.EINTR {
-			continue
-		}
-		return fd, err
-	}
+	return safefs.Openat(dirfd, name, flags, mode)
 }
 
 // openRootDir opens the queue root itself. The root may be reached through
 // a symbolic link (a /var/qmail/queue -> /data/queue link is common); only
 // what lies below it is never followed.
 func openRootDir(root string) (int, error) {
-	fd, err := openatRetry(unix.AT_FDCWD, root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, &os.PathError{Op: "open", Path: root, Err: err}
-	}
-	return fd, nil
+	return safefs.OpenRoot(root)
 }
 
 // openBeneath opens root/rel without following a symbolic link below root.

@@ -28,6 +28,29 @@ type Queue struct {
 
 	inv       atomic.Pointer[Inventory]
 	noNoatime atomic.Bool // O_NOATIME refused (not owner, no CAP_FOWNER)
+
+	// smtpdUIDs are the uids whose "invoked by uid N" is trusted like
+	// "invoked from network" (TrustSMTPD); set before reading.
+	smtpdUIDs []int64
+	untrusted sync.Map // uid (int64) -> *atomic.Int64: messages with an AUTH header after it
+}
+
+// TrustSMTPD makes the reader trust qmail-smtpd's Received header (and the
+// SMTP-AUTH user in it) after a qmail-queue line "invoked by uid N" for
+// these uids, as after "invoked from network" (see ParseTraceUIDs). Call
+// it before reading.
+func (q *Queue) TrustSMTPD(uids ...int64) { q.smtpdUIDs = append([]int64(nil), uids...) }
+
+// UntrustedAuth counts, per uid, the messages read so far whose SMTP-AUTH
+// Received header was not trusted because it follows "invoked by uid N"
+// with N not given to TrustSMTPD.
+func (q *Queue) UntrustedAuth() map[int64]int64 {
+	out := map[int64]int64{}
+	q.untrusted.Range(func(k, v any) bool {
+		out[k.(int64)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
 }
 
 var _ queue.Source = (*Queue)(nil)
@@ -214,6 +237,14 @@ func (q *Queue) readPart(id uint64, loc Location, limit int) *fileData {
 	n := fd.st.Size
 	if limit > 0 && n > int64(limit) {
 		n = int64(limit)
+	}
+	if loc.Part != PartMess && fd.st.Size > maxPartSize(loc.Part) {
+		// Larger than qmail ever writes it: damaged or planted (a sparse
+		// 10 GB file costs nothing to make). Reading even the first
+		// MaxEnvelopeSize bytes of each would cost that much memory per
+		// message, so nothing is read.
+		fd.err = &CorruptError{Format: pkgName, Type: -1, Path: fd.path, Offset: maxPartSize(loc.Part), Err: fmt.Errorf("file of %d bytes, larger than qmail writes (at most %d)", fd.st.Size, maxPartSize(loc.Part))}
+		return fd
 	}
 	if n > MaxEnvelopeSize {
 		fd.err = &CorruptError{Format: pkgName, Type: -1, Path: fd.path, Offset: MaxEnvelopeSize, Err: errTooLarge}
@@ -453,8 +484,12 @@ func (a *assembler) assemble() *queue.Message {
 				a.problem(KindZeroLengthMess, mess.path, "%s is empty (qmail-queue died before writing anything)", mess.path)
 			}
 		} else {
-			t := ParseTrace(mess.data)
+			t := ParseTraceUIDs(mess.data, a.q.smtpdUIDs)
 			m.SASLUser = t.AuthUser
+			if t.UntrustedAuthUser != "" {
+				c, _ := a.q.untrusted.LoadOrStore(t.UntrustedUID, new(atomic.Int64))
+				c.(*atomic.Int64).Add(1)
+			}
 			if t.SMTP != nil {
 				m.ClientAddr = t.SMTP.IP
 				m.HELO = t.SMTP.HELO
@@ -638,6 +673,9 @@ func (a *assembler) consistency(mess, info, local, remote, todo, intd, bounce *f
 			a.problem(KindChannelWithoutInfo, parts[0], "%s without %s: invisible to qmail-send (pqstart() scans info/ only)", strings.Join(parts, ", "), l.InfoPath(id))
 		}
 	}
+	if mess != nil && info != nil && todo == nil && local == nil && remote == nil && bounce == nil {
+		a.problem(KindChannelsGone, info.path, "%s and %s without local/ or remote/: qmail-send finishes it as delivered and deletes it (qmail-send.c:pqadd() -> messdone()); a recipient still pending is lost", mess.path, info.path)
+	}
 	if todo != nil && intd == nil {
 		a.problem(KindTodoWithoutIntd, todo.path, "%s exists without %s (qmail-queue writes intd first and links todo to it; qmail-clean removes intd before todo)", todo.path, l.IntdPath(id))
 	}
@@ -656,4 +694,14 @@ func (a *assembler) consistency(mess, info, local, remote, todo, intd, bounce *f
 		// qmail-send.c:todo_do() unlinks info/local/remote but not bounce.
 		a.problem(KindBounceWithoutInfo, bounce.path, "%s next to a message not yet preprocessed: stale failure text of an earlier message with this id, which this one will inherit (todo_do() does not remove bounce/)", bounce.path)
 	}
+}
+
+// maxPartSize is the largest envelope file of a part qsurgeon reads. An info
+// file is "F" + one address (qmail-queue.c: ADDR 1003 bytes at most) + NUL;
+// the others hold one record per recipient and have no such bound.
+func maxPartSize(p Part) int64 {
+	if p == PartInfo {
+		return 64 << 10
+	}
+	return MaxEnvelopeSize
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -202,15 +203,59 @@ func appendManifest(path string, es ...Entry) error {
 		}
 		b = append(append(b, line...), '\n')
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|nofollow, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|nofollow|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return err
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("quarantine: %s: not a regular file", path)
+	}
+	size := fi.Size()
+	if size > 0 {
+		// A line cut by a crash: end it, so this append does not join it.
+		var last [1]byte
+		if _, err := f.ReadAt(last[:], size-1); err != nil {
+			f.Close()
+			return err
+		}
+		if last[0] != '\n' {
+			// A line cut by a crash or a full disk (an append before
+			// this one was all or nothing) was never a record: drop it,
+			// so that it neither joins this append nor makes every
+			// later read warn. A cut line too long to find its start is
+			// ended instead.
+			start := max(0, size-maxManifestLine-1)
+			tail := make([]byte, size-start)
+			if _, err := f.ReadAt(tail, start); err != nil {
+				f.Close()
+				return err
+			}
+			if i := bytes.LastIndexByte(tail, '\n'); i >= 0 || start == 0 {
+				size = start + int64(i) + 1
+				if err := f.Truncate(size); err != nil {
+					f.Close()
+					return err
+				}
+			} else {
+				b = append([]byte{'\n'}, b...)
+			}
+		}
+	}
 	if _, err := f.Write(b); err != nil {
+		// A short write (a full disk) would leave a cut line that every
+		// later read warns about: take it back, all or nothing.
+		_ = f.Truncate(size)
 		f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
+		_ = f.Truncate(size)
 		f.Close()
 		return err
 	}

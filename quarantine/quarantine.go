@@ -208,11 +208,15 @@ func Quarantine(src queue.Source, m *queue.Message, dir, queueFS *safefs.FS, opt
 // qmailOutOrder is the order the parts of a qmail message leave the queue,
 // each prefix of which leaves a state qmail heals by itself (doc §3.6, §5.9).
 //
-// Preprocessed (info exists, no todo): qmail's own elimination order
-// (qmail-send.c:messdone, qmail-clean): bounce first (a bounce file without
-// info is inherited by the next message with that inode), then the channel
-// files, info (the message is then invisible: startup scans info/ only),
-// intd, mess.
+// Preprocessed (info exists, no todo): bounce first (a bounce file without
+// info is inherited by the next message with that inode), then info (the
+// message is then invisible: qmail-send.c:pqstart() scans info/ only),
+// then the channel files, intd, mess. Not qmail's own elimination order
+// (messdone() removes the channel files before info): that order is right
+// for a finished message, but a crash after the channel files left and
+// before info did would leave info+mess without channels, which
+// qmail-send.c:pqadd() sends straight to messdone(): it would delete the
+// message's info and mess before the quarantine could be resumed.
 //
 // Not preprocessed (todo exists): bounce, then info/local/remote while
 // todo/ still exists (todo_do unlinks and redoes them; pqadd skips an id
@@ -224,7 +228,7 @@ func qmailOutOrder(queueName string) []qmailq.Part {
 	if queueName == queue.QmailTodo {
 		return []qmailq.Part{qmailq.PartBounce, qmailq.PartInfo, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartTodo, qmailq.PartIntd, qmailq.PartMess}
 	}
-	return []qmailq.Part{qmailq.PartBounce, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartInfo, qmailq.PartTodo, qmailq.PartIntd, qmailq.PartMess}
+	return []qmailq.Part{qmailq.PartBounce, qmailq.PartInfo, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartTodo, qmailq.PartIntd, qmailq.PartMess}
 }
 
 func summary(m *queue.Message) Envelope {

@@ -25,10 +25,38 @@ type Problem struct {
 	Path   string `json:"path"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix"`
+	// Severity says what the problem means for the mail in the queue: one
+	// of SeverityRisk, SeverityFault, SeverityNote.
+	Severity string `json:"severity"`
+}
+
+// Severities of a Problem. check's exit code follows the worst one.
+const (
+	// SeverityRisk: mail will be lost, never delivered, or delivered twice
+	// unless the problem is fixed.
+	SeverityRisk = "at-risk"
+	// SeverityFault: the queue is not as qmail makes it, but no mail is at
+	// risk (qmail works around it, or it holds no mail).
+	SeverityFault = "fault"
+	// SeverityNote: a state qmail tolerates or will clean up itself.
+	SeverityNote = "note"
+)
+
+// AtRisk reports whether any problem puts mail at risk.
+func AtRisk(probs []Problem) bool {
+	for _, p := range probs {
+		if p.Severity == SeverityRisk {
+			return true
+		}
+	}
+	return false
 }
 
 func (p Problem) String() string {
 	s := p.Kind
+	if p.Severity != "" && p.Severity != SeverityFault {
+		s += " [" + p.Severity + "]"
+	}
 	if p.ID != "" {
 		s += " #" + p.ID
 	}
@@ -70,6 +98,17 @@ const (
 	KindTodoWithoutIntd     = "todo-without-intd"
 	KindIntdWithoutTodo     = "intd-without-todo"
 	KindChannelWithoutInfo  = "channel-without-info" // local/remote without info (and no todo)
+
+	// Contents of the envelope files, parsed by qmailq (the one parser of
+	// qmail's formats).
+	KindEmptyInfo       = "empty-info"           // info of 0 bytes: qmail-send's getinfo() fails, "trouble opening" forever
+	KindCorruptInfo     = "corrupt-info"         // info whose first record is not a complete F record
+	KindChannelCut      = "channel-cut"          // local/remote ends inside a record: qmail drops that recipient silently
+	KindCorruptChannel  = "corrupt-channel"      // local/remote with a record that is not T or D
+	KindChannelTrailing = "channel-trailing-nul" // local/remote ends with an extra NUL: qmail-send never finishes the message
+	KindChannelAllDone  = "channel-all-done"     // local/remote with only D records: qmail-send removes it on its next pass
+	KindChannelsGone    = "channels-gone"        // info+mess, no local/remote/todo/bounce: qmail-send finishes it as delivered
+	KindCorruptEnvelope = "corrupt-envelope"     // todo/intd that qmail-send's todo_do() cannot read
 )
 
 // TodoLayout says whether todo/ and intd/ are split (big-todo patch).
@@ -96,6 +135,10 @@ type Options struct {
 	// as ossified whatever its age. Now stays the real time, so names and
 	// notes carry the date they were made.
 	Detached bool
+	// SendLogs are qmail-send log files (qmail-start's output, splogger's
+	// syslog, multilog's current): their "info msg" lines are evidence of a
+	// lost info file's sender.
+	SendLogs []string
 	// LostFound is where repair moves fragments it cannot put back into a
 	// legal state. It must be outside the queue and on the same
 	// filesystem. Empty means "<queue>.lost+found" next to the queue.
@@ -179,23 +222,24 @@ func needIDs(ids IDs) error {
 type action int
 
 const (
-	actNone        action = iota
-	actMkdir              // create the directory
-	actMkfile             // create a lock file
-	actMkfifo             // create lock/trigger
-	actReplace            // move aside to lost+found, then create as in the table
-	actChown              // fix owner/group
-	actChmod              // fix mode
-	actLostFound          // move the file(s) to lost+found
-	actMoveMsg            // rename the message's parts to their right places
-	actLinkIntd           // link todo -> intd
-	actLinkTodo           // link intd -> todo
-	actMakeInfo           // recreate info from the mess
-	actDrainDir           // move entries of a wrong directory to their places, then rmdir it
-	actAsideTodo          // todo of a preprocessed message to lost+found
-	actAsideIntd          // stale intd of a preprocessed message to lost+found
-	actAsideBounce        // stale bounce to lost+found
-	actWait               // young leftover: leave it to qmail
+	actNone           action = iota
+	actMkdir                 // create the directory
+	actMkfile                // create a lock file
+	actMkfifo                // create lock/trigger
+	actReplace               // move aside to lost+found, then create as in the table
+	actChown                 // fix owner/group
+	actChmod                 // fix mode
+	actLostFound             // move the file(s) to lost+found
+	actMoveMsg               // rename the message's parts to their right places
+	actLinkIntd              // link todo -> intd
+	actLinkTodo              // link intd -> todo
+	actMakeInfo              // recreate info from the mess
+	actDrainDir              // move entries of a wrong directory to their places, then rmdir it
+	actAsideTodo             // todo of a preprocessed message to lost+found
+	actAsideIntd             // stale intd of a preprocessed message to lost+found
+	actAsideBounce           // stale bounce to lost+found
+	actWait                  // young leftover: leave it to qmail
+	actRewriteChannel        // the channel file to lost+found, its complete records written back
 )
 
 // finding is a Problem plus what repair needs to act on it.
@@ -209,6 +253,10 @@ type finding struct {
 	gid   int
 	perm  fs.FileMode
 	nodes []*node // for actLostFound: the files to move
+	// For actMakeInfo: the sender to write and where it comes from.
+	sender, evidence string
+	// For actRewriteChannel: the records to write back.
+	channel *qmailq.Channel
 }
 
 type analysis struct {
@@ -219,10 +267,21 @@ type analysis struct {
 	// fate of each message: what repair will do with it as a whole.
 	lost  map[uint64]bool // goes to lost+found entirely
 	final map[uint64]uint64
+	t     *tree // opened on the first file read
+	// infoLog: the "info msg" lines of opts.SendLogs by id (read once).
+	infoLog map[uint64][]qmailq.SendLogInfo
+}
+
+func (a *analysis) close() {
+	if a.t != nil {
+		a.t.close()
+		a.t = nil
+	}
 }
 
 func analyze(s *snapshot, ids IDs, opts Options) *analysis {
 	a := &analysis{opts: opts, s: s, ids: ids, lost: map[uint64]bool{}, final: map[uint64]uint64{}}
+	defer a.close()
 	now := opts.now()
 	l := s.layout
 	add := func(f finding) { a.findings = append(a.findings, f) }
@@ -307,6 +366,12 @@ func analyze(s *snapshot, ids IDs, opts Options) *analysis {
 	// 2. Messages.
 	for _, id := range s.sortedIDs() {
 		a.message(s.msgs[id], now)
+	}
+	for i := range a.findings {
+		f := &a.findings[i]
+		if f.Severity == "" {
+			f.Severity = severityOf(f)
+		}
 	}
 	sort.SliceStable(a.findings, func(i, j int) bool {
 		if a.findings[i].Path != a.findings[j].Path {
@@ -435,7 +500,7 @@ func (a *analysis) message(m *msg, now time.Time) {
 	}
 
 	// Fate of the whole message.
-	lostKind, lostDetail := "", ""
+	lostKind, lostDetail, lostSev := "", "", ""
 	wait := false
 	switch {
 	case mess == nil && has(qmailq.PartInfo):
@@ -453,6 +518,7 @@ func (a *analysis) message(m *msg, now time.Time) {
 		if mess.Size == 0 {
 			kind = KindZeroLengthMess
 			detail = fmt.Sprintf("empty message file without envelope (%s old): qmail-queue died before any input", roundAge(age))
+			lostSev = SeverityFault // no content, no recipient: nothing to lose
 		}
 		lostKind, lostDetail = kind, detail
 		wait = !a.opts.ossified(age)
@@ -470,8 +536,21 @@ func (a *analysis) message(m *msg, now time.Time) {
 			add(KindIntdWithoutTodo, m.one(qmailq.PartIntd, l).Rel, "injection stopped before link(intd, todo) (qmail-queue exit 66); the envelope in intd is complete", "link intd to todo, finishing qmail-queue's last step", actLinkTodo, nil)
 		}
 	}
+	if lostKind == "" && !has(qmailq.PartTodo) && has(qmailq.PartInfo) && !has(qmailq.PartLocal) && !has(qmailq.PartRemote) && !has(qmailq.PartBounce) {
+		// qmail-send.c:pqadd(): info without todo and without any channel
+		// file goes straight to pqdone; messdone() then logs "end msg",
+		// unlinks info and has qmail-clean remove mess. That is right when
+		// qmail-send crashed after job_close() unlinked the last channel
+		// file, and loses every pending recipient when the channel files
+		// were removed or lost. Nothing on disk tells which: keep the
+		// message out of qmail's reach.
+		lostKind, lostDetail = KindChannelsGone, "info and mess without local/ or remote/ ("+present()+"): qmail-send finishes it as delivered and deletes it (qmail-send.c:pqadd() -> messdone()); any recipient still pending is lost without a trace"
+	}
 	if lostKind != "" {
 		fix := "move " + present() + " to lost+found"
+		if lostKind == KindChannelsGone {
+			fix += " with a note (re-inject it with the recipients it still needs, or delete it if its log shows every delivery)"
+		}
 		act := actLostFound
 		if wait {
 			fix, act = "none yet: repair moves it to lost+found once it is 36 h old (a running qmail-queue may still own it)", actWait
@@ -479,6 +558,9 @@ func (a *analysis) message(m *msg, now time.Time) {
 			a.lost[m.ID] = true
 		}
 		add(lostKind, firstPath(), lostDetail, fix, act, all())
+		if lostSev != "" {
+			a.findings[len(a.findings)-1].Severity = lostSev
+		}
 		if mess != nil {
 			a.idCheck(m, false)
 		}
@@ -496,7 +578,21 @@ func (a *analysis) message(m *msg, now time.Time) {
 	case has(qmailq.PartIntd) && !has(qmailq.PartTodo) && has(qmailq.PartInfo):
 		add(KindIntdWithoutTodo, m.one(qmailq.PartIntd, l).Rel, "intd left next to a preprocessed message: qmail-clean unlinks intd before todo, so qmail did not leave this", "move intd/"+idStr+" to lost+found", actAsideIntd, m.parts[qmailq.PartIntd])
 	case !has(qmailq.PartTodo) && !has(qmailq.PartInfo) && (has(qmailq.PartLocal) || has(qmailq.PartRemote)):
-		add(KindChannelWithoutInfo, firstChannel(m, l), "local/remote without info: invisible to qmail-send (it scans info/ only)", "recreate info/"+idStr+" from the message (sender from Return-Path, else the null sender; birth = the mess mtime)", actMakeInfo, nil)
+		a.infoFromEvidence(m, KindChannelWithoutInfo, firstChannel(m, l), "local/remote without info: invisible to qmail-send (it scans info/ only)", nil)
+	}
+	if todo := m.one(qmailq.PartTodo, l); todo != nil {
+		// qmail-send.c:todo_do(): a record it does not know makes it give
+		// up and retry for ever; a record cut at the end is dropped (that
+		// recipient is lost); without an F record the info it writes is
+		// empty and getinfo() fails on every pass.
+		if err := a.envelopeOK(todo); err != nil {
+			add(KindCorruptEnvelope, todo.Rel, fmt.Sprintf("%v: qmail-send's todo_do() cannot preprocess it whole (an unknown record: it retries for ever; a cut record: that recipient is dropped; no F record: an empty info)", err), "none automatic: re-inject the message with the sender and recipients it should have (the envelope's complete records are in the detail)", actNone, nil)
+		}
+	}
+	a.contents(m)
+	if a.lost[m.ID] {
+		a.idCheck(m, false)
+		return
 	}
 	if has(qmailq.PartTodo) && has(qmailq.PartBounce) {
 		add(KindStaleBounce, m.one(qmailq.PartBounce, l).Rel, "bounce text next to a message that was never preprocessed: left by an earlier message with the same inode", "move bounce/"+idStr+" to lost+found", actAsideBounce, m.parts[qmailq.PartBounce])
@@ -526,8 +622,11 @@ func (a *analysis) idCheck(m *msg, move bool) {
 	l := a.s.layout
 	mess := m.one(qmailq.PartMess, l)
 	idStr := itoa(m.ID)
+	// The kept mess names the message: a duplicate copy goes to
+	// lost+found in the same repair, so the rename to the inode number
+	// happens in the same pass too.
 	final := m.ID
-	if len(m.parts[qmailq.PartMess]) == 1 {
+	if mess != nil {
 		final = mess.Ino
 	}
 	if final != m.ID {
@@ -572,70 +671,68 @@ func (a *analysis) idCheck(m *msg, move bool) {
 	}
 }
 
-// envelopeOK parses an intd/todo envelope as qmail-queue writes it
-// (qmail-queue.c:main(): u<uid>\0 p<pid>\0 F<sender>\0 T<rcpt>\0 ...) and
-// returns an error unless it is complete: every record NUL-terminated, u, p
-// and F first, at least one T.
+// envelopeOK parses an intd/todo envelope with qmailq's parser (the
+// records qmail-send.c:todo_do() accepts, u, p, F and T in any order) and
+// returns an error unless it is complete: every record NUL-terminated, an F
+// record, at least one T.
 func (a *analysis) envelopeOK(n *node) error {
-	t, err := openTree(a.s.root)
+	data, err := a.read(n, maxEnvelope)
 	if err != nil {
 		return err
 	}
-	defer t.close()
-	data, err := t.readFile(n.Rel, maxEnvelope)
+	e, err := qmailq.ParseEnvelope(n.Rel, data)
 	if err != nil {
 		return err
 	}
-	_, _, err = parseEnvelope(data)
-	return err
+	if len(e.Recipients) == 0 {
+		return fmt.Errorf("%s: no recipient", n.Rel)
+	}
+	return nil
 }
 
-// maxEnvelope bounds what is read of an envelope file: qmail-queue allows
-// 1003-byte addresses; a million recipients is far beyond any real queue.
-const maxEnvelope = 1 << 30
+// read reads a queue file (beneath the root, never through a symbolic
+// link) through the analysis' one open tree.
+func (a *analysis) read(n *node, max int64) ([]byte, error) {
+	if a.t == nil {
+		t, err := openTree(a.s.root)
+		if err != nil {
+			return nil, err
+		}
+		a.t = t
+	}
+	return a.t.readFile(n.Rel, max)
+}
 
-// parseEnvelope returns the sender and the T recipients of a todo/intd
-// envelope.
-func parseEnvelope(data []byte) (sender string, rcpts []string, err error) {
-	if len(data) == 0 {
-		return "", nil, fmt.Errorf("empty envelope")
-	}
-	if data[len(data)-1] != 0 {
-		return "", nil, fmt.Errorf("envelope ends inside a record at offset %d", len(data))
-	}
-	recs := bytes.Split(data[:len(data)-1], []byte{0})
-	seenF := false
-	off := 0
-	for _, r := range recs {
-		if len(r) == 0 {
-			return "", nil, fmt.Errorf("empty record at offset %d", off)
+func (a *analysis) head(n *node) ([]byte, error) {
+	if a.t == nil {
+		t, err := openTree(a.s.root)
+		if err != nil {
+			return nil, err
 		}
-		switch r[0] {
-		case 'u', 'p':
-			if seenF {
-				return "", nil, fmt.Errorf("record %q after F at offset %d", r[0], off)
-			}
-		case 'F':
-			if seenF {
-				return "", nil, fmt.Errorf("second F record at offset %d", off)
-			}
-			seenF = true
-			sender = string(r[1:])
-		case 'T':
-			if !seenF {
-				return "", nil, fmt.Errorf("T record before F at offset %d", off)
-			}
-			rcpts = append(rcpts, string(r[1:]))
-		default:
-			return "", nil, fmt.Errorf("unknown record type %q at offset %d", r[0], off)
+		a.t = t
+	}
+	return a.t.readHead(n.Rel, 64<<10)
+}
+
+// maxEnvelope bounds what is read of an envelope file (qmailq's cap).
+const maxEnvelope = qmailq.MaxEnvelopeSize
+
+// severityOf is a finding's severity from its kind: what qmail does with
+// the state decides whether mail is at risk.
+func severityOf(f *finding) string {
+	if f.act == actWait {
+		return SeverityNote
+	}
+	switch f.Kind {
+	case KindPidFile, KindChannelAllDone:
+		return SeverityNote
+	case KindWrongSize, KindTodoSubdir, KindStray, KindStalePid, KindSplitUnknown, KindDuplicatePart, KindBounceOrphan, KindStaleBounce:
+		return SeverityFault
+	case KindMissing:
+		if f.Path == "lock/trigger" {
+			// qmail-send still scans todo/ every 25 minutes without it.
+			return SeverityFault
 		}
-		off += len(r) + 1
 	}
-	if !seenF {
-		return "", nil, fmt.Errorf("no F record")
-	}
-	if len(rcpts) == 0 {
-		return "", nil, fmt.Errorf("no recipient")
-	}
-	return sender, rcpts, nil
+	return SeverityRisk
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/queue"
-	"golang.org/x/sys/unix"
 )
 
 // Problem kinds reported for a Postfix queue (besides KindIDNotInode and
@@ -236,14 +235,10 @@ func CheckPostfix(root string, opts PostfixOptions) ([]Problem, error) {
 }
 
 func pfCorrupt(t *tree, rel string, size int64) error {
-	fd, err := t.openAt(rel, unix.O_RDONLY|unix.O_NOATIME)
-	if err != nil {
-		fd, err = t.openAt(rel, unix.O_RDONLY)
-	}
+	f, err := t.openRegular(rel)
 	if err != nil {
 		return err
 	}
-	f := os.NewFile(uintptr(fd), rel)
 	defer f.Close()
 	m, _ := postfixq.ParseEnvelope(f, size, rel)
 	if m != nil && m.Err != nil {

@@ -167,9 +167,11 @@ func PlanCarry(oldDir, newDir string, sel []uint64, ids IDs, opts CarryOptions) 
 		if todo == nil {
 			todo = one(qmailq.PartIntd) // S3 with a complete envelope is queued the same way
 			if todo != nil {
-				if err := (&analysis{s: s}).envelopeOK(todo); err != nil {
+				a := &analysis{s: s}
+				if err := a.envelopeOK(todo); err != nil {
 					todo = nil
 				}
+				a.close()
 			}
 		}
 		info := one(qmailq.PartInfo)

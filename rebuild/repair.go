@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
-	"golang.org/x/sys/unix"
 )
 
 // PlanRepair builds the plan that fixes problems (as returned by
@@ -207,7 +206,8 @@ func (b *repairer) build() error {
 		default:
 			others = append(others, f)
 		}
-		if f.act == actNone || f.act == actWait {
+		if f.act == actWait || f.act == actNone && f.Severity != SeverityNote {
+			// A note (a state qmail cleans up itself) needs no fix.
 			skipped = append(skipped, f.Problem)
 		}
 	}
@@ -271,7 +271,16 @@ func (b *repairer) build() error {
 				for _, n := range lfOrder(f.nodes) {
 					b.toLF(n, f.Kind, f.ID, f.Detail)
 				}
-			case actMoveMsg, actLinkIntd, actLinkTodo, actMakeInfo:
+			case actMakeInfo, actRewriteChannel:
+				// The broken file goes aside first; 3c writes the new one.
+				for _, n := range f.nodes {
+					b.toLF(n, f.Kind, f.ID, f.Detail)
+				}
+				if f.act == actRewriteChannel {
+					b.toLF(f.node, f.Kind, f.ID, f.Detail)
+				}
+				moveMsg[id] = true
+			case actMoveMsg, actLinkIntd, actLinkTodo:
 				moveMsg[id] = true
 			}
 			if (f.act == actChown || f.act == actChmod) && !a.lost[id] {
@@ -374,9 +383,9 @@ func (b *repairer) build() error {
 			case actLinkTodo:
 				b.add(Step{Op: "link", Path: b.q(l.IntdPath(final)), Dest: b.q(l.TodoPath(final)), Kind: f.Kind, ID: f.ID, Why: "qmail-queue's last step: the message is queued"})
 			case actMakeInfo:
-				if err := b.makeInfo(m, final, f); err != nil {
-					skipped = append(skipped, Problem{Kind: f.Kind, ID: f.ID, Path: f.Path, Detail: err.Error(), Fix: "none automatic"})
-				}
+				b.makeInfo(m, final, f)
+			case actRewriteChannel:
+				b.rewriteChannel(final, f)
 			}
 		}
 		for _, f := range msgs[id] {
@@ -434,59 +443,55 @@ func (b *repairer) tmpName() string {
 	}
 }
 
-// makeInfo recreates info/<id> ("F<sender>\0", qmail-send.c:todo_do()) of
-// a message whose local/remote files survived: the sender is taken from a
-// Return-Path header when the message has one, else the null sender; the
-// birth (info mtime) is the mess mtime, when qmail-queue wrote it.
-func (b *repairer) makeInfo(m *msg, final uint64, f finding) error {
+// makeInfo recreates info/<id> ("F<sender>\0", qmail-send.c:todo_do())
+// with the sender the analysis found evidence for (never a guessed null
+// sender); the birth (info mtime) is the broken info's mtime when there was
+// one, else the mess mtime, when qmail-queue wrote it.
+func (b *repairer) makeInfo(m *msg, final uint64, f finding) {
 	l := b.s.layout
-	mess := m.one(qmailq.PartMess, l)
-	t, err := openTree(b.s.root)
-	if err != nil {
-		return err
-	}
-	defer t.close()
-	sender := ""
-	why := "sender unknown: null sender"
-	if head, err := t.readHead(mess.Rel, 64<<10); err == nil {
-		if rp := returnPath(head); rp != "" {
-			sender, why = rp, "sender from Return-Path"
-		}
+	birth := m.one(qmailq.PartMess, l).Mtime
+	if len(f.nodes) > 0 {
+		birth = f.nodes[0].Mtime
 	}
 	tmp := b.tmpName()
 	uid, gid := b.ids.uid(UserS), b.ids.gid(GroupQ)
-	b.add(Step{Op: "create", Path: b.q(tmp), Data: append(append([]byte{'F'}, sender...), 0), Perm: 0o600, UID: uid, GID: gid, Kind: f.Kind, ID: f.ID, Why: "new info, " + why})
-	b.add(Step{Op: "chtimes", Path: b.q(tmp), Atime: mess.Mtime, Mtime: mess.Mtime, Kind: f.Kind, ID: f.ID, Why: "birth = mess mtime"})
+	b.add(Step{Op: "create", Path: b.q(tmp), Data: qmailq.Info{Sender: f.sender}.Bytes(), Perm: 0o600, UID: uid, GID: gid, Kind: f.Kind, ID: f.ID, Why: "new info, sender from " + f.evidence})
+	b.add(Step{Op: "chtimes", Path: b.q(tmp), Atime: birth, Mtime: birth, Kind: f.Kind, ID: f.ID, Why: "birth"})
 	b.add(Step{Op: "rename", Path: b.q(tmp), Dest: b.q(l.InfoPath(final)), Kind: f.Kind, ID: f.ID})
-	return nil
+}
+
+// rewriteChannel writes a local/remote file back with the records the
+// analysis kept (qmailq.Channel.Bytes, the format of todo_do()), with the
+// old file's mtime: qmail-send's next-retry time (pqadd()).
+func (b *repairer) rewriteChannel(final uint64, f finding) {
+	l := b.s.layout
+	part := partOf[strings.SplitN(f.node.Rel, "/", 2)[0]]
+	tmp := b.tmpName()
+	uid, gid := b.ids.uid(UserS), b.ids.gid(GroupQ)
+	b.add(Step{Op: "create", Path: b.q(tmp), Data: f.channel.Bytes(), Perm: 0o600, UID: uid, GID: gid, Kind: f.Kind, ID: f.ID, Why: fmt.Sprintf("%s rewritten with %d record(s)", part.Dir(), len(f.channel.Recipients))})
+	b.add(Step{Op: "chtimes", Path: b.q(tmp), Atime: f.node.Atime, Mtime: f.node.Mtime, Kind: f.Kind, ID: f.ID, Why: "next retry time"})
+	b.add(Step{Op: "rename", Path: b.q(tmp), Dest: b.q(l.Path(part, final)), Kind: f.Kind, ID: f.ID})
 }
 
 // readHead reads at most max bytes from the start of a regular file.
 func (t *tree) readHead(rel string, max int64) ([]byte, error) {
-	fd, err := t.openAt(rel, unix.O_RDONLY|unix.O_NOATIME)
-	if errors.Is(err, unix.EPERM) {
-		fd, err = t.openAt(rel, unix.O_RDONLY)
-	}
+	f, err := t.openRegular(rel)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), filepath.Join(t.root, rel))
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", f.Name())
-	}
 	return io.ReadAll(io.LimitReader(f, max))
 }
 
-// returnPath returns the address of the first Return-Path header of a
-// message header block, "" if there is none or it is "<>".
-func returnPath(head []byte) string {
+// returnPathOf returns the address of the first Return-Path header of a
+// message header block ("" for "<>") and whether there is one.
+func returnPathOf(head []byte) (string, bool) {
 	sc := bufio.NewScanner(bytes.NewReader(head))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
 		if line == "" {
-			return ""
+			return "", false
 		}
 		name, val, ok := strings.Cut(line, ":")
 		if !ok || !strings.EqualFold(strings.TrimSpace(name), "Return-Path") {
@@ -494,12 +499,12 @@ func returnPath(head []byte) string {
 		}
 		val = strings.TrimSpace(val)
 		if val == "<>" {
-			return ""
+			return "", true
 		}
 		if a, err := mail.ParseAddress(val); err == nil {
-			return a.Address
+			return a.Address, true
 		}
-		return strings.Trim(val, "<>")
+		return strings.Trim(val, "<>"), true
 	}
-	return ""
+	return "", false
 }

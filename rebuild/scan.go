@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"golang.org/x/sys/unix"
 )
@@ -103,53 +104,44 @@ type tree struct {
 }
 
 func openTree(root string) (*tree, error) {
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := safefs.OpenRoot(root)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+		return nil, err
 	}
 	return &tree{root: root, fd: fd}, nil
 }
 
 func (t *tree) close() { unix.Close(t.fd) }
 
-// openDir opens rel ("." for the root) as a directory descriptor.
+// openAt opens rel ("." for the root) beneath the root through
+// safefs.OpenBeneath: no symbolic link followed, on the way or at the end.
 func (t *tree) openAt(rel string, flags int) (int, error) {
 	if rel == "." || rel == "" {
 		return unix.Dup(t.fd)
 	}
-	parts := strings.Split(rel, "/")
-	fd := t.fd
-	for i, p := range parts {
-		if p == "" || p == "." || p == ".." {
-			if fd != t.fd {
-				unix.Close(fd)
-			}
-			return -1, fmt.Errorf("bad path %q", rel)
+	fd, err := safefs.OpenBeneath(t.fd, rel, flags, 0)
+	if err != nil {
+		if err == unix.ELOOP || err == unix.ENOTDIR {
+			err = fmt.Errorf("%s: symbolic link or non-directory refused: %w", rel, err)
 		}
-		fl := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		if i == len(parts)-1 {
-			fl = flags | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		}
-		var nfd int
-		var err error
-		for {
-			nfd, err = unix.Openat(fd, p, fl, 0)
-			if err != unix.EINTR {
-				break
-			}
-		}
-		if fd != t.fd {
-			unix.Close(fd)
-		}
-		if err != nil {
-			if err == unix.ELOOP || err == unix.ENOTDIR && i < len(parts)-1 {
-				err = fmt.Errorf("%s: symbolic link or non-directory refused: %w", strings.Join(parts[:i+1], "/"), err)
-			}
-			return -1, &os.PathError{Op: "open", Path: path.Join(t.root, rel), Err: err}
-		}
-		fd = nfd
+		return -1, &os.PathError{Op: "open", Path: path.Join(t.root, rel), Err: err}
 	}
 	return fd, nil
+}
+
+// openRegular opens a regular file beneath the root to read it
+// (safefs.OpenRegular): a FIFO or device planted in the queue is refused
+// without blocking.
+func (t *tree) openRegular(rel string) (*os.File, error) {
+	var st unix.Stat_t
+	fd, err := safefs.OpenRegular(t.fd, rel, &st)
+	if err == safefs.ErrNotRegular {
+		return nil, fmt.Errorf("%s: not a regular file", path.Join(t.root, rel))
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path.Join(t.root, rel), Err: err}
+	}
+	return os.NewFile(uintptr(fd), path.Join(t.root, rel)), nil
 }
 
 func (t *tree) lstat(rel string) (*node, error) {
@@ -211,21 +203,14 @@ func (t *tree) list(rel string) ([]*node, error) {
 // readFile reads a regular file of at most max bytes (O_NOFOLLOW, no
 // atime update where the kernel allows it).
 func (t *tree) readFile(rel string, max int64) ([]byte, error) {
-	fd, err := t.openAt(rel, unix.O_RDONLY|unix.O_NOATIME)
-	if errors.Is(err, unix.EPERM) {
-		fd, err = t.openAt(rel, unix.O_RDONLY)
-	}
+	f, err := t.openRegular(rel)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), path.Join(t.root, rel))
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", f.Name())
 	}
 	if fi.Size() > max {
 		return nil, fmt.Errorf("%s: %d bytes, more than %d", f.Name(), fi.Size(), max)

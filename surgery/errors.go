@@ -24,6 +24,8 @@ var (
 	ErrSkipped = errors.New("left alone")
 	// ErrPlanExists: a plan file is only ever written as a new file.
 	ErrPlanExists = errors.New("plan file exists")
+	// ErrPlanFile: a plan file that --plan-out did not write.
+	ErrPlanFile = errors.New("not a plan file")
 )
 
 // marked is an error that also matches kind under errors.Is, with the text

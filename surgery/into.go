@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/clock"
+	"github.com/qsurgeon/qsurgeon/internal/injected"
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
@@ -45,6 +47,12 @@ type intoActor struct {
 	dryRun bool
 	moves  []Op
 	last   time.Time
+	// done records the messages copied into the live queue already, so a
+	// re-run after a partial failure skips them; recErr, once set, stops
+	// every later injection (injected but unrecorded means duplicated by
+	// the next run).
+	done   *injected.Log
+	recErr error
 }
 
 func newIntoActor(inner mtaActor, f *Into) (*intoActor, error) {
@@ -88,6 +96,12 @@ func (s *intoActor) prepare(o RunOptions) (func(), error) {
 		release()
 		return nil, err
 	}
+	if s.done, err = injected.Open(s.src.Root()); err != nil {
+		s.seam.close()
+		s.srcFS.Close()
+		release()
+		return nil, err
+	}
 	if s.live.MTA() == queue.Qmail {
 		if s.f.VirtualDomains == "" {
 			s.vd, err = qmailq.DefaultVirtualDomains(s.live.Root())
@@ -111,6 +125,12 @@ func (s *intoActor) prepare(o RunOptions) (func(), error) {
 // act puts one message into the live queue, through the live queue's
 // seam (the recorder of a dry run).
 func (s *intoActor) act(m *queue.Message) error {
+	if e, ok := s.done.Done(m.ID, m.Inode); ok {
+		return fmt.Errorf("%w: already injected into %s as %s at %s (%s in the detached queue)", ErrSkipped, e.Into, e.NewID, e.Time.UTC().Format(time.RFC3339), injected.Name)
+	}
+	if s.recErr != nil {
+		return fmt.Errorf("not injected: %w", s.recErr)
+	}
 	// A dry run injects nothing, so it does not wait for the rate either.
 	if s.f.Rate > 0 && !s.last.IsZero() && !s.dryRun {
 		time.Sleep(time.Until(s.last.Add(s.f.Rate)))
@@ -126,7 +146,10 @@ func (s *intoActor) act(m *queue.Message) error {
 			return safefs.MoveBetween(s.srcFS, from, s.seam.fs, to)
 		}}
 		opt.SourceMasterRunning = s.inner.masterRunning()
-		_, err := src.IntoMaildrop(s.live.(*postfixq.Spool), s.seam.mut, m, opt)
+		into, err := src.IntoMaildrop(s.live.(*postfixq.Spool), s.seam.mut, m, opt)
+		if err == nil && !into.Moved && !s.dryRun {
+			err = s.record(m, into.ID)
+		}
 		if errors.Is(err, postfixq.ErrChanged) || errors.Is(err, postfixq.ErrActiveLive) {
 			return skipped(err, "")
 		}
@@ -138,13 +161,30 @@ func (s *intoActor) act(m *queue.Message) error {
 				s.moves = append(s.moves, Op{Kind: "run", Where: "qmail-queue", Text: fmt.Sprintf("run %s for message %s", s.f.ViaQmailQueue, m.ID)})
 				return nil
 			}
-			return src.InjectViaQmailQueue(context.Background(), s.f.ViaQmailQueue, m, opt)
+			if err := src.InjectViaQmailQueue(context.Background(), s.f.ViaQmailQueue, m, opt); err != nil {
+				return err
+			}
+			return s.record(m, "")
 		}
 		_, err := src.Inject(s.live.(*qmailq.Queue), s.seam.mut, m, opt)
+		if err == nil && !s.dryRun {
+			err = s.record(m, "")
+		}
 		if errors.Is(err, qmailq.ErrNoRecipients) {
 			return skipped(err, "")
 		}
 		return err
 	}
 	return fmt.Errorf("requeue --into: unsupported queue")
+}
+
+// record notes a message copied into the live queue; when that fails, the
+// message is reported failed and no further message is injected.
+func (s *intoActor) record(m *queue.Message, newID string) error {
+	err := s.done.Add(injected.Entry{ID: m.ID, Inode: m.Inode, Into: s.live.Root(), NewID: newID, Time: clock.Now()})
+	if err != nil {
+		s.recErr = err
+		return fmt.Errorf("injected into %s, but recording it failed (a re-run would inject it again): %w", s.live.Root(), err)
+	}
+	return nil
 }

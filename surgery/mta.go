@@ -146,6 +146,10 @@ func (s *qmailActor) prepare(o RunOptions) (func(), error) {
 		return nil, err
 	}
 	s.opt.AllowYoungOrphan = o.Detached
+	if s.verb == Delete && !o.DryRun {
+		// What a killed delete left half removed is ours to finish.
+		s.opt.Unfinished = o.Unfinished
+	}
 	if s.seam, err = openSeam(s.q.Root(), o.DryRun); err != nil {
 		unlock()
 		return nil, err

@@ -33,6 +33,10 @@ type OpenOptions struct {
 	// Logs reads delay/bounce reasons and the Bouncing flag (Postfix: two
 	// opens more per message); Attrs every Postfix named attribute.
 	Logs, Attrs bool
+	// TrustSMTPD are the uids qmail-smtpd runs as (vpopmail set-ups): an
+	// SMTP-AUTH Received header after qmail-queue's "invoked by uid N"
+	// for one of them is trusted (qmailq.Queue.TrustSMTPD).
+	TrustSMTPD []int64
 	// Warn receives, as it is met, every entry the reader leaves alone
 	// (symbolic links, bad names, stray files), except the files a live
 	// Postfix is writing right now. May be nil.
@@ -138,6 +142,7 @@ func Open(o OpenOptions) (queue.Source, error) {
 		if err != nil {
 			return nil, mark(ErrNoQueue, err)
 		}
+		q.TrustSMTPD(o.TrustSMTPD...)
 		return q, nil
 	}
 	var mu sync.Mutex

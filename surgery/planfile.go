@@ -35,6 +35,13 @@ func WritePlan(path string, src queue.Source, results []filter.Result) error {
 	if err != nil {
 		return mark(ErrPlanExists, fmt.Errorf("plan: %w", err))
 	}
+	ok := false
+	defer func() {
+		if !ok { // a full disk: no cut plan left to apply later
+			f.Close()
+			os.Remove(path)
+		}
+	}()
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -42,18 +49,16 @@ func WritePlan(path string, src queue.Source, results []filter.Result) error {
 		m := r.Msg
 		if err := enc.Encode(PlanEntry{MTA: string(m.MTA), QueueDir: root, QueueName: m.Queue, QueueID: m.ID, Path: m.Path,
 			Inode: m.Inode, FileSize: m.FileSize, ArrivalTime: m.Arrival.Unix(), Sender: m.Sender, NullSender: m.NullSender}); err != nil {
-			f.Close()
 			return err
 		}
 	}
 	if err := w.Flush(); err != nil {
-		f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return err
 	}
+	ok = true
 	return f.Close()
 }
 
@@ -81,7 +86,10 @@ func ReadPlan(path string) ([]PlanEntry, error) {
 		out = append(out, p)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = errors.New("line longer than 4 MB")
+		}
+		return nil, mark(ErrPlanFile, fmt.Errorf("plan %s line %d: %w", path, line+1, err))
 	}
 	return out, nil
 }

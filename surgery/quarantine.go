@@ -292,6 +292,10 @@ func (r *Restorer) Run(o RunOptions) (Report, error) {
 				rep.Ops = append(rep.Ops, Op{Kind: "restore", Where: en.ID, Text: fmt.Sprintf("restore %s:", en.ID)})
 				rep.Ops = append(rep.Ops, stepOps(d.Ops())...)
 			} else {
+				if jerr := journal.Starting("restore", []string{en.ID}, []string{en.QueueName}); jerr != nil {
+					rep.JournalErr = jerr
+					return rep, nil
+				}
 				_, err = p.Execute(&quarantine.Disk{Queue: t.fs, Dir: dirFS})
 			}
 		}
@@ -305,15 +309,22 @@ func (r *Restorer) Run(o RunOptions) (Report, error) {
 				out.NewID = p.NewID
 			}
 		}
-		_ = journal.Record(en.ID, en.QueueName, "restore", out.Result, out.Err)
+		jerr := journal.Record(en.ID, en.QueueName, "restore", out.Result, out.Err)
 		if o.OnResult != nil {
 			o.OnResult(out)
+		}
+		if jerr != nil {
+			// Stop: the rest is not touched.
+			rep.JournalErr, rep.Unjournaled = jerr, []string{en.ID}
+			return rep, nil
 		}
 		if o.Progress != nil {
 			o.Progress(int64(i+1), int64(len(r.Entries)))
 		}
 	}
-	_ = journal.End(map[string]int{"restored": rep.OK, "failed": rep.Failed})
+	if journal != nil {
+		rep.JournalErr = journal.End(map[string]int{"restored": rep.OK, "failed": rep.Failed})
+	}
 	return rep, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
@@ -41,8 +42,11 @@ type Verb struct {
 	Into *Into
 }
 
-// Journal records what a run did, one line per message (internal/journal).
+// Journal records what a run did (internal/journal): the messages about
+// to be acted on before anything is done to them (Starting), then one line
+// per message. A journal that cannot be written stops the run.
 type Journal interface {
+	Starting(action string, ids, queues []string) error
 	Record(id, queueName, action, result string, err error) error
 	End(summary any) error
 }
@@ -72,6 +76,10 @@ type RunOptions struct {
 	// InPlace counts messages the verb would not change (Job.Split);
 	// the journal's summary records it.
 	InPlace int
+	// Unfinished, for qmail delete, names the messages an earlier delete
+	// (per the journal) started on and never finished, with when it
+	// started: their fragments are finished without --detached.
+	Unfinished func(id string) (started time.Time, ok bool)
 }
 
 // Outcome is what happened to one message.
@@ -96,7 +104,15 @@ type Report struct {
 	Interrupted bool
 	// Ops are the changes a dry run would have made, in order.
 	Ops []Op
+	// JournalErr stopped the run before the next message: the journal
+	// could not be written. Unjournaled are the messages done (as
+	// "ID (result)") whose record failed.
+	JournalErr  error
+	Unjournaled []string
 }
+
+// Touched is how many messages were acted on (done, skipped or failed).
+func (r Report) Touched() int { return r.OK + r.Skipped + r.Failed }
 
 // Partial reports whether some message was not done.
 func (r Report) Partial() bool { return r.Failed > 0 || r.Skipped > 0 || r.Interrupted }
@@ -250,6 +266,11 @@ func (j *Job) Run(ctx context.Context, results []filter.Result, o RunOptions) (R
 	if err != nil {
 		return rep, err
 	}
+	// A journal that cannot be written stops the action before the next
+	// message: ctx is cancelled, and the message whose record failed is
+	// named in the report.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var mu sync.Mutex // guards rep and the journal's order
 	record := func(m *queue.Message, err error) {
 		mu.Lock()
@@ -265,7 +286,13 @@ func (j *Job) Run(ctx context.Context, results []filter.Result, o RunOptions) (R
 			rep.Failed++
 			out.Result = "failed"
 		}
-		_ = journal.Record(m.ID, m.Queue, j.verb.Name, out.Result, err)
+		if rerr := journal.Record(m.ID, m.Queue, j.verb.Name, out.Result, err); rerr != nil {
+			rep.Unjournaled = append(rep.Unjournaled, m.ID+" ("+out.Result+")")
+			if rep.JournalErr == nil {
+				rep.JournalErr = rerr
+				stop()
+			}
+		}
 		if err != nil {
 			rep.Failures = append(rep.Failures, out)
 		}
@@ -273,11 +300,30 @@ func (j *Job) Run(ctx context.Context, results []filter.Result, o RunOptions) (R
 			o.OnResult(out)
 		}
 	}
+	// starting journals the messages about to be acted on before
+	// anything is done to them; false stops the action.
+	starting := func(msgs []*queue.Message) bool {
+		ids, qs := make([]string, len(msgs)), make([]string, len(msgs))
+		for i, m := range msgs {
+			ids[i], qs[i] = m.ID, m.Queue
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if rep.JournalErr != nil {
+			return false
+		}
+		if err := journal.Starting(j.verb.Name, ids, qs); err != nil {
+			rep.JournalErr = err
+			stop()
+			return false
+		}
+		return true
+	}
 	batcher, batched := j.act.(batchActor)
 	if batched && !o.DryRun {
 		for i := 0; i < len(results); {
 			if ctx.Err() != nil {
-				rep.Interrupted = true
+				rep.Interrupted = rep.JournalErr == nil
 				break
 			}
 			if o.Progress != nil {
@@ -287,6 +333,9 @@ func (j *Job) Run(ctx context.Context, results []filter.Result, o RunOptions) (R
 			msgs := make([]*queue.Message, n)
 			for k := range msgs {
 				msgs[k] = results[i+k].Msg
+			}
+			if !starting(msgs) {
+				break
 			}
 			for k, err := range batcher.actBatch(msgs) {
 				record(msgs[k], err)
@@ -299,7 +348,11 @@ func (j *Job) Run(ctx context.Context, results []filter.Result, o RunOptions) (R
 		if parallel {
 			workers = o.Workers
 		}
-		if !actEach(ctx, results, workers, o.Progress, func(m *queue.Message) { record(m, j.act.act(m)) }) {
+		if !actEach(ctx, results, workers, o.Progress, func(m *queue.Message) {
+			if starting([]*queue.Message{m}) {
+				record(m, j.act.act(m))
+			}
+		}) && rep.JournalErr == nil {
 			rep.Interrupted = true
 		}
 		if parallel {
@@ -309,7 +362,9 @@ func (j *Job) Run(ctx context.Context, results []filter.Result, o RunOptions) (R
 			})
 		}
 	}
-	_ = journal.End(map[string]int{"ok": rep.OK, "failed": rep.Failed, "skipped": rep.Skipped, "in_place": o.InPlace})
+	if rep.JournalErr == nil {
+		rep.JournalErr = journal.End(map[string]int{"ok": rep.OK, "failed": rep.Failed, "skipped": rep.Skipped, "in_place": o.InPlace})
+	}
 	if o.DryRun {
 		rep.Ops = j.act.ops()
 	}
@@ -331,6 +386,7 @@ func openJournal(o RunOptions) (Journal, error) {
 // nopJournal is the journal of a dry run or of no journal.
 type nopJournal struct{}
 
+func (nopJournal) Starting(string, []string, []string) error          { return nil }
 func (nopJournal) Record(string, string, string, string, error) error { return nil }
 func (nopJournal) End(any) error                                      { return nil }
 

@@ -31,6 +31,8 @@ type globalOpts struct {
 	Workers    int
 	ConfigDir  string
 	NoProgress bool
+	// SMTPDUIDs: --smtpd-uid, the uids qmail-smtpd runs as besides qmaild.
+	SMTPDUIDs cli.IntSlice
 }
 
 const (
@@ -40,6 +42,7 @@ const (
 	flagWorkers    = "workers"
 	flagConfigDir  = "config-dir"
 	flagNoProgress = "no-progress"
+	flagSMTPDUID   = "smtpd-uid"
 )
 
 // globalFlags returns the options every command accepts, bound to g.
@@ -51,6 +54,7 @@ func globalFlags(g *globalOpts) []cli.Flag {
 		&cli.IntFlag{Name: flagWorkers, Aliases: []string{"j"}, Destination: &g.Workers, Usage: "parallel readers (default: 2 per CPU, at most 16)"},
 		&cli.StringFlag{Name: flagConfigDir, Aliases: []string{"c"}, Destination: &g.ConfigDir, Usage: "Postfix config directory of the instance (hash_queue_names/depth); optional: the hashing is discovered from the tree"},
 		&cli.BoolFlag{Name: flagNoProgress, Destination: &g.NoProgress, Usage: "never show a progress bar"},
+		&cli.IntSliceFlag{Name: flagSMTPDUID, Destination: &g.SMTPDUIDs, Usage: "qmail: a uid qmail-smtpd runs as (repeatable): trust the SMTP-AUTH Received header after qmail-queue's 'invoked by uid N' (default: vpopmail's uid when that account exists; 'invoked from network', qmaild, is always trusted)"},
 	}
 }
 
@@ -79,6 +83,9 @@ func (e *env) opts(c *cli.Context) globalOpts {
 	}
 	if set(flagNoProgress) {
 		o.NoProgress = e.cmd.NoProgress
+	}
+	if set(flagSMTPDUID) {
+		o.SMTPDUIDs = e.cmd.SMTPDUIDs
 	}
 	return o
 }

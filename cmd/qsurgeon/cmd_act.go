@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/internal/journal"
+	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
@@ -223,6 +226,14 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Jo
 		journalled: filterDescription(c),
 		run: func(ro surgery.RunOptions) (surgery.Report, error) {
 			ro.Skipped, ro.InPlace = skipped, inPlace.Total()
+			if name == surgery.Delete && src.MTA() == queue.Qmail && !sf.dryRun && sf.journal != "" && sf.journal != "none" {
+				// What a killed delete left half removed is ours to finish.
+				unfinished, err := journal.Unfinished(sf.journal, name)
+				if err != nil {
+					return surgery.Report{}, fail(exitError, err, "")
+				}
+				ro.Unfinished = func(id string) (time.Time, bool) { t, ok := unfinished[id]; return t, ok }
+			}
 			return job.Run(c.Context, results, ro)
 		},
 	})
@@ -308,13 +319,21 @@ func (e *env) report(rep surgery.Report, n int, sf *safetyFlags, inPlace surgery
 	}
 	for _, f := range rep.Failures {
 		if f.Result == "skipped" {
-			fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %v\n", f.ID, f.Err)
+			fmt.Fprintf(e.stderr, "qsurgeon: %s\n", printable(fmt.Sprintf("%s: skipped: %v", f.ID, f.Err)))
 		} else {
-			fmt.Fprintf(e.stderr, "qsurgeon: %s: %v\n", f.ID, f.Err)
+			fmt.Fprintf(e.stderr, "qsurgeon: %s\n", printable(fmt.Sprintf("%s: %v", f.ID, f.Err)))
 		}
 	}
 	if rep.Interrupted {
 		fmt.Fprintln(e.stderr, "qsurgeon: interrupted: the remaining messages were not touched")
+	}
+	if rep.JournalErr != nil {
+		done := ""
+		if len(rep.Unjournaled) > 0 {
+			done = "; done but not in the journal: " + strings.Join(rep.Unjournaled, " ")
+		}
+		return fail(exitError, fmt.Errorf("%w; stopped after %d of %d message(s)%s", rep.JournalErr, rep.Touched(), n, done),
+			"free space where the journal lives (or give --journal FILE elsewhere), then run the same command again: what is done is no longer selected")
 	}
 	if rep.Failed > 0 || rep.Skipped > 0 || partial {
 		return silentExit(exitPartial)

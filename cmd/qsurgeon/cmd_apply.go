@@ -64,7 +64,7 @@ EXAMPLES:
 			}
 			results, changed := surgery.Recheck(src, entries)
 			for _, ch := range changed {
-				fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %v\n", ch.ID, ch.Err)
+				fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %s\n", printable(ch.ID), printable(ch.Err.Error()))
 			}
 			sf.all = true
 			return e.execute(c, o, name, job, results, &sf, false, len(changed))

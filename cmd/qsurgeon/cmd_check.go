@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/termsafe"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -26,6 +28,7 @@ func init() {
 type accountFlags struct {
 	users, groups cli.StringSlice
 	split         int
+	sendLogs      cli.StringSlice
 }
 
 func (a *accountFlags) flags() []cli.Flag {
@@ -35,6 +38,23 @@ func (a *accountFlags) flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "group", Category: cat, Destination: &a.groups, Usage: "NAME=GID of a qmail group (qmail, nofiles), instead of the system's; repeatable"},
 		&cli.IntFlag{Name: "split", Category: cat, Destination: &a.split, Usage: "conf-split of the queue (default: detected from the tree, else 23)"},
 	}
+}
+
+// logFlag is --send-log (check and repair).
+func (a *accountFlags) logFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "send-log", Destination: &a.sendLogs, Usage: "a qmail-send log file: its 'info msg' lines give the sender of a message whose info is lost (repeatable)"}
+}
+
+// logs returns --send-log, each file checked to be readable.
+func (a *accountFlags) logs() ([]string, error) {
+	for _, p := range a.sendLogs.Value() {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fail(exitUsage, fmt.Errorf("--send-log: %w", err), "")
+		}
+		f.Close()
+	}
+	return a.sendLogs.Value(), nil
 }
 
 func (a *accountFlags) ids() (rebuild.IDs, error) {
@@ -86,12 +106,15 @@ state — orphans, zero-length mess files, stale pid/ files, stale bounce/ files
 wrong subdirectory. Postfix: names that no longer match their inodes (what 'postsuper -s' would
 rename), files in the wrong hash directory, stale temporary files, orphan defer/bounce/trace
 logs, corrupt queue files. One line per problem with the fix; --format json prints
-one object per problem (kind, id, path, detail, fix). Exit code 0: clean, 6: problems found.
+one object per problem (kind, id, path, detail, fix, severity). qmail problems carry a severity:
+at-risk (mail is lost, never delivered or delivered twice unless repaired), fault (the queue is
+not as qmail makes it, no mail at risk) or note (qmail tolerates it or cleans it up itself).
+Exit code 0: clean (notes at most), 6: problems found, none at risk, 7: mail at risk.
 
 EXAMPLES:
    qsurgeon --queue /var/qmail/queue check
    qsurgeon --queue ./queue --format json check --user qmailq=992 --user qmails=990 --user qmailr=991 --group qmail=995`,
-		Flags: af.flags(),
+		Flags: append(af.flags(), af.logFlag()),
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
 			// surgery.DetectMTA decides, as for every other command; a
@@ -112,12 +135,16 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			rep, err := rebuild.InspectQmail(root, ids, rebuild.Options{Split: af.split})
+			logs, err := af.logs()
+			if err != nil {
+				return err
+			}
+			rep, err := rebuild.InspectQmail(root, ids, rebuild.Options{Split: af.split, SendLogs: logs})
 			if err != nil {
 				return err
 			}
 			if o.Format == "json" {
-				enc := json.NewEncoder(e.stdout)
+				enc := json.NewEncoder(safeJSON{e.stdout})
 				enc.SetEscapeHTML(false)
 				for _, p := range rep.Problems {
 					if err := enc.Encode(p); err != nil {
@@ -134,10 +161,7 @@ EXAMPLES:
 					fmt.Fprintln(e.stdout, printable(p.String()))
 				}
 			}
-			if len(rep.Problems) > 0 {
-				return silentExit(exitProblems)
-			}
-			return nil
+			return checkExit(rep.Problems)
 		},
 	}
 }
@@ -162,7 +186,7 @@ func (e *env) checkPostfix(o globalOpts, root string) error {
 	}
 	layout := postfixLayout(assumed)
 	if o.Format == "json" {
-		enc := json.NewEncoder(e.stdout)
+		enc := json.NewEncoder(safeJSON{e.stdout})
 		enc.SetEscapeHTML(false)
 		for _, p := range probs {
 			if err := enc.Encode(p); err != nil {
@@ -230,14 +254,19 @@ messages are put back into a legal state (renamed to their inode with their side
 to the right subdirectory, re-preprocessed into todo/intd when only the envelope is missing);
 unrecoverable fragments go to a lost+found directory outside the queue (--lost-found, default
 QUEUE.lost+found next to it) with a note of where each came from. Fragments younger than 36
-hours are left alone, as qmail itself does, unless --detached says nothing can be writing them. Owners, modes, missing
+hours are left alone, as qmail itself does, unless --detached says nothing can be writing them. A lost
+or unreadable info is recreated only with a sender there is evidence for (the todo/intd envelope,
+qmail-send's log given with --send-log, a bounce's own Received line, Return-Path, the SMTP-AUTH
+user, From:), never a guessed null sender; without evidence the message goes to lost+found. A
+local/remote file cut inside an address keeps its complete records (the cut one completed from
+the To:/Cc: header when that is unambiguous) and the original goes to lost+found. Owners, modes, missing
 directories and the lock/trigger FIFO are fixed as in qmail's hier.c. qmail-send must be
 stopped; repair holds lock/sendmutex while it works.
 
 EXAMPLES:
    qsurgeon --queue /var/qmail/queue repair --dry-run
    qsurgeon --queue /var/qmail/queue repair --yes`,
-		Flags: append(append(af.flags(), sf.flags()...),
+		Flags: append(append(af.flags(), sf.flags()...), af.logFlag(),
 			&cli.StringFlag{Name: "lost-found", Destination: &lostFound, Usage: "where unrecoverable fragments go (outside the queue, same filesystem)"},
 		),
 		Action: func(c *cli.Context) error {
@@ -253,7 +282,11 @@ EXAMPLES:
 			// qmail's own rule leaves an orphan alone until it is 36
 			// hours old, because a live qmail-queue may own it
 			// (qmail-send.c OSSIFIED). On a detached queue nothing can.
-			opts := rebuild.Options{Split: af.split, LostFound: lostFound, Detached: sf.detached}
+			logs, err := af.logs()
+			if err != nil {
+				return err
+			}
+			opts := rebuild.Options{Split: af.split, LostFound: lostFound, Detached: sf.detached, SendLogs: logs}
 			plan, err := rebuild.PlanRepair(root, nil, ids, opts)
 			if err != nil {
 				return err
@@ -267,16 +300,22 @@ EXAMPLES:
 // mutator rooted at the plan's base (or the dry-run recorder).
 func (e *env) runPlan(c *cli.Context, plan *rebuild.Plan, sf *safetyFlags, what string) error {
 	if len(plan.Steps) == 0 {
-		fmt.Fprint(e.stdout, plan.String())
+		fmt.Fprint(e.stdout, termsafe.Text(plan.String()))
 		return nil
 	}
 	_, err := e.perform(c, sf, operation{
 		name:     what,
 		question: fmt.Sprintf("%s: carry out these %d steps?", what, len(plan.Steps)),
-		preview:  func() { fmt.Fprint(e.stdout, plan.String()) },
+		preview:  func() { fmt.Fprint(e.stdout, termsafe.Text(plan.String())) },
 		run:      func(ro surgery.RunOptions) (surgery.Report, error) { return surgery.ExecutePlan(plan, ro) },
 	})
-	if err != nil {
+	var se silentExit
+	var ee *exitErr
+	switch {
+	case err == nil:
+	case errors.As(err, &se), errors.As(err, &ee):
+		return err // the confirmation's answer, or an error with its code
+	default:
 		if code, hint := exitCode(err); code != exitError {
 			return fail(code, err, hint)
 		}
@@ -396,4 +435,19 @@ EXAMPLES:
 			return nil
 		},
 	}
+}
+
+// checkExit is check's exit code for a qmail queue: 7 when a problem puts
+// mail at risk, 6 for other problems, 0 when only notes (states qmail
+// tolerates) or nothing were found.
+func checkExit(probs []rebuild.Problem) error {
+	if rebuild.AtRisk(probs) {
+		return silentExit(exitAtRisk)
+	}
+	for _, p := range probs {
+		if p.Severity != rebuild.SeverityNote {
+			return silentExit(exitProblems)
+		}
+	}
+	return nil
 }

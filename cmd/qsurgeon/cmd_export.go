@@ -88,16 +88,16 @@ func exportDir(warn io.Writer, dir string, rw rawWriter, results []filter.Result
 	for _, r := range results {
 		m := r.Msg
 		base := filepath.Join(dir, safeName(m.ID))
-		var buf bytes.Buffer
-		if err := rw.WriteRaw(&buf, m); err != nil {
-			fmt.Fprintf(warn, "qsurgeon: %s: %v\n", m.ID, err)
+		// Streamed to the file (a message may be large); a read error
+		// skips the message, a write error (a full disk) stops.
+		if werr, err := writeNewFrom(base+".eml", func(w io.Writer) error { return rw.WriteRaw(w, m) }); werr != nil {
+			return failed, werr
+		} else if err != nil {
+			fmt.Fprintf(warn, "qsurgeon: %s: %s\n", m.ID, printable(err.Error()))
 			failed++
 			continue
 		}
 		env, _ := json.MarshalIndent(toJSON(m, nil), "", "  ")
-		if err := writeNew(base+".eml", buf.Bytes()); err != nil {
-			return failed, err
-		}
 		if err := writeNew(base+".json", append(env, '\n')); err != nil {
 			return failed, err
 		}
@@ -116,6 +116,22 @@ func exportMbox(warn io.Writer, path string, rw rawWriter, results []filter.Resu
 		return 0, err
 	}
 	defer jf.Close()
+	// On any failure (a full disk) both files go back to their size
+	// before this export: an mbox is never left with a cut message.
+	var mboxSize, jsonSize int64
+	if fi, err := f.Stat(); err == nil {
+		mboxSize = fi.Size()
+	}
+	if fi, err := jf.Stat(); err == nil {
+		jsonSize = fi.Size()
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = f.Truncate(mboxSize)
+			_ = jf.Truncate(jsonSize)
+		}
+	}()
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(jf)
 	enc.SetEscapeHTML(false)
@@ -124,7 +140,7 @@ func exportMbox(warn io.Writer, path string, rw rawWriter, results []filter.Resu
 		m := r.Msg
 		var buf bytes.Buffer
 		if err := rw.WriteRaw(&buf, m); err != nil {
-			fmt.Fprintf(warn, "qsurgeon: %s: %v\n", m.ID, err)
+			fmt.Fprintf(warn, "qsurgeon: %s: %s\n", m.ID, printable(err.Error()))
 			failed++
 			continue
 		}
@@ -141,7 +157,14 @@ func exportMbox(warn io.Writer, path string, rw rawWriter, results []filter.Resu
 	if err := w.Flush(); err != nil {
 		return failed, err
 	}
-	return failed, f.Sync()
+	if err := f.Sync(); err != nil {
+		return failed, err
+	}
+	if err := jf.Sync(); err != nil {
+		return failed, err
+	}
+	ok = true
+	return failed, nil
 }
 
 // writeMboxrd writes a message body with mboxrd quoting: every line that
@@ -160,16 +183,58 @@ func writeMboxrd(w *bufio.Writer, msg []byte) {
 	w.WriteByte('\n')
 }
 
+// writeNew writes a new file completely or not at all: the data goes to a
+// temporary name in the same directory, is synced, and only then gets its
+// name with link(2), which never replaces an existing file. A full disk
+// leaves no 0-byte or cut file behind.
 func writeNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
+	werr, err := writeNewFrom(path, func(w io.Writer) error { _, err := w.Write(data); return err })
+	if werr != nil {
+		return werr
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	return err
+}
+
+// writeNewFrom is writeNew with the content written by fill. It returns
+// the error of writing the file (werr: a full disk) apart from fill's own
+// (err: e.g. the message could not be read); either leaves no file.
+func writeNewFrom(path string, fill func(io.Writer) error) (werr, err error) {
+	f, werr := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if werr != nil {
+		return werr, nil
 	}
-	return f.Close()
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	ew := &errWriter{w: bufio.NewWriterSize(f, 64<<10)}
+	err = fill(ew)
+	if ew.err == nil {
+		ew.err = ew.w.Flush()
+	}
+	if ew.err == nil {
+		ew.err = f.Sync()
+	}
+	if cerr := f.Close(); ew.err == nil {
+		ew.err = cerr
+	}
+	if ew.err != nil || err != nil {
+		return ew.err, err
+	}
+	return os.Link(tmp, path), nil
+}
+
+// errWriter remembers the first error of its writer.
+type errWriter struct {
+	w   *bufio.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
 }
 
 // safeName keeps a queue ID usable as a file name.

@@ -134,14 +134,14 @@ EXAMPLES:
 							fmt.Fprintf(e.stderr, "  ... and %d more\n", len(todo)-sf.sample)
 							break
 						}
-						fmt.Fprintf(e.stderr, "  %-16s %-9s %-32s %s\n", en.ID, en.QueueName, clip(printable(en.Envelope.Sender), 32), dash(en.Envelope.SASLUser))
+						fmt.Fprintf(e.stderr, "  %-16s %-9s %-32s %s\n", en.ID, en.QueueName, clip(printable(en.Envelope.Sender), 32), dash(printable(en.Envelope.SASLUser)))
 					}
 				},
 				journalled: map[string]any{"restore": dir, "id": idFilter.Value(), "into": into},
 				onResult: func(out surgery.Outcome) {
 					switch {
 					case out.Err != nil:
-						fmt.Fprintf(e.stderr, "qsurgeon: %s: %v (it stays in %s)\n", out.ID, out.Err, dir)
+						fmt.Fprintf(e.stderr, "qsurgeon: %s: %s (it stays in %s)\n", out.ID, printable(out.Err.Error()), printable(dir))
 						if errors.Is(out.Err, quarantine.ErrOccupied) && mta[out.ID] == queue.Qmail {
 							fmt.Fprintln(e.stderr, "qsurgeon: hint: on a queue copied from another filesystem, names are not inodes; run 'qsurgeon repair' on it first, then restore again")
 						}
@@ -154,12 +154,15 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			if rep.JournalErr != nil {
+				return journalStopped(rep.JournalErr, strings.Join(rep.Unjournaled, " "))
+			}
 			if sf.dryRun {
 				for _, op := range rep.Ops {
 					if op.Kind == "restore" {
 						fmt.Fprintf(e.stdout, "dry run: %s\n", op.Text)
 					} else {
-						fmt.Fprintf(e.stdout, "  %s\n", op.Text)
+						fmt.Fprintf(e.stdout, "  %s\n", printable(op.Text))
 					}
 				}
 			} else {
@@ -195,4 +198,13 @@ func parseRate(v string) (time.Duration, error) {
 		return 0, usageErr("--rate %q: want N/s or N/m, e.g. 20/s", v)
 	}
 	return time.Duration(float64(per) / n), nil
+}
+
+// journalStopped is the error of a restore stopped because the journal
+// could not be written; id (if any) was restored but is not in the journal.
+func journalStopped(err error, id string) error {
+	if id != "" {
+		err = fmt.Errorf("%w; stopped: %s was restored but is not in the journal, the rest was not touched", err, id)
+	}
+	return fail(exitError, err, "free space where the journal lives (or give --journal FILE elsewhere), then run the same restore again")
 }

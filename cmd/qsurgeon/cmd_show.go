@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
+	"github.com/qsurgeon/qsurgeon/internal/termsafe"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -122,7 +123,7 @@ func showJSON(w io.Writer, m *queue.Message, body bool) error {
 			out.Body = &s
 		}
 	}
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(safeJSON{w})
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
@@ -208,11 +209,11 @@ func showText(w io.Writer, m *queue.Message, body bool, contentErr error) {
 		sort.Strings(keys)
 		fmt.Fprintln(w, "Attributes:")
 		for _, k := range keys {
-			fmt.Fprintf(w, "  %s=%s\n", k, printable(m.Attrs[k]))
+			fmt.Fprintf(w, "  %s=%s\n", printable(k), printable(m.Attrs[k]))
 		}
 	}
 	if contentErr != nil {
-		fmt.Fprintf(w, "Headers:         unreadable: %v\n", contentErr)
+		fmt.Fprintf(w, "Headers:         unreadable: %s\n", printable(contentErr.Error()))
 		return
 	}
 	if c := m.Content; c != nil {
@@ -221,11 +222,11 @@ func showText(w io.Writer, m *queue.Message, body bool, contentErr error) {
 		p("Message-ID", c.MessageID)
 		fmt.Fprintln(w, "Headers:")
 		for _, h := range c.Headers {
-			fmt.Fprintf(w, "  %s: %s\n", h.Name, printable(strings.ReplaceAll(h.Value, "\n", " ")))
+			fmt.Fprintf(w, "  %s: %s\n", printable(h.Name), printable(strings.ReplaceAll(h.Value, "\n", " ")))
 		}
 		if body {
 			fmt.Fprintln(w, "Body:")
-			fmt.Fprintln(w, string(c.Body))
+			fmt.Fprintln(w, termsafe.Text(string(c.Body)))
 		}
 	}
 }

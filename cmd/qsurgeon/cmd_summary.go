@@ -258,7 +258,7 @@ EXAMPLES:
 			s.DistinctDomain, s.DistinctReason = len(domains), len(reasons)
 			s.LogAccounts = lv.accounts(topN)
 			if o.Format == "json" {
-				enc := json.NewEncoder(e.stdout)
+				enc := json.NewEncoder(safeJSON{e.stdout})
 				enc.SetEscapeHTML(false)
 				if err := enc.Encode(s); err != nil {
 					return err

@@ -21,7 +21,7 @@ func printDryRun(w io.Writer, action string, n int, ops []surgery.Op, all bool, 
 	if all || len(ops) <= sample {
 		fmt.Fprintln(w, ":")
 		for _, op := range ops {
-			fmt.Fprintf(w, "  %s\n", op.Text)
+			fmt.Fprintf(w, "  %s\n", printable(op.Text))
 		}
 		return
 	}
@@ -60,7 +60,7 @@ func printDryRun(w io.Writer, action string, n int, ops []surgery.Op, all bool, 
 		})
 		parts := make([]string, len(wheres))
 		for i, d := range wheres {
-			parts[i] = fmt.Sprintf("%s %d", d, c.where[d])
+			parts[i] = fmt.Sprintf("%s %d", printable(d), c.where[d])
 		}
 		fmt.Fprintf(w, "  %-*s %7d  (%s)\n", width, k, c.n, strings.Join(parts, ", "))
 	}
@@ -69,6 +69,6 @@ func printDryRun(w io.Writer, action string, n int, ops []surgery.Op, all bool, 
 	}
 	fmt.Fprintf(w, "first %d of them (--list-ops lists all %d):\n", min(sample, len(ops)), len(ops))
 	for _, op := range ops[:min(sample, len(ops))] {
-		fmt.Fprintf(w, "  %s\n", op.Text)
+		fmt.Fprintf(w, "  %s\n", printable(op.Text))
 	}
 }

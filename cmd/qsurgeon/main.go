@@ -30,6 +30,7 @@ const (
 	exitNoQueue  = 4 // the queue directory does not exist or is not a queue
 	exitLocked   = 5 // the MTA is running / holds the queue lock
 	exitProblems = 6 // check: problems were found
+	exitAtRisk   = 7 // check: problems were found, and some put mail at risk
 )
 
 const exitCodeHelp = `EXIT CODES:
@@ -40,7 +41,9 @@ const exitCodeHelp = `EXIT CODES:
    4  no queue: the directory does not exist or is not a Postfix/qmail queue
    5  locked: the MTA is running on this queue (qmail-send holds lock/sendmutex,
       or Postfix master runs where the action needs it stopped)
-   6  check found problems`
+   6  check found problems, none putting mail at risk
+   7  check found problems that put mail at risk (lost, never delivered or
+      delivered twice unless repaired)`
 
 // exitErr is an error that carries its exit code and an optional hint;
 // run prints it as 'qsurgeon: error: ...' and 'qsurgeon: hint: ...'.
@@ -92,6 +95,7 @@ var errorTable = []struct {
 	{surgery.ErrConfig, exitError, "--config-dir names the Postfix config directory (the one with main.cf)"},
 	{surgery.ErrUsage, exitUsage, ""},
 	{surgery.ErrPlanExists, exitError, "the plan file must not exist yet"},
+	{surgery.ErrPlanFile, exitUsage, "a plan file is written by --plan-out; this one is not"},
 	{surgery.ErrNotQuarantine, exitError, "DIR must be a directory written by 'qsurgeon quarantine'"},
 }
 
@@ -139,7 +143,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return int(se)
 	}
 	code, hint := exitCode(err)
-	fmt.Fprintf(stderr, "qsurgeon: error: %v\n", err)
+	fmt.Fprintf(stderr, "qsurgeon: error: %s\n", printable(err.Error()))
 	if hint != "" {
 		fmt.Fprintf(stderr, "qsurgeon: hint: %s\n", hint)
 	}

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
+	"github.com/qsurgeon/qsurgeon/internal/termsafe"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -175,7 +176,7 @@ func (r *renderer) list(results []filter.Result) error {
 		_, err := r.w.Write(b.Bytes())
 		return err
 	case "json":
-		enc := json.NewEncoder(r.w)
+		enc := json.NewEncoder(safeJSON{r.w})
 		enc.SetEscapeHTML(false)
 		for _, res := range results {
 			var why []string
@@ -241,7 +242,7 @@ func (r *renderer) list(results []filter.Result) error {
 			rc += "+" + strconv.Itoa(d) + "done"
 		}
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, idMark(m), m.Queue, age(r.now, m.Arrival), humanSize(m.Size),
-			clip(printable(displaySender(m)), 40), clip(dash(m.SASLUser), 30), dash(m.ClientAddr), rc, clip(printable(note), 60))
+			clip(printable(displaySender(m)), 40), clip(dash(printable(m.SASLUser)), 30), dash(printable(m.ClientAddr)), rc, clip(printable(note), 60))
 	}
 	if err := tw.Flush(); err != nil || !r.explain {
 		return err
@@ -291,21 +292,19 @@ func clip(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// printable replaces control characters so a hostile header cannot drive
-// the admin's terminal.
-func printable(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) {
-		return s
+// printable escapes control characters (C0, DEL, C1) and invalid UTF-8 so
+// a hostile header cannot drive the admin's terminal (termsafe.String).
+func printable(s string) string { return termsafe.String(s) }
+
+// safeJSON writes encoding/json's output with DEL and the C1 controls
+// escaped too (termsafe.JSON): the same JSON value, harmless on a terminal.
+type safeJSON struct{ w io.Writer }
+
+func (s safeJSON) Write(p []byte) (int, error) {
+	if _, err := s.w.Write(termsafe.JSON(p)); err != nil {
+		return 0, err
 	}
-	var b strings.Builder
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			b.WriteByte('?')
-		} else {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
+	return len(p), nil
 }
 
 // age is how long ago t was, as the table shows it: minutes, hours

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/user"
+	"sort"
+	"strconv"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
+	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/schollz/progressbar/v3"
@@ -31,8 +35,8 @@ func queueDir(o globalOpts) string { return surgery.QueueDir(o.Queue, o.MTA, o.C
 func openSource(o globalOpts, w io.Writer, need readNeeds) (queue.Source, error) {
 	return surgery.Open(surgery.OpenOptions{
 		Dir: o.Queue, MTA: o.MTA, ConfigDir: o.ConfigDir,
-		Logs: need.logs, Attrs: need.attrs,
-		Warn: func(msg string) { fmt.Fprintf(w, "qsurgeon: warning: %s\n", msg) },
+		Logs: need.logs, Attrs: need.attrs, TrustSMTPD: smtpdUIDs(o),
+		Warn: func(msg string) { fmt.Fprintf(w, "qsurgeon: warning: %s\n", printable(msg)) },
 	})
 }
 
@@ -69,14 +73,58 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	}
 	ff.logNotes(e)
 	e.strays(sel.Strays)
+	if len(spec.SASLUsers) > 0 && len(sel.Results) == 0 {
+		e.hintUntrustedAuth(src)
+	}
 	return sel, nil
+}
+
+// smtpdUIDs is --smtpd-uid, or by default the uid of the vpopmail account
+// when this machine has one (vpopmail set-ups run qmail-smtpd as vpopmail
+// so that vchkpw can read the accounts; qmail-queue then writes "invoked
+// by uid N" instead of "invoked from network").
+func smtpdUIDs(o globalOpts) []int64 {
+	var out []int64
+	for _, u := range o.SMTPDUIDs.Value() {
+		out = append(out, int64(u))
+	}
+	if len(out) > 0 {
+		return out
+	}
+	if u, err := user.Lookup("vpopmail"); err == nil {
+		if n, err := strconv.ParseInt(u.Uid, 10, 64); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// hintUntrustedAuth says, when a selection by SASL user found nothing,
+// that SMTP-AUTH headers exist after an "invoked by uid N" that is not
+// trusted, and which flag would trust them.
+func (e *env) hintUntrustedAuth(src queue.Source) {
+	q, ok := src.(*qmailq.Queue)
+	if !ok {
+		return
+	}
+	counts := q.UntrustedAuth()
+	uids := make([]int64, 0, len(counts))
+	for u := range counts {
+		uids = append(uids, u)
+	}
+	sort.Slice(uids, func(i, j int) bool {
+		return counts[uids[i]] > counts[uids[j]] || counts[uids[i]] == counts[uids[j]] && uids[i] < uids[j]
+	})
+	for _, u := range uids {
+		fmt.Fprintf(e.stderr, "qsurgeon: hint: %d message(s) carry an SMTP-AUTH Received header after qmail-queue's 'invoked by uid %d', which is not trusted (a local user could have written it); if qmail-smtpd runs as uid %d (vpopmail set-ups), add --smtpd-uid %d\n", counts[u], u, u, u)
+	}
 }
 
 // strays names the entries of a qmail queue that belong to no message:
 // they are never selected or touched, but an admin must know.
 func (e *env) strays(strays []string) {
 	for _, s := range strays {
-		fmt.Fprintf(e.stderr, "qsurgeon: warning: %s: left alone\n", s)
+		fmt.Fprintf(e.stderr, "qsurgeon: warning: %s: left alone\n", printable(s))
 	}
 }
 
@@ -85,7 +133,7 @@ func (e *env) reportStrays(src queue.Source) { e.strays(surgery.Strays(src)) }
 
 // warn prints a per-message warning on stderr; the command goes on.
 func (e *env) warn(err error) {
-	fmt.Fprintf(e.stderr, "qsurgeon: warning: %v\n", err)
+	fmt.Fprintf(e.stderr, "qsurgeon: warning: %s\n", printable(err.Error()))
 }
 
 // progress returns a progress bar on stderr, or nil when stderr is not a

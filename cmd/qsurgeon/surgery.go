@@ -80,7 +80,7 @@ func preview(w io.Writer, action string, results []filter.Result, sample int) {
 			subj = m.Content.Subject
 		}
 		fmt.Fprintf(w, "  %-16s %-9s %5s  %-32s %-24s %s\n", m.ID+idMark(m), m.Queue, age(now, m.Arrival),
-			clip(printable(displaySender(m)), 32), clip(dash(m.SASLUser), 24), clip(printable(subj), 50))
+			clip(printable(displaySender(m)), 32), clip(dash(printable(m.SASLUser)), 24), clip(printable(subj), 50))
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
@@ -64,7 +65,14 @@ type Journal struct {
 	path string
 	mu   sync.Mutex
 	f    *os.File
+	size int64 // the file's size after the last complete line
+	err  error // the first failed write; every later write fails with it
 }
+
+// ErrFailed: an earlier write to the journal failed (a full disk, an I/O
+// error), so the journal would be short from there on. A caller acting
+// message by message stops before the next message when Record fails.
+var ErrFailed = errors.New("the journal could not be written; it stays failed")
 
 // Open opens (creating) the journal at path for appending: parent
 // directories are created 0700, the file 0600. A symbolic link as the last
@@ -87,7 +95,8 @@ func Open(path string) (*Journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("journal: %s is not a regular file", path)
 	}
-	if n := fi.Size(); n > 0 {
+	size := fi.Size()
+	if n := size; n > 0 {
 		var last [1]byte
 		if _, err := f.ReadAt(last[:], n-1); err != nil {
 			f.Close()
@@ -98,9 +107,10 @@ func Open(path string) (*Journal, error) {
 				f.Close()
 				return nil, fmt.Errorf("journal: %s: %w", path, err)
 			}
+			size++
 		}
 	}
-	return &Journal{path: path, f: f}, nil
+	return &Journal{path: path, f: f, size: size}, nil
 }
 
 // Path returns the journal's file name.
@@ -126,22 +136,36 @@ func (j *Journal) write(e *Entry, sync bool) error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	b = append(b, '\n')
+	return j.writeRaw(append(b, '\n'), sync)
+}
+
+// writeRaw appends complete lines in one write, or nothing.
+func (j *Journal) writeRaw(b []byte, sync bool) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.f == nil {
 		return fmt.Errorf("journal: %s: %w", j.path, os.ErrClosed)
 	}
+	if j.err != nil {
+		return j.err
+	}
 	// One write per line: with O_APPEND the kernel places it atomically
 	// at the end of the file.
 	if _, err := j.f.Write(b); err != nil {
-		return fmt.Errorf("journal: %s: %w", j.path, err)
+		// A short write (ENOSPC part-way) leaves a cut line: take it
+		// back, so the journal holds only complete records and the
+		// next Open has nothing to repair.
+		_ = j.f.Truncate(j.size)
+		j.err = fmt.Errorf("journal: %s: %w: %w", j.path, ErrFailed, err)
+		return j.err
 	}
 	if sync {
 		if err := j.f.Sync(); err != nil {
-			return fmt.Errorf("journal: %s: %w", j.path, err)
+			j.err = fmt.Errorf("journal: %s: %w: %w", j.path, ErrFailed, err)
+			return j.err
 		}
 	}
+	j.size += int64(len(b))
 	return nil
 }
 
@@ -189,6 +213,31 @@ func (r *Run) Record(id, queueName, action, result string, err error) error {
 		e.Error = err.Error()
 	}
 	return r.j.write(e, false)
+}
+
+// ResultStarted is the result of a record written before a message is
+// acted on (Starting). A run whose journal has a started record without a
+// later outcome for the same message was stopped while acting on it.
+const ResultStarted = "started"
+
+// Starting writes, in one write, a "started" record for each message about
+// to be acted on (ids[i] in queues[i]), before anything is done to them:
+// when it fails, nothing of the batch has been touched and the caller
+// stops. Record later writes each outcome.
+func (r *Run) Starting(action string, ids, queues []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	now := clock.Now()
+	var b []byte
+	for i, id := range ids {
+		line, err := json.Marshal(&Entry{Type: TypeMessage, Run: r.id, Time: now, ID: id, Queue: queues[i], Action: action, Result: ResultStarted})
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		b = append(append(b, line...), '\n')
+	}
+	return r.j.writeRaw(b, false)
 }
 
 // End writes the closing record with a summary (any JSON-marshalable
@@ -248,4 +297,55 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// Unfinished scans the journal at path (a missing one has nothing) for
+// messages a run started acting on with action and never recorded an
+// outcome for: the run was killed while acting on them. It
+// returns the time of each such started record by message ID. It streams:
+// memory grows only with what is unfinished. Malformed lines are skipped.
+func Unfinished(path, action string) (map[string]time.Time, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|noFollow|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("journal: %s: not a regular file", path)
+	}
+	type key struct{ run, id string }
+	open := map[key]time.Time{}
+	br := bufio.NewReader(f)
+	for {
+		line, err := readLine(br)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, errLongLine) {
+				continue
+			}
+			return nil, fmt.Errorf("journal: %s: %w", path, err)
+		}
+		var e Entry
+		if json.Unmarshal(line, &e) != nil || e.Type != TypeMessage || e.Action != action {
+			continue
+		}
+		k := key{e.Run, e.ID}
+		if e.Result == ResultStarted {
+			open[k] = e.Time
+		} else {
+			delete(open, k)
+		}
+	}
+	out := map[string]time.Time{}
+	for k, t := range open {
+		if old, ok := out[k.id]; !ok || t.Before(old) {
+			out[k.id] = t
+		}
+	}
+	return out, nil
 }

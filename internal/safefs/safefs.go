@@ -95,10 +95,11 @@ func (e *Error) Error() string {
 }
 
 // strconvQuote quotes a path only when it holds bytes that would make the
-// message ambiguous (spaces, control characters, invalid UTF-8).
+// message ambiguous or drive a terminal (spaces, C0 and C1 controls,
+// invalid UTF-8); strconv.Quote escapes all of them.
 func strconvQuote(p string) string {
 	for _, r := range p {
-		if r <= ' ' || r == 0x7f || r == utf8.RuneError || r == '"' {
+		if r <= ' ' || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == utf8.RuneError || r == '"' {
 			return strconv.Quote(p)
 		}
 	}
@@ -124,9 +125,9 @@ type FS struct {
 // Open opens root (which itself may be reached through symbolic links: it is
 // the operator's choice) and confines every later operation beneath it.
 func Open(root string) (*FS, error) {
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := OpenRoot(root)
 	if err != nil {
-		return nil, &Error{Op: "open root", Root: root, Err: err}
+		return nil, &Error{Op: "open root", Root: root, Err: errors.Unwrap(err)}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -170,15 +171,18 @@ func checkPath(p string, allowDot bool) error {
 		}
 		return ErrBadPath
 	}
-	for _, c := range strings.Split(p, "/") {
+	// Every component non-empty and neither "." nor "..": then the path
+	// is clean too. No allocation (this runs for every file read).
+	for rest := p; ; {
+		c, more, found := strings.Cut(rest, "/")
 		if c == "" || c == "." || c == ".." {
 			return ErrBadPath
 		}
+		if !found {
+			return nil
+		}
+		rest = more
 	}
-	if path.Clean(p) != p {
-		return ErrBadPath
-	}
-	return nil
 }
 
 // split returns the parent directory ("." for the root) and base name.
@@ -203,66 +207,14 @@ func mapErr(err error) error {
 }
 
 // openDir opens dir (a checked relative path, or ".") beneath the root
-// without following any symbolic link. flags is O_PATH or O_RDONLY.
+// without following any symbolic link (OpenBeneath). flags is O_PATH or
+// O_RDONLY.
 func (f *FS) openDir(dir string, flags int) (int, error) {
-	if dir == "." {
-		return unix.Openat(f.fd, ".", flags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := OpenBeneath(f.fd, dir, flags|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return -1, mapErr(err)
 	}
-	if !forceFallback && openat2State.Load() != 2 {
-		how := unix.OpenHow{
-			Flags:   uint64(flags | unix.O_DIRECTORY | unix.O_CLOEXEC),
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		}
-		for tries := 0; ; tries++ {
-			fd, err := unix.Openat2(f.fd, dir, &how)
-			if (err == unix.EINTR || err == unix.EAGAIN) && tries < 1000 {
-				// EAGAIN: a concurrent rename raced the
-				// lookup; openat2 asks to retry.
-				continue
-			}
-			if err == unix.ENOSYS || (err == unix.EPERM && openat2State.Load() == 0) {
-				// ENOSYS: kernel before 5.6. EPERM on first
-				// use: a seccomp filter refusing openat2.
-				openat2State.Store(2)
-				break
-			}
-			openat2State.Store(1)
-			if err != nil {
-				return -1, mapErr(err)
-			}
-			return fd, nil
-		}
-	}
-	return f.walkDir(dir, flags)
-}
-
-// walkDir is the fallback for kernels without openat2: one openat per
-// component with O_NOFOLLOW, so a symbolic link anywhere fails with ELOOP
-// (or ENOTDIR, reported as ErrSymlink after an lstat check).
-func (f *FS) walkDir(dir string, flags int) (int, error) {
-	cur := f.fd
-	comps := strings.Split(dir, "/")
-	for i, c := range comps {
-		fl := unix.O_PATH
-		if i == len(comps)-1 {
-			fl = flags
-		}
-		fd, err := unix.Openat(cur, c, fl|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err == unix.ENOTDIR {
-			var st unix.Stat_t
-			if unix.Fstatat(cur, c, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-				err = unix.ELOOP
-			}
-		}
-		if cur != f.fd {
-			unix.Close(cur)
-		}
-		if err != nil {
-			return -1, mapErr(err)
-		}
-		cur = fd
-	}
-	return cur, nil
+	return fd, nil
 }
 
 // parent checks p and opens its parent directory as an O_PATH descriptor.
@@ -276,6 +228,19 @@ func (f *FS) parent(op, p string) (int, string, error) {
 		return -1, "", &Error{Op: op, Root: f.root, Path: p, Err: err}
 	}
 	return fd, base, nil
+}
+
+// parents opens the parent directories of from and to (Rename, Link).
+func (f *FS) parents(op, from, to string) (fd1 int, b1 string, fd2 int, b2 string, err error) {
+	if fd1, b1, err = f.parent(op, from); err != nil {
+		return -1, "", -1, "", err
+	}
+	if fd2, b2, err = f.parent(op, to); err != nil {
+		unix.Close(fd1)
+		err.(*Error).Path, err.(*Error).Dest = from, to
+		return -1, "", -1, "", err
+	}
+	return fd1, b1, fd2, b2, nil
 }
 
 func (f *FS) fail(op, p string, err error) error {
@@ -302,16 +267,11 @@ func unixMode(m fs.FileMode) uint32 {
 // without RENAME_NOREPLACE a file is moved by link + unlink instead (also
 // refusing to replace).
 func (f *FS) Rename(from, to string) error {
-	fd1, b1, err := f.parent("rename", from)
+	fd1, b1, fd2, b2, err := f.parents("rename", from, to)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd1)
-	fd2, b2, err := f.parent("rename", to)
-	if err != nil {
-		err.(*Error).Path, err.(*Error).Dest = from, to
-		return err
-	}
 	defer unix.Close(fd2)
 	if err := renameNoReplace(fd1, b1, fd2, b2); err != nil {
 		return &Error{Op: "rename", Root: f.root, Path: from, Dest: to, Err: err}
@@ -394,16 +354,11 @@ func (f *FS) Remove(p string) error {
 // a symbolic link is linked itself), failing with fs.ErrExist when to
 // exists.
 func (f *FS) Link(from, to string) error {
-	fd1, b1, err := f.parent("link", from)
+	fd1, b1, fd2, b2, err := f.parents("link", from, to)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd1)
-	fd2, b2, err := f.parent("link", to)
-	if err != nil {
-		err.(*Error).Path, err.(*Error).Dest = from, to
-		return err
-	}
 	defer unix.Close(fd2)
 	if err := unix.Linkat(fd1, b1, fd2, b2, 0); err != nil {
 		return &Error{Op: "link", Root: f.root, Path: from, Dest: to, Err: err}
@@ -620,26 +575,16 @@ func (f *FS) Lstat(p string) (fs.FileInfo, error) {
 	return newFileInfo(base, &st), nil
 }
 
-// Open opens a regular file for reading (O_NOFOLLOW; a FIFO or device is
-// refused without blocking).
+// Open opens a regular file for reading (OpenRegular: O_NOFOLLOW; a FIFO
+// or device is refused without blocking).
 func (f *FS) Open(p string) (*os.File, error) {
-	fd, base, err := f.parent("open", p)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	rfd, err := unix.Openat(fd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, f.fail("open", p, mapErr(err))
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(rfd, &st); err != nil {
-		unix.Close(rfd)
+	if err := checkPath(p, false); err != nil {
 		return nil, f.fail("open", p, err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(rfd)
-		return nil, f.fail("open", p, ErrNotRegular)
+	var st unix.Stat_t
+	rfd, err := OpenRegular(f.fd, p, &st)
+	if err != nil {
+		return nil, f.fail("open", p, mapErr(err))
 	}
 	if err := unix.SetNonblock(rfd, false); err != nil {
 		unix.Close(rfd)

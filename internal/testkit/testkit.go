@@ -40,6 +40,10 @@ func Repo(t testing.TB) string {
 	return dir
 }
 
+// RepoDir is Repo for code that runs outside a test (a sync.Once shared by
+// several tests).
+func RepoDir() (string, error) { return repo() }
+
 func repo() (string, error) {
 	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
 		dir := filepath.Join(filepath.Dir(file), "..", "..")
