@@ -133,6 +133,17 @@ func Strays(src queue.Source) []string {
 	return out
 }
 
+// UntrustedAuth counts, per uid, the qmail messages whose SMTP-AUTH
+// Received header follows an "invoked by uid N" that is not trusted
+// (OpenOptions.TrustSMTPD); none for Postfix.
+func UntrustedAuth(src queue.Source) map[int64]int64 {
+	q, ok := src.(*qmailq.Queue)
+	if !ok {
+		return nil
+	}
+	return q.UntrustedAuth()
+}
+
 // Compile turns a Spec into a Matcher whose --header values decode RFC
 // 2047 words in every charset (internal/mimeword).
 func Compile(spec filter.Spec) (*filter.Matcher, error) {

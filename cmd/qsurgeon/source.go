@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
-	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/schollz/progressbar/v3"
@@ -103,11 +102,7 @@ func smtpdUIDs(o globalOpts) []int64 {
 // that SMTP-AUTH headers exist after an "invoked by uid N" that is not
 // trusted, and which flag would trust them.
 func (e *env) hintUntrustedAuth(src queue.Source) {
-	q, ok := src.(*qmailq.Queue)
-	if !ok {
-		return
-	}
-	counts := q.UntrustedAuth()
+	counts := surgery.UntrustedAuth(src)
 	uids := make([]int64, 0, len(counts))
 	for u := range counts {
 		uids = append(uids, u)
