@@ -129,8 +129,8 @@ func TestAccountsJournalStdinAndWindow(t *testing.T) {
 		// a --queue that does not exist is an error, not a silent skip
 		t.Errorf("missing --queue: exit %d", file.code)
 	}
-	file = qs(t, "", "--format", "json", "accounts", "--log", log, "--mta", "postfix", "--queue", t.TempDir())
-	stdin := qs(t, js.String(), "--format", "json", "accounts", "--log", "-", "--mta", "postfix", "--queue", t.TempDir())
+	file = qs(t, "", "--format", "json", "accounts", "--log", log, "--mta", "postfix", "--queue", noMailPostfixQueue(t))
+	stdin := qs(t, js.String(), "--format", "json", "accounts", "--log", "-", "--mta", "postfix", "--queue", noMailPostfixQueue(t))
 	if file.code != 0 || stdin.code != 0 {
 		t.Fatalf("file %d %s; stdin %d %s", file.code, file.stderr, stdin.code, stdin.stderr)
 	}
@@ -141,7 +141,7 @@ func TestAccountsJournalStdinAndWindow(t *testing.T) {
 		t.Errorf("journal JSON on stdin reads differently:\n%s\n%s", file.stdout, stdin.stdout)
 	}
 	// hello@ spams from 15:58:58 on; before that only the staff logged in
-	early := qs(t, "", "--format", "json", "accounts", "--log", log, "--until", "2026-11-22T15:58:58", "--mta", "postfix", "--queue", t.TempDir())
+	early := qs(t, "", "--format", "json", "accounts", "--log", log, "--until", "2026-11-22T15:58:58", "--mta", "postfix", "--queue", noMailPostfixQueue(t))
 	earlyRows := jsonLines(t, early.stdout)
 	if len(earlyRows) == 0 {
 		t.Errorf("--until: no account: %s", early.stderr)
@@ -151,7 +151,7 @@ func TestAccountsJournalStdinAndWindow(t *testing.T) {
 			t.Errorf("--until: hello@ before its first login: %v", row)
 		}
 	}
-	late := qs(t, "", "--format", "json", "accounts", "--log", log, "--since", "2026-11-22T15:58:58", "--mta", "postfix", "--queue", t.TempDir())
+	late := qs(t, "", "--format", "json", "accounts", "--log", log, "--since", "2026-11-22T15:58:58", "--mta", "postfix", "--queue", noMailPostfixQueue(t))
 	if rows := jsonLines(t, late.stdout); len(rows) == 0 || str(rows[0]["sasl_username"]) != "hello@example.com" || rows[0]["messages"].(float64) != 226 {
 		t.Errorf("--since: %s", late.stdout)
 	}
@@ -206,7 +206,7 @@ func TestLogsNeverPrintPasswords(t *testing.T) {
 		"Jul 24 07:11:50 mailserver vpopmail[32750]: vchkpw-submission: (PLAIN) login success hello\x1b[31m@example.com:91.225.163.33\n"
 	os.WriteFile(p, []byte(lines), 0o644)
 	for _, f := range []string{"table", "json"} {
-		r := qs(t, "", "--format", f, "accounts", "--log", p, "--mta", "qmail", "--queue", t.TempDir())
+		r := qs(t, "", "--format", f, "accounts", "--log", p, "--mta", "qmail", "--queue", emptyQmailQueue(t))
 		all := r.stdout + r.stderr
 		if strings.Contains(all, "Hunter2") || strings.Contains(all, "\x1b") {
 			t.Errorf("%s output carries the password or an escape: %q", f, all)
@@ -373,4 +373,25 @@ func TestAccountsQueueOnly(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(rows[0]["why"]), "in the queue only") || !strings.Contains(r.stderr, "6 queued message(s) have no log line") {
 		t.Errorf("why %v; stderr %s", rows[0]["why"], r.stderr)
 	}
+}
+
+// noMailPostfixQueue is the bundled real Postfix queue with every message
+// and log removed: a queue holding no mail (a bare directory is not a queue,
+// and --mta postfix refuses it).
+func noMailPostfixQueue(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(extract(t, postfixFixture+"/queue.tar.gz"), "postfix-incident-a")
+	emptyPostfixQueue(t, root)
+	return root
+}
+
+// emptyQmailQueue is a qmail queue holding no message, built by qsurgeon's
+// own rebuild --new (qmail's hier.c).
+func emptyQmailQueue(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "queue")
+	if r := qs(t, "", "rebuild", "--new", dir, "--yes", "--journal", "none"); r.code != 0 {
+		t.Fatalf("rebuild --new: exit %d: %s", r.code, r.stderr)
+	}
+	return dir
 }
