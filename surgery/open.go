@@ -116,10 +116,6 @@ func CheckLayout(dir string, mta queue.MTA) error {
 	case mta == queue.Qmail && !isQmail:
 		err = mark(ErrNotQmail, fmt.Errorf("--mta qmail, but %s is not a qmail queue: it looks like %s", dir, looks))
 	}
-	if err != nil && !isPostfix && !isQmail {
-		// Neither: no mail of the other MTA can be misread in it.
-		err = mark(ErrUnknownLayout, err)
-	}
 	return err
 }
 

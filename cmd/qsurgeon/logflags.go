@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -101,9 +100,7 @@ func (l *logFlags) read(e *env, c *cli.Context, impact bool, sel func(*maillog.M
 func (e *env) queueJoin(c *cli.Context, o globalOpts, a *maillog.Analyzer) (*logjoin.Join, []*queue.Message, error) {
 	src, err := openSource(o, e.stderr, readNeeds{})
 	if err != nil {
-		// No --queue, or one forced to an MTA that holds no queue at all
-		// (an empty directory: nothing of another MTA can be misread).
-		if o.Queue == "" || (errors.Is(err, surgery.ErrUnknownLayout) && o.MTA != "" && o.MTA != "auto") {
+		if o.Queue == "" {
 			fmt.Fprintf(e.stderr, "qsurgeon: note: queue not read (%v): the queued column stays empty; give --queue DIR\n", err)
 			return nil, nil, nil
 		}
