@@ -73,12 +73,6 @@ qmail: back-date info/ID (the birth time) to now minus queuelifetime, so the nex
 	},
 }
 
-func init() {
-	for _, a := range actions {
-		commandFactories = append(commandFactories, func(e *env) *cli.Command { return actCommand(e, a) })
-	}
-}
-
 // actCommand builds the command of one action.
 func actCommand(e *env, a action) *cli.Command {
 	var ff filterFlags

@@ -8,8 +8,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandFactories = append(commandFactories, applyCommand) }
-
 func applyCommand(e *env) *cli.Command {
 	var sf safetyFlags
 	return &cli.Command{

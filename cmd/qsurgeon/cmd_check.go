@@ -19,10 +19,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	commandFactories = append(commandFactories, checkCommand, repairCommand, rebuildCommand)
-}
-
 // accountFlags are --user NAME=UID and --group NAME=GID, for queues copied
 // from another machine and for containers without the qmail accounts.
 type accountFlags struct {

@@ -16,8 +16,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandFactories = append(commandFactories, exportCommand) }
-
 func exportCommand(e *env) *cli.Command {
 	var ff filterFlags
 	var mbox string

@@ -11,8 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandFactories = append(commandFactories, impactCommand) }
-
 func impactCommand(e *env) *cli.Command {
 	var lf logFlags
 	var ff filterFlags

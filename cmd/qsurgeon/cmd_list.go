@@ -9,8 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandFactories = append(commandFactories, listCommand) }
-
 // headerAutoLimit is how many selected messages the table format reads the
 // Subject of without --headers.
 const headerAutoLimit = 20000

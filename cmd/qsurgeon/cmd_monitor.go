@@ -19,8 +19,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandFactories = append(commandFactories, monitorCommand) }
-
 // nagiosExitHelp documents the plugin exit codes, which are not
 // qsurgeon's own table.
 const nagiosExitHelp = `EXIT CODES WITH --nagios (the monitoring-plugins convention, NOT qsurgeon's own table):

@@ -13,8 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandFactories = append(commandFactories, quarantineCommand, restoreCommand) }
-
 func quarantineCommand(e *env) *cli.Command {
 	var ff filterFlags
 	var sf safetyFlags

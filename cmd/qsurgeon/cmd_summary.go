@@ -17,8 +17,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandFactories = append(commandFactories, summaryCommand) }
-
 // ageBuckets are qshape's default buckets, in minutes.
 var ageBuckets = []int{5, 10, 20, 40, 80, 160, 320, 640, 1280}
 

@@ -19,8 +19,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandFactories = append(commandFactories, watchCommand) }
-
 // watchFlags are watch's own flags.
 type watchFlags struct {
 	interval      time.Duration
