@@ -31,7 +31,44 @@ type Message struct {
 
 	counted      bool
 	nrcptCounted bool
-	rcpt         map[string]*string // recipient -> last status
+	ac           *acct          // the account of User, once looked up
+	rcpts        []rcptSt       // recipient -> last status, in arrival order
+	rcptIdx      map[string]int // index into rcpts, once there are many
+}
+
+// rcptSt is one recipient of a message and its last delivery status.
+type rcptSt struct{ addr, status string }
+
+// rcptMapAt is how many recipients a message holds in a plain slice
+// (searched linearly) before they are indexed by a map.
+const rcptMapAt = 16
+
+// setRcpt records status as rcpt's latest.
+func (m *Message) setRcpt(rcpt, status string) {
+	if m.rcptIdx != nil {
+		if i, ok := m.rcptIdx[rcpt]; ok {
+			m.rcpts[i].status = status
+			return
+		}
+	} else {
+		for i := range m.rcpts {
+			if m.rcpts[i].addr == rcpt {
+				m.rcpts[i].status = status
+				return
+			}
+		}
+	}
+	r := clone(rcpt)
+	m.rcpts = append(m.rcpts, rcptSt{r, status})
+	switch {
+	case m.rcptIdx != nil:
+		m.rcptIdx[r] = len(m.rcpts) - 1
+	case len(m.rcpts) > rcptMapAt:
+		m.rcptIdx = make(map[string]int, 2*len(m.rcpts))
+		for i, x := range m.rcpts {
+			m.rcptIdx[x.addr] = i
+		}
+	}
 }
 
 // Source is a place in the logs.
@@ -164,6 +201,7 @@ type Analyzer struct {
 	TrackImpact bool
 
 	accounts map[string]*acct
+	strs     map[string]string   // interned client addresses, names, methods, senders
 	msgs     map[string]*Message // Postfix, by queue ID
 	qmsgs    map[string]*Message // qmail, by message number
 	qdel     map[string]qdelivery
@@ -197,10 +235,39 @@ type Totals struct {
 // NewAnalyzer returns an empty Analyzer.
 func NewAnalyzer() *Analyzer {
 	return &Analyzer{accounts: map[string]*acct{}, msgs: map[string]*Message{}, qmsgs: map[string]*Message{},
-		qdel: map[string]qdelivery{}, sessions: map[session]string{}, logins: map[string][]login{}, impact: map[impactKey]*ImpactRow{}}
+		qdel: map[string]qdelivery{}, strs: map[string]string{}, sessions: map[session]string{}, logins: map[string][]login{}, impact: map[impactKey]*ImpactRow{}}
 }
 
 func clone(s string) string { return strings.Clone(s) }
+
+// maxInterned bounds the intern table; past it, strings are cloned.
+const maxInterned = 1 << 20
+
+// intern returns a heap copy of s that is shared by every equal string
+// (client addresses, names, SASL methods and senders repeat on every
+// message): no allocation for a value seen before.
+func (a *Analyzer) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := a.strs[s]; ok {
+		return v
+	}
+	v := clone(s)
+	if len(a.strs) < maxInterned {
+		a.strs[v] = v
+	}
+	return v
+}
+
+// acctOf is the account of m.User (which must not be empty), looked up
+// once per message.
+func (a *Analyzer) acctOf(m *Message) *acct {
+	if m.ac == nil {
+		m.ac = a.account(m.User)
+	}
+	return m.ac
+}
 
 func (a *Analyzer) account(user string) *acct {
 	key := strings.ToLower(user)
@@ -279,12 +346,12 @@ func (a *Analyzer) Add(ev *Event) {
 		a.Totals.Held++
 	case Client:
 		a.Totals.Received++
-		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, ClientAddr: clone(ev.ClientAddr),
-			ClientName: clone(ev.ClientName)}
+		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, ClientAddr: a.intern(ev.ClientAddr),
+			ClientName: a.intern(ev.ClientName)}
 		a.msgs[m.ID] = m
 		if ev.User != "" {
-			m.User, m.Method, m.Via = clone(ev.User), clone(ev.Method), src
-			ac := a.account(m.User)
+			m.User, m.Method, m.Via = a.intern(ev.User), a.intern(ev.Method), src
+			ac := a.acctOf(m)
 			ac.seen(ev.Time, ev.ClientAddr)
 			// One login per smtpd session: the session is the process
 			// between "connect from" and the next one.
@@ -333,7 +400,7 @@ func (a *Analyzer) Add(ev *Event) {
 		}
 	case Pickup:
 		a.Totals.Received++
-		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, Sender: clone(ev.Sender), HasSender: true}
+		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, Sender: a.intern(ev.Sender), HasSender: true}
 		a.msgs[m.ID] = m
 	case Queued, Expired:
 		m := a.msgs[ev.QueueID]
@@ -342,10 +409,13 @@ func (a *Analyzer) Add(ev *Event) {
 			a.msgs[m.ID] = m
 		}
 		if !m.HasSender || m.Sender != ev.Sender {
-			m.Sender, m.HasSender = clone(ev.Sender), true
+			m.Sender, m.HasSender = a.intern(ev.Sender), true
 		}
 		if m.User != "" {
-			a.account(m.User).senders[strings.ToLower(m.Sender)] = struct{}{}
+			ac := a.acctOf(m)
+			if _, ok := ac.senders[m.Sender]; !ok {
+				ac.senders[strings.ToLower(m.Sender)] = struct{}{}
+			}
 		}
 		if ev.Kind == Queued {
 			m.Size, m.Nrcpt = ev.Size, ev.Nrcpt
@@ -353,7 +423,7 @@ func (a *Analyzer) Add(ev *Event) {
 				a.count(m)
 			}
 			if m.User != "" && m.Nrcpt > 0 && !m.nrcptCounted {
-				a.accounts[strings.ToLower(m.User)].recipients += m.Nrcpt
+				a.acctOf(m).recipients += m.Nrcpt
 				m.nrcptCounted = true
 			}
 		}
@@ -448,7 +518,7 @@ func (a *Analyzer) count(m *Message) {
 		return
 	}
 	m.counted = true
-	ac := a.account(m.User)
+	ac := a.acctOf(m)
 	ac.messages++
 	if m.HasSender {
 		ac.senders[strings.ToLower(m.Sender)] = struct{}{}
@@ -490,17 +560,9 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
 		a.Totals.Bounced++
 	}
 	if m != nil && m.User != "" {
-		if m.rcpt == nil {
-			m.rcpt = map[string]*string{}
-		}
-		if st, ok := m.rcpt[rcpt]; ok {
-			*st = status
-		} else {
-			st := status
-			m.rcpt[clone(rcpt)] = &st
-		}
+		m.setRcpt(rcpt, status)
 		if m.User != "" {
-			ac := a.account(m.User)
+			ac := a.acctOf(m)
 			if d := domainOf(rcpt); d != "" {
 				if _, ok := ac.domains[d]; !ok {
 					ac.domains[clone(d)] = struct{}{}
@@ -544,9 +606,9 @@ func (a *Analyzer) settle(m *Message) {
 	if m.User == "" {
 		return
 	}
-	ac := a.account(m.User)
-	for _, st := range m.rcpt {
-		switch *st {
+	ac := a.acctOf(m)
+	for _, r := range m.rcpts {
+		switch r.status {
 		case "sent":
 			ac.sent++
 		case "bounced", "expired":
@@ -555,7 +617,7 @@ func (a *Analyzer) settle(m *Message) {
 			ac.def++
 		}
 	}
-	m.rcpt = nil
+	m.rcpts, m.rcptIdx = nil, nil
 }
 
 // Open returns the messages the logs leave open (never removed): the ones
@@ -587,8 +649,8 @@ func (a *Analyzer) Accounts(queued map[string]int) []Account {
 		}
 		k := strings.ToLower(m.User)
 		p := pending[k]
-		for _, st := range m.rcpt {
-			switch *st {
+		for _, r := range m.rcpts {
+			switch r.status {
 			case "sent":
 				p[0]++
 			case "deferred":
