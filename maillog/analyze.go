@@ -172,7 +172,7 @@ const maxLoginsPerAddr = 8
 // Kinds returns how many events of each kind were added.
 func (a *Analyzer) Kinds() map[Kind]int64 {
 	out := map[Kind]int64{}
-	for k, n := range a.kinds {
+	for k, n := range a.span.kinds {
 		if n > 0 {
 			out[Kind(k)] = n
 		}
@@ -211,8 +211,7 @@ type Analyzer struct {
 	fails    [16]recentFail
 	nfail    int
 
-	start, end time.Time
-	kinds      [nKinds]int64
+	span span // kinds counted and the first and last stamp
 	// Totals counts as pflogsumm's "Grand Totals" do: received is one per
 	// smtpd "client=" and pickup "uid=" line (a queue ID entering), sent,
 	// deferrals and bounced one per delivery line of that status.
@@ -323,19 +322,54 @@ func Network(addr string) string {
 	return p.String()
 }
 
-// Add folds one event in.
-func (a *Analyzer) Add(ev *Event) {
+// span is the count of events per kind and the first and last stamp of
+// a run of events: what Add keeps of every event whatever its kind.
+// Order does not matter to it, so parallel workers fold their chunks'
+// own and the Analyzer merges them.
+type span struct {
+	kinds      [nKinds]int64
+	start, end time.Time
+}
+
+func (s *span) add(ev *Event) {
 	if ev.Kind < nKinds {
-		a.kinds[ev.Kind]++
+		s.kinds[ev.Kind]++
 	}
 	if !ev.Time.IsZero() {
-		if a.start.IsZero() || ev.Time.Before(a.start) {
-			a.start = ev.Time
+		if s.start.IsZero() || ev.Time.Before(s.start) {
+			s.start = ev.Time
 		}
-		if ev.Time.After(a.end) {
-			a.end = ev.Time
+		if ev.Time.After(s.end) {
+			s.end = ev.Time
 		}
 	}
+}
+
+func (s *span) merge(o *span) {
+	for k, n := range o.kinds {
+		s.kinds[k] += n
+	}
+	if !o.start.IsZero() && (s.start.IsZero() || o.start.Before(s.start)) {
+		s.start = o.start
+	}
+	if o.end.After(s.end) {
+		s.end = o.end
+	}
+}
+
+// spanOnly reports whether Add does nothing with an event of kind k but
+// count it in the span (so a worker may fold it in its chunk's span and
+// drop it).
+func spanOnly(k Kind) bool { return k == Other }
+
+// Add folds one event in.
+func (a *Analyzer) Add(ev *Event) {
+	a.span.add(ev)
+	a.add(ev)
+}
+
+// add is Add without the span.
+func (a *Analyzer) add(ev *Event) {
 	src := Source{File: ev.File, Line: ev.Line}
 	switch ev.Kind {
 	case Connect:
@@ -635,7 +669,7 @@ func (a *Analyzer) Open() map[string]*Message {
 }
 
 // Span is the time of the first and the last stamped event.
-func (a *Analyzer) Span() (time.Time, time.Time) { return a.start, a.end }
+func (a *Analyzer) Span() (time.Time, time.Time) { return a.span.start, a.span.end }
 
 // Accounts returns one row per account, ranked: the most suspicious
 // first. queued, when not nil, gives each account's messages in the queue
@@ -749,8 +783,8 @@ func (a *Analyzer) rank(rows []Account) {
 	}
 	mNets, mMsgs := math.Max(1, median(nets)), math.Max(1, median(msgs))
 	histCut := time.Time{}
-	if !a.start.IsZero() && a.end.Sub(a.start) > 48*time.Hour {
-		histCut = a.end.Add(-24 * time.Hour)
+	if !a.span.start.IsZero() && a.span.end.Sub(a.span.start) > 48*time.Hour {
+		histCut = a.span.end.Add(-24 * time.Hour)
 	}
 	for i := range rows {
 		r := &rows[i]

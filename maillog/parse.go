@@ -337,10 +337,15 @@ func (p *parser) classify(msg []byte, ev *Event) {
 			return
 		}
 	}
-	if i := bytes.Index(msg, []byte("vchkpw-")); i >= 0 && (svc == "vpopmail" || svc == "vchkpw" || prog == "" || i == 0) {
-		if p.vchkpw(msg[i:], ev) {
+	// vchkpw lines are looked for anywhere in the message only under the
+	// tags vpopmail writes them with; under any other tag only at its
+	// start (no scan of every Postfix line).
+	if svc == "vpopmail" || svc == "vchkpw" || prog == "" {
+		if i := bytes.Index(msg, []byte("vchkpw-")); i >= 0 && p.vchkpw(msg[i:], ev) {
 			return
 		}
+	} else if bytes.HasPrefix(msg, []byte("vchkpw-")) && p.vchkpw(msg, ev) {
+		return
 	}
 	switch svc {
 	case "smtpd", "cleanup", "qmgr", "smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard",
