@@ -256,46 +256,42 @@ type fields struct{ b []byte }
 
 func (f *fields) next() (key, val []byte, ok bool) {
 	b := f.b
-	for len(b) > 0 && (b[0] == ',' || b[0] == ' ') {
-		b = b[1:]
+	i := 0
+	for i < len(b) && (b[i] == ',' || b[i] == ' ') {
+		i++
 	}
-	eq := bytes.IndexByte(b, '=')
-	if eq <= 0 {
+	b = b[i:]
+	// the key runs to '='; a space first means there is no key=value
+	// left ("status=sent (text)" leaves "(text)" here): stop.
+	eq := 0
+	for eq < len(b) && b[eq] != '=' {
+		if b[eq] == ' ' {
+			return nil, nil, false
+		}
+		eq++
+	}
+	if eq == 0 || eq == len(b) {
 		return nil, nil, false
 	}
 	key = b[:eq]
-	if bytes.IndexByte(key, ' ') >= 0 {
-		// "status=sent (text)" leaves "(text)" here: stop.
-		return nil, nil, false
-	}
 	b = b[eq+1:]
 	if len(b) > 0 && b[0] == '<' {
-		end := -1
 		for i := 1; i < len(b); i++ {
 			if b[i] == '>' && (i+1 == len(b) || b[i+1] == ',' || b[i+1] == ' ') {
-				end = i
-				break
+				val, f.b = b[1:i], b[i+1:]
+				return key, val, true
 			}
 		}
-		if end < 0 {
-			val, f.b = b[1:], nil
-			return key, val, true
-		}
-		val, f.b = b[1:end], b[end+1:]
+		val, f.b = b[1:], nil
 		return key, val, true
 	}
-	end := -1
 	for i, c := range b {
 		if c == ',' || c == ' ' {
-			end = i
-			break
+			val, f.b = b[:i], b[i:]
+			return key, val, true
 		}
 	}
-	if end < 0 {
-		val, f.b = b, nil
-		return key, val, true
-	}
-	val, f.b = b[:end], b[end:]
+	val, f.b = b, nil
 	return key, val, true
 }
 
