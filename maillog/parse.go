@@ -232,22 +232,36 @@ func isQueueID(b []byte) bool {
 	if len(b) < 5 || len(b) > 32 {
 		return false
 	}
-	hex := true
+	all := uint8(qidHex | qidLong)
 	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9', c >= 'A' && c <= 'F':
-		case c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z':
-			hex = false
-			switch c {
-			case 'A', 'E', 'I', 'O', 'U', 'a', 'e', 'i', 'o', 'u':
-				return false
-			}
-		default:
-			return false
-		}
+		all &= qidClass[c]
 	}
-	return hex || len(b) >= 12
+	return all&qidHex != 0 || all&qidLong != 0 && len(b) >= 12
 }
+
+// qidClass says, per byte, which queue ID alphabets hold it: qidHex
+// (0-9A-F, short IDs) and qidLong (digits and consonants, both cases).
+var qidClass = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = qidHex | qidLong
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = qidLong
+		t[c+'a'-'A'] = qidLong
+	}
+	for _, v := range "IOUaeiou" {
+		t[v] = 0
+	}
+	for c := 'A'; c <= 'F'; c++ {
+		t[c] = qidHex | qidLong // as the loop this replaces had it: A-F pass in long IDs too
+	}
+	return t
+}()
+
+const (
+	qidHex  = 1 << iota // 0-9A-F
+	qidLong             // digits and letters but the vowels (A and E pass, as hex digits)
+)
 
 // fields iterates over "key=value, key=value" lists. A value in angle
 // brackets runs to the closing '>' (addresses may hold commas); other
@@ -408,6 +422,31 @@ func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 
 func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 	switch {
+	// the delivery line first: the most frequent (the prefixes exclude each other)
+	case bytes.HasPrefix(m, []byte("to=")):
+		ev.Kind = Delivery
+		f := fields{m}
+		for {
+			k, v, ok := f.next()
+			if !ok {
+				break
+			}
+			switch string(k) {
+			case "to":
+				ev.Recipient = str(v)
+			case "orig_to":
+				ev.OrigTo = str(v)
+			case "relay":
+				ev.Relay = str(v)
+			case "dsn":
+				ev.DSN = str(v)
+			case "status":
+				ev.Status = str(v)
+			}
+		}
+		if r := f.rest(); len(r) > 1 && r[0] == '(' {
+			ev.Text = str(bytes.TrimSuffix(r[1:], []byte(")")))
+		}
 	case bytes.HasPrefix(m, []byte("client=")):
 		ev.Kind = Client
 		f := fields{m}
@@ -447,30 +486,6 @@ func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 				ev.Status = str(v)
 				ev.Kind = Expired
 			}
-		}
-	case bytes.HasPrefix(m, []byte("to=")):
-		ev.Kind = Delivery
-		f := fields{m}
-		for {
-			k, v, ok := f.next()
-			if !ok {
-				break
-			}
-			switch string(k) {
-			case "to":
-				ev.Recipient = str(v)
-			case "orig_to":
-				ev.OrigTo = str(v)
-			case "relay":
-				ev.Relay = str(v)
-			case "dsn":
-				ev.DSN = str(v)
-			case "status":
-				ev.Status = str(v)
-			}
-		}
-		if r := f.rest(); len(r) > 1 && r[0] == '(' {
-			ev.Text = str(bytes.TrimSuffix(r[1:], []byte(")")))
 		}
 	case bytes.Equal(m, []byte("removed")):
 		ev.Kind = Removed
