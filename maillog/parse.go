@@ -94,30 +94,23 @@ func (p *parser) hostTag(b []byte, ev *Event) []byte {
 	return p.tag(b, ev)
 }
 
-// tag reads "prog[pid]: " or "prog: " at the start of b, in one pass:
-// the tag ends at the first ": " (or a ':' ending the line); a space
-// before it means the message has no tag.
+// tag reads "prog[pid]: " or "prog: " at the start of b.
 func (p *parser) tag(b []byte, ev *Event) []byte {
-	end, open := -1, -1
-	for i, c := range b {
-		if c == ':' && (i+1 == len(b) || b[i+1] == ' ') {
-			end = i
-			break
-		}
-		if c == ' ' {
-			return b // a message without a tag
-		}
-		if c == '[' && open < 0 {
-			open = i
-		}
-	}
+	end := bytes.Index(b, []byte(": "))
 	if end < 0 {
-		return b
+		if bytes.HasSuffix(b, []byte(":")) {
+			end = len(b) - 1
+		} else {
+			return b
+		}
 	}
 	t := b[:end]
-	if open > 0 && t[len(t)-1] == ']' {
-		ev.PID = str(t[open+1 : len(t)-1])
-		t = t[:open]
+	if bytes.IndexByte(t, ' ') >= 0 {
+		return b // a message without a tag
+	}
+	if i := bytes.IndexByte(t, '['); i > 0 && t[len(t)-1] == ']' {
+		ev.PID = str(t[i+1 : len(t)-1])
+		t = t[:i]
 	}
 	ev.Program = str(t)
 	if end+2 > len(b) {
