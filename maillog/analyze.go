@@ -59,6 +59,10 @@ func (m *Message) setRcpt(rcpt, status string) {
 		}
 	}
 	r := clone(rcpt)
+	if m.rcpts == nil {
+		// qmgr's nrcpt= came first: one allocation for them all
+		m.rcpts = make([]rcptSt, 0, min(max(m.Nrcpt, 1), rcptMapAt+1))
+	}
 	m.rcpts = append(m.rcpts, rcptSt{r, status})
 	switch {
 	case m.rcptIdx != nil:
