@@ -129,8 +129,8 @@ func TestAccountsJournalStdinAndWindow(t *testing.T) {
 		// a --queue that does not exist is an error, not a silent skip
 		t.Errorf("missing --queue: exit %d", file.code)
 	}
-	file = qs(t, "", "--format", "json", "accounts", "--log", log, "--mta", "postfix", "--queue", t.TempDir())
-	stdin := qs(t, js.String(), "--format", "json", "accounts", "--log", "-", "--mta", "postfix", "--queue", t.TempDir())
+	file = qs(t, "", "--format", "json", "accounts", "--log", log, "--mta", "postfix", "--queue", emptyQueueDirs(t, "postfix"))
+	stdin := qs(t, js.String(), "--format", "json", "accounts", "--log", "-", "--mta", "postfix", "--queue", emptyQueueDirs(t, "postfix"))
 	if file.code != 0 || stdin.code != 0 {
 		t.Fatalf("file %d %s; stdin %d %s", file.code, file.stderr, stdin.code, stdin.stderr)
 	}
@@ -141,7 +141,7 @@ func TestAccountsJournalStdinAndWindow(t *testing.T) {
 		t.Errorf("journal JSON on stdin reads differently:\n%s\n%s", file.stdout, stdin.stdout)
 	}
 	// hello@ spams from 15:58:58 on; before that only the staff logged in
-	early := qs(t, "", "--format", "json", "accounts", "--log", log, "--until", "2026-11-22T15:58:58", "--mta", "postfix", "--queue", t.TempDir())
+	early := qs(t, "", "--format", "json", "accounts", "--log", log, "--until", "2026-11-22T15:58:58", "--mta", "postfix", "--queue", emptyQueueDirs(t, "postfix"))
 	earlyRows := jsonLines(t, early.stdout)
 	if len(earlyRows) == 0 {
 		t.Errorf("--until: no account: %s", early.stderr)
@@ -151,7 +151,7 @@ func TestAccountsJournalStdinAndWindow(t *testing.T) {
 			t.Errorf("--until: hello@ before its first login: %v", row)
 		}
 	}
-	late := qs(t, "", "--format", "json", "accounts", "--log", log, "--since", "2026-11-22T15:58:58", "--mta", "postfix", "--queue", t.TempDir())
+	late := qs(t, "", "--format", "json", "accounts", "--log", log, "--since", "2026-11-22T15:58:58", "--mta", "postfix", "--queue", emptyQueueDirs(t, "postfix"))
 	if rows := jsonLines(t, late.stdout); len(rows) == 0 || str(rows[0]["sasl_username"]) != "hello@example.com" || rows[0]["messages"].(float64) != 226 {
 		t.Errorf("--since: %s", late.stdout)
 	}
@@ -206,7 +206,7 @@ func TestLogsNeverPrintPasswords(t *testing.T) {
 		"Jul 24 07:11:50 mailserver vpopmail[32750]: vchkpw-submission: (PLAIN) login success hello\x1b[31m@example.com:91.225.163.33\n"
 	os.WriteFile(p, []byte(lines), 0o644)
 	for _, f := range []string{"table", "json"} {
-		r := qs(t, "", "--format", f, "accounts", "--log", p, "--mta", "qmail", "--queue", t.TempDir())
+		r := qs(t, "", "--format", f, "accounts", "--log", p, "--mta", "qmail", "--queue", emptyQueueDirs(t, "qmail"))
 		all := r.stdout + r.stderr
 		if strings.Contains(all, "Hunter2") || strings.Contains(all, "\x1b") {
 			t.Errorf("%s output carries the password or an escape: %q", f, all)
@@ -373,4 +373,21 @@ func TestAccountsQueueOnly(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(rows[0]["why"]), "in the queue only") || !strings.Contains(r.stderr, "6 queued message(s) have no log line") {
 		t.Errorf("why %v; stderr %s", rows[0]["why"], r.stderr)
 	}
+}
+
+// emptyQueueDirs is an empty queue with the layout --mta checks for (an
+// empty directory is refused as neither MTA's queue).
+func emptyQueueDirs(t *testing.T, mta string) string {
+	t.Helper()
+	root := t.TempDir()
+	dirs := []string{"active", "deferred", "hold", "incoming", "maildrop"}
+	if mta == "qmail" {
+		dirs = []string{"mess", "info", "local", "remote", "todo", "lock", "intd", "bounce"}
+	}
+	for _, d := range dirs {
+		if err := os.Mkdir(filepath.Join(root, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
 }
