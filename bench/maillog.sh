@@ -63,7 +63,7 @@ t() { # label, command...: one row with wall and CPU time, throughput and max RS
 		'BEGIN { printf "| %s | %.2f s | %.2f s | %.0f MB/s | %.0f MB/s | %d MB | %s |\n", l, w, u + y, s / 1048576 / (w > 0 ? w : 0.01), s / 1048576 / (u + y > 0 ? u + y : 0.01), r / 1024, o }'
 }
 
-echo "log: $LOG, $((size / 1048576)) MB, $lines lines (the fixture's real maillog repeated); $(nproc) CPUs; $QS at $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "log: $LOG, $((size / 1048576)) MB, $lines lines (the fixture's real maillog repeated); $(nproc) CPUs; QS=$QS, source tree at $(git rev-parse --short HEAD 2>/dev/null || echo "?")"
 for pass in $PASSES; do
 	case $pass in
 	cold)
