@@ -60,10 +60,12 @@ test-faults:
 bench: build
 	bash bench/run.sh
 
-# The same on 20k-message queues, to try it out; writes to /var/tmp.
+# Log reading beside grep -c and pflogsumm on a 1 GB log (MAILLOG_MB), cold
+# (drop_caches, needs root) and warm, wall and CPU; docs/benchmarks-maillog.md.
 bench-maillog: build
 	bash bench/maillog.sh
 
+# The same on 20k-message queues, to try it out; writes to /var/tmp.
 bench-quick: build
 	QUICK=1 bash bench/run.sh
 

@@ -31,7 +31,48 @@ type Message struct {
 
 	counted      bool
 	nrcptCounted bool
-	rcpt         map[string]*string // recipient -> last status
+	ac           *acct          // the account of User, once looked up
+	rcpts        []rcptSt       // recipient -> last status, in arrival order
+	rcptIdx      map[string]int // index into rcpts, once there are many
+}
+
+// rcptSt is one recipient of a message and its last delivery status.
+type rcptSt struct{ addr, status string }
+
+// rcptMapAt is how many recipients a message holds in a plain slice
+// (searched linearly) before they are indexed by a map.
+const rcptMapAt = 16
+
+// setRcpt records status as rcpt's latest.
+func (m *Message) setRcpt(rcpt, status string) {
+	if m.rcptIdx != nil {
+		if i, ok := m.rcptIdx[rcpt]; ok {
+			m.rcpts[i].status = status
+			return
+		}
+	} else {
+		for i := range m.rcpts {
+			if m.rcpts[i].addr == rcpt {
+				m.rcpts[i].status = status
+				return
+			}
+		}
+	}
+	r := clone(rcpt)
+	if m.rcpts == nil {
+		// qmgr's nrcpt= came first: one allocation for them all
+		m.rcpts = make([]rcptSt, 0, min(max(m.Nrcpt, 1), rcptMapAt+1))
+	}
+	m.rcpts = append(m.rcpts, rcptSt{r, status})
+	switch {
+	case m.rcptIdx != nil:
+		m.rcptIdx[r] = len(m.rcpts) - 1
+	case len(m.rcpts) > rcptMapAt:
+		m.rcptIdx = make(map[string]int, 2*len(m.rcpts))
+		for i, x := range m.rcpts {
+			m.rcptIdx[x.addr] = i
+		}
+	}
 }
 
 // Source is a place in the logs.
@@ -135,7 +176,7 @@ const maxLoginsPerAddr = 8
 // Kinds returns how many events of each kind were added.
 func (a *Analyzer) Kinds() map[Kind]int64 {
 	out := map[Kind]int64{}
-	for k, n := range a.kinds {
+	for k, n := range a.span.kinds {
 		if n > 0 {
 			out[Kind(k)] = n
 		}
@@ -164,6 +205,7 @@ type Analyzer struct {
 	TrackImpact bool
 
 	accounts map[string]*acct
+	strs     map[string]string   // interned client addresses, names, methods, senders
 	msgs     map[string]*Message // Postfix, by queue ID
 	qmsgs    map[string]*Message // qmail, by message number
 	qdel     map[string]qdelivery
@@ -173,8 +215,7 @@ type Analyzer struct {
 	fails    [16]recentFail
 	nfail    int
 
-	start, end time.Time
-	kinds      [nKinds]int64
+	span span // kinds counted and the first and last stamp
 	// Totals counts as pflogsumm's "Grand Totals" do: received is one per
 	// smtpd "client=" and pickup "uid=" line (a queue ID entering), sent,
 	// deferrals and bounced one per delivery line of that status.
@@ -197,10 +238,39 @@ type Totals struct {
 // NewAnalyzer returns an empty Analyzer.
 func NewAnalyzer() *Analyzer {
 	return &Analyzer{accounts: map[string]*acct{}, msgs: map[string]*Message{}, qmsgs: map[string]*Message{},
-		qdel: map[string]qdelivery{}, sessions: map[session]string{}, logins: map[string][]login{}, impact: map[impactKey]*ImpactRow{}}
+		qdel: map[string]qdelivery{}, strs: map[string]string{}, sessions: map[session]string{}, logins: map[string][]login{}, impact: map[impactKey]*ImpactRow{}}
 }
 
 func clone(s string) string { return strings.Clone(s) }
+
+// maxInterned bounds the intern table; past it, strings are cloned.
+const maxInterned = 1 << 20
+
+// intern returns a heap copy of s that is shared by every equal string
+// (client addresses, names, SASL methods and senders repeat on every
+// message): no allocation for a value seen before.
+func (a *Analyzer) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := a.strs[s]; ok {
+		return v
+	}
+	v := clone(s)
+	if len(a.strs) < maxInterned {
+		a.strs[v] = v
+	}
+	return v
+}
+
+// acctOf is the account of m.User (which must not be empty), looked up
+// once per message.
+func (a *Analyzer) acctOf(m *Message) *acct {
+	if m.ac == nil {
+		m.ac = a.account(m.User)
+	}
+	return m.ac
+}
 
 func (a *Analyzer) account(user string) *acct {
 	key := strings.ToLower(user)
@@ -256,19 +326,54 @@ func Network(addr string) string {
 	return p.String()
 }
 
-// Add folds one event in.
-func (a *Analyzer) Add(ev *Event) {
+// span is the count of events per kind and the first and last stamp of
+// a run of events: what Add keeps of every event whatever its kind.
+// Order does not matter to it, so parallel workers fold their chunks'
+// own and the Analyzer merges them.
+type span struct {
+	kinds      [nKinds]int64
+	start, end time.Time
+}
+
+func (s *span) add(ev *Event) {
 	if ev.Kind < nKinds {
-		a.kinds[ev.Kind]++
+		s.kinds[ev.Kind]++
 	}
 	if !ev.Time.IsZero() {
-		if a.start.IsZero() || ev.Time.Before(a.start) {
-			a.start = ev.Time
+		if s.start.IsZero() || ev.Time.Before(s.start) {
+			s.start = ev.Time
 		}
-		if ev.Time.After(a.end) {
-			a.end = ev.Time
+		if ev.Time.After(s.end) {
+			s.end = ev.Time
 		}
 	}
+}
+
+func (s *span) merge(o *span) {
+	for k, n := range o.kinds {
+		s.kinds[k] += n
+	}
+	if !o.start.IsZero() && (s.start.IsZero() || o.start.Before(s.start)) {
+		s.start = o.start
+	}
+	if o.end.After(s.end) {
+		s.end = o.end
+	}
+}
+
+// spanOnly reports whether Add does nothing with an event of kind k but
+// count it in the span (so a worker may fold it in its chunk's span and
+// drop it).
+func spanOnly(k Kind) bool { return k == Other }
+
+// Add folds one event in.
+func (a *Analyzer) Add(ev *Event) {
+	a.span.add(ev)
+	a.add(ev)
+}
+
+// add is Add without the span.
+func (a *Analyzer) add(ev *Event) {
 	src := Source{File: ev.File, Line: ev.Line}
 	switch ev.Kind {
 	case Connect:
@@ -279,12 +384,12 @@ func (a *Analyzer) Add(ev *Event) {
 		a.Totals.Held++
 	case Client:
 		a.Totals.Received++
-		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, ClientAddr: clone(ev.ClientAddr),
-			ClientName: clone(ev.ClientName)}
+		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, ClientAddr: a.intern(ev.ClientAddr),
+			ClientName: a.intern(ev.ClientName)}
 		a.msgs[m.ID] = m
 		if ev.User != "" {
-			m.User, m.Method, m.Via = clone(ev.User), clone(ev.Method), src
-			ac := a.account(m.User)
+			m.User, m.Method, m.Via = a.intern(ev.User), a.intern(ev.Method), src
+			ac := a.acctOf(m)
 			ac.seen(ev.Time, ev.ClientAddr)
 			// One login per smtpd session: the session is the process
 			// between "connect from" and the next one.
@@ -333,7 +438,7 @@ func (a *Analyzer) Add(ev *Event) {
 		}
 	case Pickup:
 		a.Totals.Received++
-		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, Sender: clone(ev.Sender), HasSender: true}
+		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, Sender: a.intern(ev.Sender), HasSender: true}
 		a.msgs[m.ID] = m
 	case Queued, Expired:
 		m := a.msgs[ev.QueueID]
@@ -342,10 +447,13 @@ func (a *Analyzer) Add(ev *Event) {
 			a.msgs[m.ID] = m
 		}
 		if !m.HasSender || m.Sender != ev.Sender {
-			m.Sender, m.HasSender = clone(ev.Sender), true
+			m.Sender, m.HasSender = a.intern(ev.Sender), true
 		}
 		if m.User != "" {
-			a.account(m.User).senders[strings.ToLower(m.Sender)] = struct{}{}
+			ac := a.acctOf(m)
+			if _, ok := ac.senders[m.Sender]; !ok {
+				ac.senders[strings.ToLower(m.Sender)] = struct{}{}
+			}
 		}
 		if ev.Kind == Queued {
 			m.Size, m.Nrcpt = ev.Size, ev.Nrcpt
@@ -353,7 +461,7 @@ func (a *Analyzer) Add(ev *Event) {
 				a.count(m)
 			}
 			if m.User != "" && m.Nrcpt > 0 && !m.nrcptCounted {
-				a.accounts[strings.ToLower(m.User)].recipients += m.Nrcpt
+				a.acctOf(m).recipients += m.Nrcpt
 				m.nrcptCounted = true
 			}
 		}
@@ -448,7 +556,7 @@ func (a *Analyzer) count(m *Message) {
 		return
 	}
 	m.counted = true
-	ac := a.account(m.User)
+	ac := a.acctOf(m)
 	ac.messages++
 	if m.HasSender {
 		ac.senders[strings.ToLower(m.Sender)] = struct{}{}
@@ -490,17 +598,9 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
 		a.Totals.Bounced++
 	}
 	if m != nil && m.User != "" {
-		if m.rcpt == nil {
-			m.rcpt = map[string]*string{}
-		}
-		if st, ok := m.rcpt[rcpt]; ok {
-			*st = status
-		} else {
-			st := status
-			m.rcpt[clone(rcpt)] = &st
-		}
+		m.setRcpt(rcpt, status)
 		if m.User != "" {
-			ac := a.account(m.User)
+			ac := a.acctOf(m)
 			if d := domainOf(rcpt); d != "" {
 				if _, ok := ac.domains[d]; !ok {
 					ac.domains[clone(d)] = struct{}{}
@@ -544,9 +644,9 @@ func (a *Analyzer) settle(m *Message) {
 	if m.User == "" {
 		return
 	}
-	ac := a.account(m.User)
-	for _, st := range m.rcpt {
-		switch *st {
+	ac := a.acctOf(m)
+	for _, r := range m.rcpts {
+		switch r.status {
 		case "sent":
 			ac.sent++
 		case "bounced", "expired":
@@ -555,7 +655,7 @@ func (a *Analyzer) settle(m *Message) {
 			ac.def++
 		}
 	}
-	m.rcpt = nil
+	m.rcpts, m.rcptIdx = nil, nil
 }
 
 // Open returns the messages the logs leave open (never removed): the ones
@@ -573,7 +673,7 @@ func (a *Analyzer) Open() map[string]*Message {
 }
 
 // Span is the time of the first and the last stamped event.
-func (a *Analyzer) Span() (time.Time, time.Time) { return a.start, a.end }
+func (a *Analyzer) Span() (time.Time, time.Time) { return a.span.start, a.span.end }
 
 // Accounts returns one row per account, ranked: the most suspicious
 // first. queued, when not nil, gives each account's messages in the queue
@@ -587,8 +687,8 @@ func (a *Analyzer) Accounts(queued map[string]int) []Account {
 		}
 		k := strings.ToLower(m.User)
 		p := pending[k]
-		for _, st := range m.rcpt {
-			switch *st {
+		for _, r := range m.rcpts {
+			switch r.status {
 			case "sent":
 				p[0]++
 			case "deferred":
@@ -687,8 +787,8 @@ func (a *Analyzer) rank(rows []Account) {
 	}
 	mNets, mMsgs := math.Max(1, median(nets)), math.Max(1, median(msgs))
 	histCut := time.Time{}
-	if !a.start.IsZero() && a.end.Sub(a.start) > 48*time.Hour {
-		histCut = a.end.Add(-24 * time.Hour)
+	if !a.span.start.IsZero() && a.span.end.Sub(a.span.start) > 48*time.Hour {
+		histCut = a.span.end.Add(-24 * time.Hour)
 	}
 	for i := range rows {
 		r := &rows[i]

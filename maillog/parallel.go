@@ -20,6 +20,7 @@ type job struct {
 	line0 int64 // the number of the chunk's first line, minus one
 
 	events []Event
+	span   span // the kinds and stamps of all events, the dropped ones too
 	forms  [nForms]int64
 	lines  int64
 	bytes  int64
@@ -129,8 +130,9 @@ func readAllParallel(inputs []Input, opts Options, a *Analyzer, workers int) Sta
 	}()
 	for j := range order {
 		<-j.done
+		a.span.merge(&j.span)
 		for i := range j.events {
-			a.Add(&j.events[i])
+			a.add(&j.events[i])
 		}
 		for i, n := range j.forms {
 			if n > 0 {
@@ -168,6 +170,10 @@ func skipLine(src io.Reader) (rest []byte, eof bool) {
 func (j *job) parse(opts Options) {
 	p := parser{year: yearGuess{ref: j.in.Ref, loc: opts.Location}}
 	j.forms = [nForms]int64{}
+	j.span = span{}
+	if cap(j.events) == 0 {
+		j.events = make([]Event, 0, len(j.data)/128+1)
+	}
 	j.lines, j.bytes, j.known, j.unk, j.out = 0, 0, 0, 0, 0
 	b := j.data
 	n := j.line0
@@ -205,6 +211,10 @@ func (j *job) parse(opts Options) {
 			j.events = j.events[:len(j.events)-1]
 		default:
 			j.known++
+			j.span.add(ev)
+			if spanOnly(ev.Kind) {
+				j.events = j.events[:len(j.events)-1]
+			}
 		}
 	}
 }

@@ -232,22 +232,36 @@ func isQueueID(b []byte) bool {
 	if len(b) < 5 || len(b) > 32 {
 		return false
 	}
-	hex := true
+	all := uint8(qidHex | qidLong)
 	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9', c >= 'A' && c <= 'F':
-		case c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z':
-			hex = false
-			switch c {
-			case 'A', 'E', 'I', 'O', 'U', 'a', 'e', 'i', 'o', 'u':
-				return false
-			}
-		default:
-			return false
-		}
+		all &= qidClass[c]
 	}
-	return hex || len(b) >= 12
+	return all&qidHex != 0 || all&qidLong != 0 && len(b) >= 12
 }
+
+// qidClass says, per byte, which queue ID alphabets hold it: qidHex
+// (0-9A-F, short IDs) and qidLong (digits and consonants, both cases).
+var qidClass = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = qidHex | qidLong
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = qidLong
+		t[c+'a'-'A'] = qidLong
+	}
+	for _, v := range "IOUaeiou" {
+		t[v] = 0
+	}
+	for c := 'A'; c <= 'F'; c++ {
+		t[c] = qidHex | qidLong // as the loop this replaces had it: A-F pass in long IDs too
+	}
+	return t
+}()
+
+const (
+	qidHex  = 1 << iota // 0-9A-F
+	qidLong             // digits and letters but the vowels (A and E pass, as hex digits)
+)
 
 // fields iterates over "key=value, key=value" lists. A value in angle
 // brackets runs to the closing '>' (addresses may hold commas); other
@@ -256,46 +270,42 @@ type fields struct{ b []byte }
 
 func (f *fields) next() (key, val []byte, ok bool) {
 	b := f.b
-	for len(b) > 0 && (b[0] == ',' || b[0] == ' ') {
-		b = b[1:]
+	i := 0
+	for i < len(b) && (b[i] == ',' || b[i] == ' ') {
+		i++
 	}
-	eq := bytes.IndexByte(b, '=')
-	if eq <= 0 {
+	b = b[i:]
+	// the key runs to '='; a space first means there is no key=value
+	// left ("status=sent (text)" leaves "(text)" here): stop.
+	eq := 0
+	for eq < len(b) && b[eq] != '=' {
+		if b[eq] == ' ' {
+			return nil, nil, false
+		}
+		eq++
+	}
+	if eq == 0 || eq == len(b) {
 		return nil, nil, false
 	}
 	key = b[:eq]
-	if bytes.IndexByte(key, ' ') >= 0 {
-		// "status=sent (text)" leaves "(text)" here: stop.
-		return nil, nil, false
-	}
 	b = b[eq+1:]
 	if len(b) > 0 && b[0] == '<' {
-		end := -1
 		for i := 1; i < len(b); i++ {
 			if b[i] == '>' && (i+1 == len(b) || b[i+1] == ',' || b[i+1] == ' ') {
-				end = i
-				break
+				val, f.b = b[1:i], b[i+1:]
+				return key, val, true
 			}
 		}
-		if end < 0 {
-			val, f.b = b[1:], nil
-			return key, val, true
-		}
-		val, f.b = b[1:end], b[end+1:]
+		val, f.b = b[1:], nil
 		return key, val, true
 	}
-	end := -1
 	for i, c := range b {
 		if c == ',' || c == ' ' {
-			end = i
-			break
+			val, f.b = b[:i], b[i:]
+			return key, val, true
 		}
 	}
-	if end < 0 {
-		val, f.b = b, nil
-		return key, val, true
-	}
-	val, f.b = b[:end], b[end:]
+	val, f.b = b, nil
 	return key, val, true
 }
 
@@ -337,10 +347,15 @@ func (p *parser) classify(msg []byte, ev *Event) {
 			return
 		}
 	}
-	if i := bytes.Index(msg, []byte("vchkpw-")); i >= 0 && (svc == "vpopmail" || svc == "vchkpw" || prog == "" || i == 0) {
-		if p.vchkpw(msg[i:], ev) {
+	// vchkpw lines are looked for anywhere in the message only under the
+	// tags vpopmail writes them with; under any other tag only at its
+	// start (no scan of every Postfix line).
+	if svc == "vpopmail" || svc == "vchkpw" || prog == "" {
+		if i := bytes.Index(msg, []byte("vchkpw-")); i >= 0 && p.vchkpw(msg[i:], ev) {
 			return
 		}
+	} else if bytes.HasPrefix(msg, []byte("vchkpw-")) && p.vchkpw(msg, ev) {
+		return
 	}
 	switch svc {
 	case "smtpd", "cleanup", "qmgr", "smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard",
@@ -407,6 +422,31 @@ func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 
 func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 	switch {
+	// the delivery line first: the most frequent (the prefixes exclude each other)
+	case bytes.HasPrefix(m, []byte("to=")):
+		ev.Kind = Delivery
+		f := fields{m}
+		for {
+			k, v, ok := f.next()
+			if !ok {
+				break
+			}
+			switch string(k) {
+			case "to":
+				ev.Recipient = str(v)
+			case "orig_to":
+				ev.OrigTo = str(v)
+			case "relay":
+				ev.Relay = str(v)
+			case "dsn":
+				ev.DSN = str(v)
+			case "status":
+				ev.Status = str(v)
+			}
+		}
+		if r := f.rest(); len(r) > 1 && r[0] == '(' {
+			ev.Text = str(bytes.TrimSuffix(r[1:], []byte(")")))
+		}
 	case bytes.HasPrefix(m, []byte("client=")):
 		ev.Kind = Client
 		f := fields{m}
@@ -446,30 +486,6 @@ func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 				ev.Status = str(v)
 				ev.Kind = Expired
 			}
-		}
-	case bytes.HasPrefix(m, []byte("to=")):
-		ev.Kind = Delivery
-		f := fields{m}
-		for {
-			k, v, ok := f.next()
-			if !ok {
-				break
-			}
-			switch string(k) {
-			case "to":
-				ev.Recipient = str(v)
-			case "orig_to":
-				ev.OrigTo = str(v)
-			case "relay":
-				ev.Relay = str(v)
-			case "dsn":
-				ev.DSN = str(v)
-			case "status":
-				ev.Status = str(v)
-			}
-		}
-		if r := f.rest(); len(r) > 1 && r[0] == '(' {
-			ev.Text = str(bytes.TrimSuffix(r[1:], []byte(")")))
 		}
 	case bytes.Equal(m, []byte("removed")):
 		ev.Kind = Removed
