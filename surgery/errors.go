@@ -14,6 +14,8 @@ var (
 	// does not have its layout.
 	ErrNotPostfix = errors.New("not a Postfix queue")
 	ErrNotQmail   = errors.New("not a qmail queue")
+	// ErrConfig: the Postfix configuration directory could not be read.
+	ErrConfig = errors.New("postfix configuration")
 	// ErrNoQueue: the queue could not be opened as the MTA's queue.
 	ErrNoQueue = errors.New("not a queue")
 	// ErrUsage: a request that cannot be carried out as given (an unknown

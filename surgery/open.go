@@ -167,9 +167,6 @@ func Open(o OpenOptions) (queue.Source, error) {
 	return s, nil
 }
 
-// ErrConfig: the Postfix configuration directory could not be read.
-var ErrConfig = fmt.Errorf("postfix configuration")
-
 // postfixTemp matches the temporary names Postfix itself writes new queue
 // files under: "<usec>.<pid>" (global/mail_queue.c:mail_queue_enter).
 var postfixTemp = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
