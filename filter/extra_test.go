@@ -7,13 +7,13 @@ import (
 )
 
 func TestExtraCriterion(t *testing.T) {
-	tied := Criterion{Flag: "--logged-sasl-user", Match: func(m *queue.Message) (bool, string) {
+	tied := Custom{Flag: "--logged-sasl-user", Match: func(m *queue.Message) (bool, string) {
 		if m.ID == "A1" {
 			return true, "log says so"
 		}
 		return false, ""
 	}}
-	s := Spec{Extra: []Criterion{tied}}
+	s := Spec{Extra: []Custom{tied}}
 	if s.Empty() {
 		t.Fatal("a Spec with an Extra criterion is not empty")
 	}

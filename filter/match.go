@@ -7,7 +7,6 @@ import (
 	"mime"
 	"net/netip"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -80,8 +79,11 @@ type Matcher struct {
 	spec Spec
 	now  time.Time
 
+	// env and cont are the criteria the spec sets, in Criteria's order:
+	// those tested on the envelope (and logs), and those needing content.
+	env, cont []*Criterion
+
 	ids     map[string]struct{}
-	queues  []string
 	senders []strPattern
 	rcpts   []strPattern
 	sasl    []strPattern
@@ -133,131 +135,21 @@ func Compile(spec Spec) (*Matcher, error) {
 	if m.now.IsZero() {
 		m.now = clock.Now()
 	}
-	var err error
-	bad := func(flag, value string, e error) error {
-		return &SpecError{Flag: flag, Value: value, Err: e}
-	}
-
-	if len(spec.IDs) > 0 {
-		m.ids = make(map[string]struct{}, len(spec.IDs))
-		for _, id := range spec.IDs {
-			if id == "" {
-				return nil, bad(FlagID, id, errors.New("empty queue ID"))
+	for i := range Criteria {
+		c := &Criteria[i]
+		if !c.IsSet(&m.spec) {
+			continue
+		}
+		if c.compile != nil {
+			if err := c.compile(m); err != nil {
+				return nil, err
 			}
-			m.ids[id] = struct{}{}
 		}
-	}
-	for _, q := range spec.Queues {
-		known := false
-		for _, k := range knownQueues {
-			known = known || q == k
+		if c.Cost >= CostHeaders {
+			m.cont = append(m.cont, c)
+		} else {
+			m.env = append(m.env, c)
 		}
-		if !known {
-			return nil, bad(FlagQueueName, q, fmt.Errorf("unknown queue name (want one of %s)", strings.Join(knownQueues, ", ")))
-		}
-		m.queues = append(m.queues, q)
-	}
-
-	addrs := func(flag string, in []string) ([]strPattern, error) {
-		var out []strPattern
-		for _, s := range in {
-			p, err := compileAddress(s)
-			if err != nil {
-				return nil, bad(flag, s, err)
-			}
-			out = append(out, p)
-		}
-		return out, nil
-	}
-	clients := func(flag string, in []string) ([]clientPattern, error) {
-		var out []clientPattern
-		for _, s := range in {
-			p, err := compileClient(s)
-			if err != nil {
-				return nil, bad(flag, s, err)
-			}
-			out = append(out, p)
-		}
-		return out, nil
-	}
-	regexps := func(flag string, in []string) ([]namedRegexp, error) {
-		var out []namedRegexp
-		for _, s := range in {
-			re, err := regexp.Compile(s)
-			if err != nil {
-				return nil, bad(flag, s, fmt.Errorf("bad regular expression: %w", err))
-			}
-			out = append(out, namedRegexp{src: s, re: re})
-		}
-		return out, nil
-	}
-	if m.senders, err = addrs(FlagSender, spec.Senders); err != nil {
-		return nil, err
-	}
-	if m.rcpts, err = addrs(FlagRecipient, spec.Recipients); err != nil {
-		return nil, err
-	}
-	if m.sasl, err = addrs(FlagSASLUser, spec.SASLUsers); err != nil {
-		return nil, err
-	}
-	if m.notSenders, err = addrs(FlagNotSender, spec.NotSenders); err != nil {
-		return nil, err
-	}
-	if m.notRcpts, err = addrs(FlagNotRecipient, spec.NotRecipients); err != nil {
-		return nil, err
-	}
-	if m.notSASL, err = addrs(FlagNotSASLUser, spec.NotSASLUsers); err != nil {
-		return nil, err
-	}
-	if m.clients, err = clients(FlagClient, spec.Clients); err != nil {
-		return nil, err
-	}
-	if m.notClients, err = clients(FlagNotClient, spec.NotClients); err != nil {
-		return nil, err
-	}
-	for _, s := range spec.HELOs {
-		p, err := compileName(s)
-		if err != nil {
-			return nil, bad(FlagHELO, s, err)
-		}
-		m.helos = append(m.helos, p)
-	}
-
-	if spec.OlderThan < 0 {
-		return nil, bad(FlagOlderThan, spec.OlderThan.String(), errors.New("negative age"))
-	}
-	if spec.NewerThan < 0 {
-		return nil, bad(FlagNewerThan, spec.NewerThan.String(), errors.New("negative age"))
-	}
-	if spec.MinSize < 0 {
-		return nil, bad(FlagMinSize, strconv.FormatInt(spec.MinSize, 10), errors.New("negative size"))
-	}
-	if spec.MaxSize < 0 {
-		return nil, bad(FlagMaxSize, strconv.FormatInt(spec.MaxSize, 10), errors.New("negative size"))
-	}
-	if spec.MaxSize > 0 && spec.MinSize > spec.MaxSize {
-		return nil, bad(FlagMinSize, strconv.FormatInt(spec.MinSize, 10),
-			fmt.Errorf("larger than %s %d: selects nothing", FlagMaxSize, spec.MaxSize))
-	}
-	if spec.NullSender && spec.NotNullSender {
-		return nil, bad(FlagNullSender, "", fmt.Errorf("contradicts %s: selects nothing", FlagNotNullSender))
-	}
-
-	if m.reasons, err = regexps(FlagReason, spec.Reasons); err != nil {
-		return nil, err
-	}
-	if m.subjects, err = regexps(FlagSubject, spec.Subjects); err != nil {
-		return nil, err
-	}
-	if m.bodies, err = regexps(FlagBody, spec.Bodies); err != nil {
-		return nil, err
-	}
-	for _, s := range spec.Headers {
-		h, err := compileHeader(s)
-		if err != nil {
-			return nil, bad(FlagHeader, s, err)
-		}
-		m.headers = append(m.headers, h)
 	}
 	return m, nil
 }
@@ -302,13 +194,18 @@ func (mt *Matcher) Spec() Spec { return mt.spec }
 func (mt *Matcher) Now() time.Time { return mt.now }
 
 // NeedsContent reports whether a decision needs the message content (the
-// spec has Headers, Subjects or Bodies).
-func (mt *Matcher) NeedsContent() bool {
-	return len(mt.headers) > 0 || len(mt.subjects) > 0 || len(mt.bodies) > 0
-}
+// spec has a criterion that costs headers or more).
+func (mt *Matcher) NeedsContent() bool { return len(mt.cont) > 0 }
 
 // NeedsBody reports whether content must include the body.
-func (mt *Matcher) NeedsBody() bool { return len(mt.bodies) > 0 }
+func (mt *Matcher) NeedsBody() bool {
+	for _, c := range mt.cont {
+		if c.Cost >= CostBody {
+			return true
+		}
+	}
+	return false
+}
 
 // MatchEnvelope applies every criterion that needs no content. It does not
 // apply Invert (see Match). why lists the criteria that matched, for
@@ -367,247 +264,25 @@ func (mt *Matcher) decide(m *queue.Message, c *queue.Content, matched bool, fail
 	return true, why
 }
 
-// envelope evaluates the envelope criteria. With why == nil it does not
-// allocate; it returns the flag of the first criterion that failed.
-// With why != nil it appends an explanation of each criterion that held.
+// envelope evaluates the envelope criteria, in Criteria's order. With why
+// == nil it does not allocate; it returns the flag of the first criterion
+// that failed. With why != nil it appends an explanation of each criterion
+// that held.
 func (mt *Matcher) envelope(m *queue.Message, why *[]string) (bool, string) {
-	s := &mt.spec
-	explain := why != nil
-	add := func(format string, a ...any) { *why = append(*why, fmt.Sprintf(format, a...)) }
-
-	if mt.ids != nil {
-		if _, ok := mt.ids[m.ID]; !ok {
-			return false, FlagID
-		}
-		if explain {
-			add("id=%s", m.ID)
+	for _, c := range mt.env {
+		if !c.test(mt, m, nil, why) {
+			return false, c.Flag
 		}
 	}
-	if len(mt.queues) > 0 {
-		ok := false
-		for _, q := range mt.queues {
-			if q == m.Queue {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false, FlagQueueName
-		}
-		if explain {
-			add("queue=%s", m.Queue)
-		}
-	}
-	if s.Corrupt {
-		if !m.Damaged() {
-			return false, FlagCorrupt
-		}
-		if explain {
-			if m.Err != nil {
-				add("corrupt: %v", m.Err)
-			}
-			for _, p := range m.Problems {
-				add("problem: %s", p)
-			}
-		}
-	}
-	// A qmail double bounce (sender #@[]) is a bounce too: an admin
-	// cleaning backscatter with --null-sender must reach it.
-	if s.NullSender {
-		if !m.NullSender && !m.DoubleBounce {
-			return false, FlagNullSender
-		}
-		if explain {
-			if m.DoubleBounce {
-				add("null_sender (qmail double bounce, sender #@[])")
-			} else {
-				add("null_sender")
-			}
-		}
-	}
-	if s.NotNullSender {
-		if m.NullSender || m.DoubleBounce {
-			return false, FlagNotNullSender
-		}
-		if explain {
-			add("not null_sender (sender=%s)", m.Sender)
-		}
-	}
-	if s.Bouncing {
-		if !m.Bouncing {
-			return false, FlagBouncing
-		}
-		if explain {
-			add("bouncing")
-		}
-	}
-	if s.MinSize > 0 {
-		if m.Size < s.MinSize {
-			return false, FlagMinSize
-		}
-		if explain {
-			add("size=%d >= %d", m.Size, s.MinSize)
-		}
-	}
-	if s.MaxSize > 0 {
-		if m.Size > s.MaxSize {
-			return false, FlagMaxSize
-		}
-		if explain {
-			add("size=%d <= %d", m.Size, s.MaxSize)
-		}
-	}
-	if s.OlderThan > 0 {
-		if m.Arrival.IsZero() || !m.Arrival.Before(mt.now.Add(-s.OlderThan)) {
-			return false, FlagOlderThan
-		}
-		if explain {
-			add("age=%s older than %s", mt.now.Sub(m.Arrival).Truncate(time.Second), s.OlderThan)
-		}
-	}
-	if s.NewerThan > 0 {
-		if m.Arrival.IsZero() || !m.Arrival.After(mt.now.Add(-s.NewerThan)) {
-			return false, FlagNewerThan
-		}
-		if explain {
-			add("age=%s newer than %s", mt.now.Sub(m.Arrival).Truncate(time.Second), s.NewerThan)
-		}
-	}
-
-	sender := m.Sender
-	if m.NullSender {
-		sender = ""
-	}
-	if len(mt.senders) > 0 {
-		p := firstMatch(mt.senders, sender)
-		if p == nil {
-			return false, FlagSender
-		}
-		if explain {
-			add("%s", describe("sender", sender, p))
-		}
-	}
-	if len(mt.notSenders) > 0 {
-		if firstMatch(mt.notSenders, sender) != nil {
-			return false, FlagNotSender
-		}
-		if explain {
-			add("sender=%s matches no %s", orNull(sender), FlagNotSender)
-		}
-	}
-	if len(mt.sasl) > 0 {
-		p := firstMatch(mt.sasl, m.SASLUser)
-		if p == nil {
-			return false, FlagSASLUser
-		}
-		if explain {
-			add("%s", describe("sasl_user", m.SASLUser, p))
-		}
-	}
-	if len(mt.notSASL) > 0 {
-		if firstMatch(mt.notSASL, m.SASLUser) != nil {
-			return false, FlagNotSASLUser
-		}
-		if explain {
-			add("sasl_user=%s matches no %s", m.SASLUser, FlagNotSASLUser)
-		}
-	}
-	if len(mt.clients) > 0 || len(mt.notClients) > 0 {
-		// Parse the client address once; netip does not allocate.
-		addr, aerr := parseAddr(m.ClientAddr)
-		hasAddr := aerr == nil
-		if len(mt.clients) > 0 {
-			p := firstClient(mt.clients, m, addr, hasAddr)
-			if p == nil {
-				return false, FlagClient
-			}
-			if explain {
-				add("%s", describeClient(p, m, addr))
-			}
-		}
-		if len(mt.notClients) > 0 {
-			if firstClient(mt.notClients, m, addr, hasAddr) != nil {
-				return false, FlagNotClient
-			}
-			if explain {
-				add("client %s matches no %s", clientText(m), FlagNotClient)
-			}
-		}
-	}
-	if len(mt.helos) > 0 {
-		p := firstMatch(mt.helos, m.HELO)
-		if p == nil {
-			return false, FlagHELO
-		}
-		if explain {
-			add("%s", describe("helo", m.HELO, p))
-		}
-	}
-	if len(mt.rcpts) > 0 {
-		var hit *strPattern
-		var addr string
-		for i := range m.Recipients {
-			r := &m.Recipients[i]
-			if r.Done || r.Canceled {
-				continue
-			}
-			if p := firstMatch(mt.rcpts, r.Address); p != nil {
-				hit, addr = p, r.Address
-				break
-			}
-		}
-		if hit == nil {
-			return false, FlagRecipient
-		}
-		if explain {
-			add("%s", describe("recipient", addr, hit))
-		}
-	}
-	if len(mt.notRcpts) > 0 {
-		for i := range m.Recipients {
-			r := &m.Recipients[i]
-			if r.Done || r.Canceled {
-				continue
-			}
-			if firstMatch(mt.notRcpts, r.Address) != nil {
-				return false, FlagNotRecipient
-			}
-		}
-		if explain {
-			add("no pending recipient matches %s", FlagNotRecipient)
-		}
-	}
-	if len(mt.reasons) > 0 {
-		ok := false
-		for i := range m.Recipients {
-			r := &m.Recipients[i]
-			if r.Reason == "" {
-				continue
-			}
-			for _, re := range mt.reasons {
-				if re.re.MatchString(r.Reason) {
-					ok = true
-					if explain {
-						add("reason of %s %q matches %s", r.Address, clip(r.Reason), re.src)
-					}
-					break
-				}
-			}
-			if ok {
-				break
-			}
-		}
-		if !ok {
-			return false, FlagReason
-		}
-	}
-	for _, c := range s.Extra {
+	// The caller's own criteria (Spec.Extra) run after the table's
+	// envelope criteria, without the message content.
+	for _, c := range mt.spec.Extra {
 		ok, w := c.Match(m)
 		if !ok {
 			return false, c.Flag
 		}
-		if explain && w != "" {
-			add("%s", w)
+		if why != nil && w != "" {
+			*why = append(*why, w)
 		}
 	}
 	return true, ""
@@ -616,69 +291,9 @@ func (mt *Matcher) envelope(m *queue.Message, why *[]string) (bool, string) {
 // content evaluates the content criteria like envelope does. Without
 // content (c == nil) they cannot hold.
 func (mt *Matcher) content(c *queue.Content, why *[]string) (bool, string) {
-	explain := why != nil
-	add := func(format string, a ...any) { *why = append(*why, fmt.Sprintf(format, a...)) }
-	if c == nil {
-		switch {
-		case len(mt.headers) > 0:
-			return false, FlagHeader
-		case len(mt.subjects) > 0:
-			return false, FlagSubject
-		case len(mt.bodies) > 0:
-			return false, FlagBody
-		}
-		return true, ""
-	}
-	if len(mt.headers) > 0 {
-		ok := false
-		for i := range mt.headers {
-			h := &mt.headers[i]
-			if v, hit := mt.matchHeader(h, c); hit {
-				ok = true
-				if explain {
-					add("header %s: %q matches %s", h.name, clip(v), h.re)
-				}
-				break
-			}
-		}
-		if !ok {
-			return false, FlagHeader
-		}
-	}
-	if len(mt.subjects) > 0 {
-		subj := c.Subject
-		if subj == "" {
-			// A reader that did not decode the subject: decode it here.
-			for _, h := range c.Headers {
-				if strings.EqualFold(h.Name, "Subject") {
-					subj = mt.decode(trimValue(h.Value))
-					break
-				}
-			}
-		}
-		p := firstRegexp(mt.subjects, subj)
-		if p == nil {
-			return false, FlagSubject
-		}
-		if explain {
-			add("subject %q matches %s", clip(subj), p.src)
-		}
-	}
-	if len(mt.bodies) > 0 {
-		var p *namedRegexp
-		if c.Body != nil {
-			for i := range mt.bodies {
-				if mt.bodies[i].re.Match(c.Body) {
-					p = &mt.bodies[i]
-					break
-				}
-			}
-		}
-		if p == nil {
-			return false, FlagBody
-		}
-		if explain {
-			add("body matches %s", p.src)
+	for _, cr := range mt.cont {
+		if c == nil || !cr.test(mt, nil, c, why) {
+			return false, cr.Flag
 		}
 	}
 	return true, ""

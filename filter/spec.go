@@ -55,7 +55,7 @@ type Spec struct {
 	// Extra are criteria the caller decides itself, such as what the mail
 	// logs say about a message (--logged-sasl-user); each must hold. They
 	// run after the envelope criteria, without the message content.
-	Extra []Criterion
+	Extra []Custom
 
 	// Invert selects every message the rest of the spec does not select.
 	Invert bool
@@ -64,24 +64,24 @@ type Spec struct {
 	Now time.Time
 }
 
-// Criterion is one caller-decided selection criterion. Match must be safe
-// for concurrent use; why explains a match for --explain.
-type Criterion struct {
+// Custom is one caller-decided selection criterion (Spec.Extra), such as
+// what the mail logs say about a message; unlike the entries of Criteria it
+// has no flag of its own here. Match must be safe for concurrent use; why
+// explains a match for --explain.
+type Custom struct {
 	Flag  string // the flag it comes from, named when it is the one that failed
 	Match func(m *queue.Message) (ok bool, why string)
 }
 
-// Empty reports whether the Spec sets no criterion at all, so that it
-// selects every message, or none with Invert (Invert and Now are not
-// criteria). Destructive
-// commands refuse an empty Spec unless told --all.
+// Empty reports whether the Spec sets no criterion at all (see Criteria,
+// and Extra), so that it selects every message, or none with Invert
+// (Invert and Now are not criteria). Destructive commands refuse an empty
+// Spec unless told --all.
 func (s *Spec) Empty() bool {
-	return len(s.IDs) == 0 && len(s.Queues) == 0 && len(s.Senders) == 0 &&
-		len(s.Recipients) == 0 && len(s.SASLUsers) == 0 && len(s.Clients) == 0 &&
-		len(s.HELOs) == 0 && len(s.NotSenders) == 0 && len(s.NotRecipients) == 0 &&
-		len(s.NotSASLUsers) == 0 && len(s.NotClients) == 0 &&
-		s.OlderThan == 0 && s.NewerThan == 0 && s.MinSize == 0 && s.MaxSize == 0 &&
-		!s.NullSender && !s.NotNullSender && !s.Bouncing && !s.Corrupt &&
-		len(s.Reasons) == 0 && len(s.Headers) == 0 && len(s.Subjects) == 0 &&
-		len(s.Bodies) == 0 && len(s.Extra) == 0
+	for i := range Criteria {
+		if Criteria[i].IsSet(s) {
+			return false
+		}
+	}
+	return len(s.Extra) == 0
 }

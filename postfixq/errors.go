@@ -4,59 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
-// CorruptError reports a queue file that is not what Postfix writes. It names
-// the file (relative to the queue root when known), the offset of the
-// offending record and its type byte, in the spirit of debug/elf's
-// FormatError and compress/flate's CorruptInputError.
+// CorruptError reports a queue file that is not what Postfix writes: the
+// vocabulary's queue.CorruptError, with Format "postfixq". It names the file
+// (relative to the queue root when known), the offset of the offending
+// record and its type byte.
 //
 // Err is one of the package's private causes; when the file simply ends too
 // early it wraps io.ErrUnexpectedEOF, so errors.Is(err, io.ErrUnexpectedEOF)
 // tells a truncated file from a malformed one.
-type CorruptError struct {
-	Path   string // file name relative to the queue root, or as given
-	Offset int64  // byte offset of the record (or of the problem)
-	Type   int    // record type byte, or -1 when no single record is at fault
-	Err    error  // the cause
-}
+type CorruptError = queue.CorruptError
 
-func (e *CorruptError) Error() string {
-	var b []byte
-	b = append(b, "postfixq: "...)
-	if e.Path != "" {
-		b = append(b, e.Path...)
-		b = append(b, ": "...)
-	}
-	if e.Type >= 0 {
-		b = append(b, "record "...)
-		b = appendTypeName(b, byte(e.Type))
-		b = append(b, " at "...)
-	}
-	b = append(b, "offset 0x"...)
-	b = strconv.AppendInt(b, e.Offset, 16)
-	b = append(b, ": "...)
-	if e.Err != nil {
-		b = append(b, e.Err.Error()...)
-	} else {
-		b = append(b, "corrupt queue file"...)
-	}
-	return string(b)
-}
-
-func (e *CorruptError) Unwrap() error { return e.Err }
-
-// appendTypeName renders a type byte the way error messages show it: 'R' for
-// printable bytes, 0x07 otherwise.
-func appendTypeName(b []byte, t byte) []byte {
-	if t > ' ' && t < 0x7f && t != '\'' {
-		return append(b, '\'', t, '\'')
-	}
-	return append(b, fmt.Sprintf("0x%02x", t)...)
-}
+// pkgName is the Format of this package's errors.
+const pkgName = "postfixq"
 
 // Private causes. Tests use errors.Is with these; callers outside the
 // package use errors.As(*CorruptError) and errors.Is(io.ErrUnexpectedEOF).
@@ -100,5 +63,5 @@ var (
 var ErrInProgress = fmt.Errorf("postfixq: queue file is still being written (%w)", queue.ErrNotReady)
 
 func corrupt(path string, off int64, typ int, err error) *CorruptError {
-	return &CorruptError{Path: path, Offset: off, Type: typ, Err: err}
+	return &CorruptError{Format: pkgName, Path: path, Offset: off, Type: typ, Err: err}
 }

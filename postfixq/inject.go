@@ -112,7 +112,7 @@ type Into struct {
 func (s *Spool) IntoMaildrop(live *Spool, m queue.Mutator, msg *queue.Message, opt IntoOptions) (Into, error) {
 	const action = "into-maildrop"
 	fail := func(p string, err error) (Into, error) {
-		return Into{}, &ActionError{Action: action, ID: msg.ID, Path: p, Err: err}
+		return Into{}, &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: p, Err: err}
 	}
 	st, err := s.verify(action, msg, ActOptions{MasterRunning: opt.SourceMasterRunning})
 	if err != nil {
@@ -162,7 +162,7 @@ func (s *Spool) IntoMaildrop(live *Spool, m queue.Mutator, msg *queue.Message, o
 		t := now.Truncate(time.Second) // utime(2) has whole seconds
 		if err := m.Chtimes(dst, t, t); err != nil {
 			// postsuper only warns here ("reset time stamps").
-			return Into{ID: id, Path: dst, Moved: true}, &ActionError{Action: action, ID: msg.ID, Path: dst,
+			return Into{ID: id, Path: dst, Moved: true}, &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: dst,
 				Err: fmt.Errorf("moved into maildrop, but resetting its time stamps failed: %w", err)}
 		}
 		return Into{ID: id, Path: dst, Moved: true}, nil

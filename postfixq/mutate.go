@@ -34,33 +34,23 @@ import (
 var (
 	// ErrChanged: the message file vanished, was replaced (other inode) or
 	// is no longer a ready queue file since it was read. Nothing was done.
-	ErrChanged = errors.New("message changed since it was read")
+	ErrChanged = queue.ErrChanged
 	// ErrActiveLive: the message is in active/ and the Postfix master
 	// runs; qmgr owns active files (doc §7 rule 3). Nothing was done.
 	ErrActiveLive = errors.New("message is in the active queue while Postfix is running")
 	// ErrWrongQueue: the action does not apply to a message in this queue
 	// (hold from hold or maildrop, release from anything but hold, requeue
 	// or expire from maildrop, or a queue that holds no messages).
-	ErrWrongQueue = errors.New("action does not apply to this queue")
+	ErrWrongQueue = fmt.Errorf("%w to this queue", queue.ErrWrongQueue)
 	// ErrNotRead: the Message lacks what re-verification needs (ID, path,
 	// inode), or its path does not match its queue and ID.
 	ErrNotRead = errors.New("message was not read from this queue")
 )
 
 // ActionError reports a mutation that was refused or failed, naming the
-// action, the queue ID and the path.
-type ActionError struct {
-	Action string
-	ID     string
-	Path   string
-	Err    error
-}
-
-func (e *ActionError) Error() string {
-	return fmt.Sprintf("postfixq: %s %s (%s): %v", e.Action, e.ID, e.Path, e.Err)
-}
-
-func (e *ActionError) Unwrap() error { return e.Err }
+// action, the queue ID and the path: queue.ActionError with Format
+// "postfixq".
+type ActionError = queue.ActionError
 
 // ActOptions say what the caller knows about the running system.
 type ActOptions struct {
@@ -106,7 +96,9 @@ func (s *Spool) Lstat(rel string) (*unix.Stat_t, error) {
 // stat. It applies postsuper's mail_open_ok test (regular file, owner bits
 // rwx) plus the inode comparison postsuper cannot make.
 func (s *Spool) verify(action string, msg *queue.Message, opt ActOptions) (*unix.Stat_t, error) {
-	fail := func(err error) error { return &ActionError{Action: action, ID: msg.ID, Path: msg.Path, Err: err} }
+	fail := func(err error) error {
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: err}
+	}
 	if msg.ID == "" || msg.Path == "" || msg.Inode == 0 || !ValidName(msg.ID) {
 		return nil, fail(ErrNotRead)
 	}
@@ -160,14 +152,14 @@ func (s *Spool) Delete(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 	for _, svc := range []string{LogBounce, LogDefer, LogTrace} {
 		p := s.LogPath(svc, msg.ID)
 		if err := m.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return &ActionError{Action: action, ID: msg.ID, Path: p, Err: err}
+			return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: p, Err: err}
 		}
 	}
 	if err := m.Remove(msg.Path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("%w: vanished: %w", ErrChanged, err)
 		}
-		return &ActionError{Action: action, ID: msg.ID, Path: msg.Path, Err: err}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: err}
 	}
 	return nil
 }
@@ -178,7 +170,7 @@ func (s *Spool) Delete(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 func (s *Spool) Hold(m queue.Mutator, msg *queue.Message, opt ActOptions) error {
 	const action = "hold"
 	if msg.Queue == queue.Maildrop || msg.Queue == queue.Hold {
-		return &ActionError{Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
 	}
 	st, err := s.verify(action, msg, opt)
 	if err != nil {
@@ -193,7 +185,7 @@ func (s *Spool) Hold(m queue.Mutator, msg *queue.Message, opt ActOptions) error 
 func (s *Spool) Release(m queue.Mutator, msg *queue.Message, opt ActOptions) error {
 	const action = "release"
 	if msg.Queue != queue.Hold {
-		return &ActionError{Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
 	}
 	st, err := s.verify(action, msg, opt)
 	if err != nil {
@@ -210,7 +202,7 @@ func (s *Spool) Release(m queue.Mutator, msg *queue.Message, opt ActOptions) err
 func (s *Spool) Requeue(m queue.Mutator, msg *queue.Message, opt ActOptions) error {
 	const action = "requeue"
 	if msg.Queue == queue.Maildrop {
-		return &ActionError{Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
 	}
 	st, err := s.verify(action, msg, opt)
 	if err != nil {
@@ -234,7 +226,7 @@ func (s *Spool) Requeue(m queue.Mutator, msg *queue.Message, opt ActOptions) err
 	if err := terr; err != nil {
 		// postsuper only warns here ("reset time stamps"); the message is
 		// requeued all the same, but the caller should know.
-		return &ActionError{Action: action, ID: msg.ID, Path: dst, Err: fmt.Errorf("requeued, but resetting its time stamps failed: %w", err)}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: dst, Err: fmt.Errorf("requeued, but resetting its time stamps failed: %w", err)}
 	}
 	return nil
 }
@@ -246,7 +238,7 @@ func (s *Spool) Requeue(m queue.Mutator, msg *queue.Message, opt ActOptions) err
 func (s *Spool) Expire(m queue.Mutator, msg *queue.Message, opt ActOptions) error {
 	const action = "expire"
 	if msg.Queue == queue.Maildrop {
-		return &ActionError{Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
 	}
 	st, err := s.verify(action, msg, opt)
 	if err != nil {
@@ -263,7 +255,7 @@ func (s *Spool) Expire(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 		err2 = m.Chmod(msg.Path, safefs.FileMode(st.Mode|unix.S_IXGRP))
 	}
 	if err2 != nil {
-		return &ActionError{Action: action, ID: msg.ID, Path: msg.Path, Err: notVerified(err2)}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: notVerified(err2)}
 	}
 	return nil
 }
@@ -281,13 +273,13 @@ func (s *Spool) move(m queue.Mutator, action string, msg *queue.Message, dstQueu
 			if _, err := s.Lstat(d); err == nil {
 				break
 			} else if !errors.Is(err, fs.ErrNotExist) {
-				return &ActionError{Action: action, ID: msg.ID, Path: d, Err: err}
+				return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: d, Err: err}
 			}
 			missing = append(missing, d)
 		}
 		for i := len(missing) - 1; i >= 0; i-- {
 			if err := m.Mkdir(missing[i], 0o700, int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, fs.ErrExist) {
-				return &ActionError{Action: action, ID: msg.ID, Path: missing[i], Err: err}
+				return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: missing[i], Err: err}
 			}
 		}
 	}
@@ -304,7 +296,7 @@ func (s *Spool) move(m queue.Mutator, action string, msg *queue.Message, dstQueu
 				err = fmt.Errorf("%w: vanished: %w", ErrChanged, err)
 			}
 		}
-		return &ActionError{Action: action, ID: msg.ID, Path: msg.Path, Err: err}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: err}
 	}
 	return nil
 }

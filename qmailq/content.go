@@ -110,7 +110,7 @@ func readContent(path string, r io.Reader, size int64, opt queue.ContentOptions)
 			break
 		}
 		if end < 0 && len(head) > MaxHeaderSize {
-			rerr = &CorruptError{Path: path, Offset: int64(len(head)), Err: errHeaderTooLong}
+			rerr = &CorruptError{Format: pkgName, Type: -1, Path: path, Offset: int64(len(head)), Err: errHeaderTooLong}
 			break
 		}
 	}
@@ -147,7 +147,7 @@ func readContent(path string, r io.Reader, size int64, opt queue.ContentOptions)
 		if len(body) > MaxBodySize {
 			body = body[:MaxBodySize]
 			c.Body = body
-			return c, &CorruptError{Path: path, Offset: MaxBodySize, Err: fmt.Errorf("body larger than %d bytes: truncated", MaxBodySize)}
+			return c, &CorruptError{Format: pkgName, Type: -1, Path: path, Offset: MaxBodySize, Err: fmt.Errorf("body larger than %d bytes: truncated", MaxBodySize)}
 		}
 		c.Body = body
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/qsurgeon/qsurgeon/queue"
 )
 
 // MaxEnvelopeSize caps what is read of an info, local, remote, todo, intd or
@@ -15,19 +17,12 @@ import (
 const MaxEnvelopeSize = 64 << 20
 
 // CorruptError reports a malformed queue file: which file, where in it, and
-// why. It prints like "qmailq: remote/5/12345: offset 0x1f: unknown record
-// type 'X'".
-type CorruptError struct {
-	Path   string // relative to the queue root
-	Offset int64  // byte offset of the bad record (or of the end of file)
-	Err    error
-}
+// why: queue.CorruptError with Format "qmailq" and no record type. It
+// prints like "qmailq: remote/5/12345: offset 0x1f: unknown record type 'X'".
+type CorruptError = queue.CorruptError
 
-func (e *CorruptError) Error() string {
-	return fmt.Sprintf("qmailq: %s: offset %#x: %v", e.Path, e.Offset, e.Err)
-}
-
-func (e *CorruptError) Unwrap() error { return e.Err }
+// pkgName is the Format of this package's errors.
+const pkgName = "qmailq"
 
 // Causes of corruption; test with errors.Is through CorruptError.
 var (
@@ -53,14 +48,14 @@ func splitRecords(path string, data []byte, fn func(rec []byte, off int64) error
 	for off < len(data) {
 		i := bytes.IndexByte(data[off:], 0)
 		if i < 0 {
-			return false, &CorruptError{Path: path, Offset: int64(off), Err: errUnterminated}
+			return false, &CorruptError{Format: pkgName, Type: -1, Path: path, Offset: int64(off), Err: errUnterminated}
 		}
 		rec := data[off : off+i]
 		if len(rec) == 0 {
 			if off+1 == len(data) {
 				return true, nil
 			}
-			return false, &CorruptError{Path: path, Offset: int64(off), Err: errEmptyRecord}
+			return false, &CorruptError{Format: pkgName, Type: -1, Path: path, Offset: int64(off), Err: errEmptyRecord}
 		}
 		if err := fn(rec, int64(off)); err != nil {
 			return false, err
@@ -89,7 +84,7 @@ type Info struct {
 func ParseInfo(path string, data []byte) (Info, error) {
 	var in Info
 	if len(data) == 0 {
-		return in, &CorruptError{Path: path, Err: errEmptyFile}
+		return in, &CorruptError{Format: pkgName, Type: -1, Path: path, Err: errEmptyFile}
 	}
 	n := 0
 	var extraErr error
@@ -97,19 +92,19 @@ func ParseInfo(path string, data []byte) (Info, error) {
 		n++
 		if n == 1 {
 			if rec[0] != 'F' {
-				return &CorruptError{Path: path, Offset: off, Err: errNoSender}
+				return &CorruptError{Format: pkgName, Type: -1, Path: path, Offset: off, Err: errNoSender}
 			}
 			in.Sender = string(rec[1:])
 			return nil
 		}
 		if extraErr == nil {
-			extraErr = &CorruptError{Path: path, Offset: off, Err: errExtraRecords}
+			extraErr = &CorruptError{Format: pkgName, Type: -1, Path: path, Offset: off, Err: errExtraRecords}
 		}
 		return nil
 	})
 	in.TrailingNUL = tr
 	if err == nil && n == 0 {
-		err = &CorruptError{Path: path, Err: errNoSender}
+		err = &CorruptError{Format: pkgName, Type: -1, Path: path, Err: errNoSender}
 	}
 	if err != nil {
 		// A truncated F record still tells the (partial) sender.
@@ -153,7 +148,7 @@ func ParseChannel(path string, data []byte) (Channel, error) {
 			ch.Recipients = append(ch.Recipients, ChanRecipient{Addr: string(rec[1:]), Done: rec[0] == 'D', Offset: off})
 		default:
 			if first == nil {
-				first = &CorruptError{Path: path, Offset: off, Err: fmt.Errorf("%w %q", errUnknownType, rec[0])}
+				first = &CorruptError{Format: pkgName, Type: -1, Path: path, Offset: off, Err: fmt.Errorf("%w %q", errUnknownType, rec[0])}
 			}
 		}
 		return nil
@@ -193,7 +188,7 @@ func ParseEnvelope(path string, data []byte) (Envelope, error) {
 		case 'u', 'p':
 			n, perr := strconv.ParseUint(string(rec[1:]), 10, 64)
 			if perr != nil {
-				setFirst(&CorruptError{Path: path, Offset: off, Err: fmt.Errorf("%w in %c record", errBadNumber, rec[0])})
+				setFirst(&CorruptError{Format: pkgName, Type: -1, Path: path, Offset: off, Err: fmt.Errorf("%w in %c record", errBadNumber, rec[0])})
 			}
 			if rec[0] == 'u' {
 				e.UID, e.HasUID = n, perr == nil
@@ -205,7 +200,7 @@ func ParseEnvelope(path string, data []byte) (Envelope, error) {
 		case 'T':
 			e.Recipients = append(e.Recipients, string(rec[1:]))
 		default:
-			setFirst(&CorruptError{Path: path, Offset: off, Err: fmt.Errorf("%w %q", errUnknownType, rec[0])})
+			setFirst(&CorruptError{Format: pkgName, Type: -1, Path: path, Offset: off, Err: fmt.Errorf("%w %q", errUnknownType, rec[0])})
 		}
 		return nil
 	})
@@ -217,10 +212,10 @@ func ParseEnvelope(path string, data []byte) (Envelope, error) {
 		return e, err
 	}
 	if len(data) == 0 {
-		return e, &CorruptError{Path: path, Err: errEmptyFile}
+		return e, &CorruptError{Format: pkgName, Type: -1, Path: path, Err: errEmptyFile}
 	}
 	if !e.HasSender {
-		return e, &CorruptError{Path: path, Offset: int64(len(data)), Err: errNoSender}
+		return e, &CorruptError{Format: pkgName, Type: -1, Path: path, Offset: int64(len(data)), Err: errNoSender}
 	}
 	return e, nil
 }
@@ -258,7 +253,7 @@ func ParseBounce(path string, data []byte) ([]BounceEntry, error) {
 			head, reason = chunk[:nl], chunk[nl+1:]
 		}
 		if !bytes.HasSuffix(head, []byte(":")) {
-			return out, &CorruptError{Path: path, Offset: int64(off), Err: errBadBounce}
+			return out, &CorruptError{Format: pkgName, Type: -1, Path: path, Offset: int64(off), Err: errBadBounce}
 		}
 		addr := head[:len(head)-1]
 		if len(addr) >= 2 && addr[0] == '<' && addr[len(addr)-1] == '>' {
@@ -266,7 +261,7 @@ func ParseBounce(path string, data []byte) ([]BounceEntry, error) {
 		}
 		out = append(out, BounceEntry{Addr: string(addr), Reason: string(reason)})
 		if end < 0 {
-			return out, &CorruptError{Path: path, Offset: int64(len(data)), Err: errUnterminated}
+			return out, &CorruptError{Format: pkgName, Type: -1, Path: path, Offset: int64(len(data)), Err: errUnterminated}
 		}
 		off = next
 	}

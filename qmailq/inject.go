@@ -212,7 +212,7 @@ type InjectOptions struct {
 func (src *Queue) Inject(live *Queue, m queue.Mutator, msg *queue.Message, opt InjectOptions) (uint64, error) {
 	const action = "inject"
 	fail := func(p string, err error) (uint64, error) {
-		return 0, &ActionError{Action: action, ID: msg.ID, Path: p, Err: err}
+		return 0, &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: p, Err: err}
 	}
 	if _, err := src.verify(action, msg); err != nil {
 		return 0, err
@@ -451,7 +451,7 @@ func QueueExit(code int, stderr string) error {
 func (src *Queue) InjectViaQmailQueue(ctx context.Context, bin string, msg *queue.Message, opt InjectOptions) error {
 	const action = "inject-via-qmail-queue"
 	fail := func(p string, err error) error {
-		return &ActionError{Action: action, ID: msg.ID, Path: p, Err: err}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: p, Err: err}
 	}
 	if _, err := src.verify(action, msg); err != nil {
 		return err

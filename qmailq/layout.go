@@ -375,7 +375,14 @@ var ErrSendRunning = errors.New("qmail-send is running (lock/sendmutex is locked
 // (open_write: O_WRONLY|O_NDELAY), never creating it and never following a
 // symbolic link.
 func openSendmutex(root string) (*os.File, error) {
-	return openBeneath(root, "lock/sendmutex", unix.O_WRONLY|unix.O_NONBLOCK)
+	f, err := openBeneath(root, "lock/sendmutex", unix.O_WRONLY|unix.O_NONBLOCK)
+	if errors.Is(err, unix.EROFS) {
+		// A queue on a read-only file system (a mounted snapshot, or a
+		// dry run's proof): flock(2) locks through a read-only
+		// descriptor just as well, and nothing can write there anyway.
+		return openBeneath(root, "lock/sendmutex", unix.O_RDONLY|unix.O_NONBLOCK)
+	}
+	return f, err
 }
 
 // SendLocked reports whether qmail-send (or anyone else, LockSend included)

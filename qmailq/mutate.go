@@ -31,7 +31,7 @@ var (
 	// ErrChanged: the message's files are not what was read: the mess file
 	// was replaced or vanished, or the message moved between todo and
 	// preprocessed. Nothing was done.
-	ErrChanged = errors.New("message changed since it was read")
+	ErrChanged = queue.ErrChanged
 	// ErrInProgress: the message has neither todo nor info and its mess
 	// file was modified less than OssifiedAge ago: qmail-queue may still
 	// be writing it (qmail-send.c:cleanup_do waits the same 36 hours).
@@ -40,10 +40,10 @@ var (
 	// ErrWrongQueue: the action does not apply to a message in this state
 	// (requeue or expire of a message not yet preprocessed, which
 	// qmail-send handles at its next todo scan anyway).
-	ErrWrongQueue = errors.New("action does not apply to a message in this state")
+	ErrWrongQueue = fmt.Errorf("%w to a message in this state", queue.ErrWrongQueue)
 	// ErrNotRegular: a file at a message path is a directory, FIFO,
 	// socket or device. Nothing was done.
-	ErrNotRegular = errors.New("not a regular file at a message path")
+	ErrNotRegular = fmt.Errorf("%w at a message path", queue.ErrNotRegular)
 )
 
 // OssifiedAge is qmail-send.c's OSSIFIED (129600 s): how old an orphaned mess
@@ -54,22 +54,9 @@ const OssifiedAge = 36 * time.Hour
 const DefaultQueueLifetime = 604800 * time.Second
 
 // ActionError reports a refused or failed mutation, naming the action, the
-// message id and the file concerned.
-type ActionError struct {
-	Action string
-	ID     string
-	Path   string
-	Err    error
-}
-
-func (e *ActionError) Error() string {
-	if e.Path == "" {
-		return fmt.Sprintf("qmailq: %s %s: %v", e.Action, e.ID, e.Err)
-	}
-	return fmt.Sprintf("qmailq: %s %s (%s): %v", e.Action, e.ID, e.Path, e.Err)
-}
-
-func (e *ActionError) Unwrap() error { return e.Err }
+// message id and the file concerned: queue.ActionError with Format
+// "qmailq".
+type ActionError = queue.ActionError
 
 // ActOptions tune the mutations.
 type ActOptions struct {
@@ -161,13 +148,13 @@ func (q *Queue) locate(action string, id uint64) (*present, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			return nil, &ActionError{Action: action, ID: ids, Path: rel, Err: err}
+			return nil, &ActionError{Format: pkgName, Action: action, ID: ids, Path: rel, Err: err}
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG, unix.S_IFLNK:
 			// A symbolic link is removed as such, never followed.
 		default:
-			return nil, &ActionError{Action: action, ID: ids, Path: rel, Err: ErrNotRegular}
+			return nil, &ActionError{Format: pkgName, Action: action, ID: ids, Path: rel, Err: ErrNotRegular}
 		}
 		pr.parts[loc.Part] = append(pr.parts[loc.Part], file{loc: loc, path: rel, st: *st})
 	}
@@ -180,14 +167,14 @@ func (q *Queue) locate(action string, id uint64) (*present, error) {
 func (q *Queue) verify(action string, msg *queue.Message) (*present, error) {
 	id, ok := ParseID(msg.ID)
 	if !ok || msg.MTA != queue.Qmail {
-		return nil, &ActionError{Action: action, ID: msg.ID, Err: fmt.Errorf("not a qmail message id")}
+		return nil, &ActionError{Format: pkgName, Action: action, ID: msg.ID, Err: fmt.Errorf("not a qmail message id")}
 	}
 	pr, err := q.locate(action, id)
 	if err != nil {
 		return nil, err
 	}
 	fail := func(p, format string, args ...any) error {
-		return &ActionError{Action: action, ID: msg.ID, Path: p, Err: fmt.Errorf("%w: "+format, append([]any{ErrChanged}, args...)...)}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: p, Err: fmt.Errorf("%w: "+format, append([]any{ErrChanged}, args...)...)}
 	}
 	if msg.Path != "" {
 		var mess *file
@@ -278,7 +265,7 @@ func (q *Queue) Delete(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 				age = c
 			}
 			if age < OssifiedAge {
-				return &ActionError{Action: action, ID: msg.ID, Path: f.path,
+				return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: f.path,
 					Err: fmt.Errorf("%w (mess changed %s ago, no todo/ and no info/ entry)", ErrInProgress, age.Round(time.Second))}
 			}
 		}
@@ -307,7 +294,7 @@ func (q *Queue) Delete(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 					if errors.Is(err, fs.ErrNotExist) {
 						err = fmt.Errorf("%w: vanished: %w", ErrChanged, err)
 					}
-					return &ActionError{Action: action, ID: msg.ID, Path: f.path, Err: err}
+					return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: f.path, Err: err}
 				}
 			}
 		}
@@ -329,7 +316,7 @@ func (q *Queue) Requeue(m queue.Mutator, msg *queue.Message, opt ActOptions) err
 		return err
 	}
 	if !pr.has(PartInfo) || pr.has(PartTodo) {
-		return &ActionError{Action: action, ID: msg.ID, Err: fmt.Errorf("%w: not preprocessed (qmail-send processes todo/ at start)", ErrWrongQueue)}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Err: fmt.Errorf("%w: not preprocessed (qmail-send processes todo/ at start)", ErrWrongQueue)}
 	}
 	now := opt.now().Truncate(time.Second)
 	for _, part := range []Part{PartLocal, PartRemote} {
@@ -338,7 +325,7 @@ func (q *Queue) Requeue(m queue.Mutator, msg *queue.Message, opt ActOptions) err
 				continue
 			}
 			if err := m.Chtimes(f.path, now, now); err != nil {
-				return &ActionError{Action: action, ID: msg.ID, Path: f.path, Err: err}
+				return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: f.path, Err: err}
 			}
 		}
 	}
@@ -358,12 +345,12 @@ func (q *Queue) Expire(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 		return err
 	}
 	if !pr.has(PartInfo) || pr.has(PartTodo) {
-		return &ActionError{Action: action, ID: msg.ID, Err: fmt.Errorf("%w: not preprocessed", ErrWrongQueue)}
+		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Err: fmt.Errorf("%w: not preprocessed", ErrWrongQueue)}
 	}
 	life := opt.Lifetime
 	if life <= 0 {
 		if life, err = QueueLifetime(q.Root()); err != nil {
-			return &ActionError{Action: action, ID: msg.ID, Err: err}
+			return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Err: err}
 		}
 	}
 	birth := opt.now().Truncate(time.Second).Add(-life - time.Second)
@@ -372,7 +359,7 @@ func (q *Queue) Expire(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 			continue
 		}
 		if err := m.Chtimes(f.path, time.Time{}, birth); err != nil {
-			return &ActionError{Action: action, ID: msg.ID, Path: f.path, Err: err}
+			return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: f.path, Err: err}
 		}
 	}
 	return nil

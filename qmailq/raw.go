@@ -46,7 +46,7 @@ func (q *Queue) WriteRaw(w io.Writer, m *queue.Message) error {
 	if st.Size > MaxBodySize {
 		// What ReadContent reads at most: a larger mess is refused before
 		// a byte is copied (a sparse 10 GB file costs nothing to plant).
-		return &CorruptError{Path: rel, Offset: MaxBodySize, Err: fmt.Errorf("mess file of %d bytes, larger than %d", st.Size, int64(MaxBodySize))}
+		return &CorruptError{Format: pkgName, Type: -1, Path: rel, Offset: MaxBodySize, Err: fmt.Errorf("mess file of %d bytes, larger than %d", st.Size, int64(MaxBodySize))}
 	}
 	_, err = io.Copy(w, io.LimitReader(f, MaxBodySize))
 	return err

@@ -243,11 +243,11 @@ func (q *Queue) readPart(id uint64, loc Location, limit int) *fileData {
 		// 10 GB file costs nothing to make). Reading even the first
 		// MaxEnvelopeSize bytes of each would cost that much memory per
 		// message, so nothing is read.
-		fd.err = &CorruptError{Path: fd.path, Offset: maxPartSize(loc.Part), Err: fmt.Errorf("file of %d bytes, larger than qmail writes (at most %d)", fd.st.Size, maxPartSize(loc.Part))}
+		fd.err = &CorruptError{Format: pkgName, Type: -1, Path: fd.path, Offset: maxPartSize(loc.Part), Err: fmt.Errorf("file of %d bytes, larger than qmail writes (at most %d)", fd.st.Size, maxPartSize(loc.Part))}
 		return fd
 	}
 	if n > MaxEnvelopeSize {
-		fd.err = &CorruptError{Path: fd.path, Offset: MaxEnvelopeSize, Err: errTooLarge}
+		fd.err = &CorruptError{Format: pkgName, Type: -1, Path: fd.path, Offset: MaxEnvelopeSize, Err: errTooLarge}
 		n = MaxEnvelopeSize
 	}
 	var buf []byte

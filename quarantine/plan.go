@@ -163,7 +163,7 @@ var (
 	// inside it).
 	ErrInside = errors.New("the quarantine directory must be outside the queue directory")
 	// ErrChanged: a file is not the one the message was read from.
-	ErrChanged = errors.New("message changed since it was read")
+	ErrChanged = queue.ErrChanged
 	// ErrMissing: a part recorded in the manifest is neither in the
 	// quarantine directory nor in place in the queue.
 	ErrMissing = errors.New("part is neither in the quarantine directory nor in the queue")
@@ -172,7 +172,7 @@ var (
 	// ErrState: the entry is in a state the operation does not accept.
 	ErrState = errors.New("entry is in the wrong state")
 	// ErrNotRegular: a message part is not a regular file.
-	ErrNotRegular = errors.New("not a regular file")
+	ErrNotRegular = queue.ErrNotRegular
 )
 
 // Execute carries out the plan's steps in order through m and returns the
@@ -342,13 +342,14 @@ func goMode(u uint32) fs.FileMode {
 // CheckOutside refuses a quarantine directory that is inside the queue
 // root, or a queue root inside the quarantine directory (symbolic links
 // resolved on both sides), and one on a different file system (a move
-// would have to be a copy: safefs.ErrCrossDevice).
+// would have to be a copy: safefs.ErrCrossDevice). A directory that does
+// not exist yet is judged by the place it would be created in.
 func CheckOutside(queueRoot, dir string) error {
 	q, err := filepath.EvalSymlinks(queueRoot)
 	if err != nil {
 		return err
 	}
-	d, err := filepath.EvalSymlinks(dir)
+	d, existing, err := resolve(dir)
 	if err != nil {
 		return err
 	}
@@ -365,13 +366,32 @@ func CheckOutside(queueRoot, dir string) error {
 	if err := unix.Stat(q, &qs); err != nil {
 		return err
 	}
-	if err := unix.Stat(d, &ds); err != nil {
+	if err := unix.Stat(existing, &ds); err != nil {
 		return err
 	}
 	if qs.Dev != ds.Dev {
 		return fmt.Errorf("%w (%s is not on the file system of %s)", safefs.ErrCrossDevice, dir, queueRoot)
 	}
 	return nil
+}
+
+// resolve follows the symbolic links of p's nearest existing ancestor
+// (p itself when it exists) and appends the rest; existing is that
+// ancestor, resolved.
+func resolve(p string) (resolved, existing string, err error) {
+	rest := ""
+	for {
+		r, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(r, rest), r, nil
+		}
+		parent := filepath.Dir(p)
+		if !errors.Is(err, fs.ErrNotExist) || parent == p {
+			return "", "", err
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
 }
 
 // within reports whether p is base or below it.

@@ -52,11 +52,19 @@ type Options struct {
 	MasterRunning bool
 }
 
+// DirReader is what planning needs of the quarantine directory: a
+// *safefs.FS, or for a dry run into a directory not created yet, one in
+// which nothing exists.
+type DirReader interface {
+	Root() string
+	Lstat(p string) (fs.FileInfo, error)
+}
+
 // PlanQuarantine works out how message m of src moves into the quarantine
 // directory dir, without changing anything. queueFS is src's root opened
 // with safefs. m must come from src.Read (its inode is re-checked when the
 // plan runs).
-func PlanQuarantine(src queue.Source, m *queue.Message, dir, queueFS *safefs.FS, opt Options) (*Plan, error) {
+func PlanQuarantine(src queue.Source, m *queue.Message, dir DirReader, queueFS *safefs.FS, opt Options) (*Plan, error) {
 	if m == nil || m.ID == "" {
 		return nil, errors.New("quarantine: no message")
 	}
@@ -245,7 +253,7 @@ func summary(m *queue.Message) Envelope {
 
 // freeKey picks the entry directory name: the id, or id.N when an earlier
 // quarantine of a message with the same id is still there.
-func freeKey(dir *safefs.FS, id string) (string, error) {
+func freeKey(dir DirReader, id string) (string, error) {
 	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
 		return "", fmt.Errorf("quarantine: unusable id %q", id)
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"golang.org/x/sys/unix"
@@ -163,7 +162,6 @@ func (p *Plan) Execute(m queue.Mutator, progress queue.Progress) error {
 			return fmt.Errorf("rebuild: the mutator is rooted at %s, the plan at %s", a, p.Base)
 		}
 	}
-	_, dry := m.(*safefs.DryRun)
 	start := 0
 	for _, root := range p.Locks {
 		unlock, err := qmailq.LockSend(root)
@@ -190,7 +188,9 @@ func (p *Plan) Execute(m queue.Mutator, progress queue.Progress) error {
 				}
 			}
 			unlock, err = qmailq.LockSend(root)
-			if err != nil && dry && errors.Is(err, fs.ErrNotExist) {
+			if err != nil && errors.Is(err, fs.ErrNotExist) && madeThrough(m, rel) {
+				// m created it but the disk has none: m writes nothing
+				// (a dry run), so there is nothing to lock against.
 				continue
 			}
 		}
@@ -208,6 +208,18 @@ func (p *Plan) Execute(m queue.Mutator, progress queue.Progress) error {
 		}
 	}
 	return nil
+}
+
+// madeThrough reports whether m says rel exists (through its Lstat).
+func madeThrough(m queue.Mutator, rel string) bool {
+	ls, ok := m.(interface {
+		Lstat(string) (fs.FileInfo, error)
+	})
+	if !ok {
+		return false
+	}
+	_, err := ls.Lstat(rel)
+	return err == nil
 }
 
 func (p *Plan) do(m queue.Mutator, i int) error {

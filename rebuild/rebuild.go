@@ -12,7 +12,6 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
 
-	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 )
@@ -303,12 +302,9 @@ func (c *carry) run(m queue.Mutator) error {
 }
 
 // inode finds the inode of a file just created through m: through m's
-// own Lstat when it has one, else below Base. A dry run has no file: it
-// gets a stand-in id of 0.
+// own Lstat when it has one, else below Base. (A dry run's recorder
+// answers for the files it recorded: inode 0, they have none yet.)
 func (c *carry) inode(m queue.Mutator, rel string) (uint64, error) {
-	if d, ok := m.(*safefs.DryRun); ok && d.Base == nil {
-		return 0, nil
-	}
 	var fi fs.FileInfo
 	var err error
 	if ls, ok := m.(interface {
@@ -319,9 +315,6 @@ func (c *carry) inode(m queue.Mutator, rel string) (uint64, error) {
 		fi, err = os.Lstat(filepath.Join(c.base, rel))
 	}
 	if err != nil {
-		if _, dry := m.(*safefs.DryRun); dry && errors.Is(err, fs.ErrNotExist) {
-			return 0, nil
-		}
 		return 0, err
 	}
 	ino, ok := inodeOfInfo(fi)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
+	"github.com/qsurgeon/qsurgeon/surgery"
 )
 
 func ids(t *testing.T, root string, filter ...string) []string {
@@ -113,7 +114,7 @@ func TestPlanOutAndApply(t *testing.T) {
 	}
 	// Replace one planned message by another file under the same name
 	// (what a reused short queue ID looks like): apply must skip it.
-	var first planEntry
+	var first surgery.PlanEntry
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -96,12 +95,22 @@ func isTerminal(w any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// commandFactories build the command table; each cmd_<verb>.go adds itself.
-var commandFactories []func(e *env) *cli.Command
+// commandTable is the one command table, in the order --help lists the
+// commands: looking first, then surgery, then queue repair. Each
+// cmd_<verb>.go holds its command's factory; a new command is one entry.
+func commandTable() []func(e *env) *cli.Command {
+	t := []func(*env) *cli.Command{summaryCommand, monitorCommand, watchCommand, listCommand, showCommand,
+		exportCommand, accountsCommand, impactCommand}
+	for _, a := range actions {
+		t = append(t, func(e *env) *cli.Command { return actCommand(e, a) })
+	}
+	return append(t, applyCommand, quarantineCommand, restoreCommand, checkCommand, repairCommand, rebuildCommand,
+		versionCommand, docsCommand)
+}
 
 // newApp builds the application over the given streams: the global
-// flags, then every command of commandFactories with the global flags
-// repeated, listed in commandOrder.
+// flags, then every command of commandTable with the global flags
+// repeated.
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	app := &cli.App{
@@ -140,7 +149,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				joinHints(commandSuggestion(c.Args().First(), c.App.Commands), "see 'qsurgeon --help' for the commands"))
 		},
 	}
-	for _, f := range commandFactories {
+	for _, f := range commandTable() {
 		cmd := f(e)
 		cmd.Flags = append(cmd.Flags, globalFlags(&e.cmd)...)
 		if cmd.OnUsageError == nil {
@@ -148,25 +157,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		}
 		app.Commands = append(app.Commands, cmd)
 	}
-	sort.SliceStable(app.Commands, func(i, j int) bool {
-		return commandRank(app.Commands[i].Name) < commandRank(app.Commands[j].Name)
-	})
 	return app
-}
-
-// commandOrder is the order --help lists the commands in: looking first,
-// then surgery, then queue repair.
-var commandOrder = []string{"summary", "monitor", "watch", "list", "show", "export", "accounts", "impact", "delete", "hold", "release", "requeue", "expire", "apply",
-	"quarantine", "restore", "check", "repair", "rebuild", "version"}
-
-// commandRank is a command's place in commandOrder; unknown names go last.
-func commandRank(name string) int {
-	for i, n := range commandOrder {
-		if n == name {
-			return i
-		}
-	}
-	return len(commandOrder)
 }
 
 // isFlagError recognises urfave/cli's flag parsing errors by their text

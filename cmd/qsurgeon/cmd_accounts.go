@@ -11,8 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandFactories = append(commandFactories, accountsCommand) }
-
 func accountsCommand(e *env) *cli.Command {
 	var lf logFlags
 	var topN int

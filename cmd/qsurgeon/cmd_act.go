@@ -1,19 +1,14 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/internal/journal"
 	"github.com/qsurgeon/qsurgeon/queue"
-	"github.com/schollz/progressbar/v3"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
 
@@ -78,12 +73,6 @@ qmail: back-date info/ID (the birth time) to now minus queuelifetime, so the nex
 	},
 }
 
-func init() {
-	for _, a := range actions {
-		commandFactories = append(commandFactories, func(e *env) *cli.Command { return actCommand(e, a) })
-	}
-}
-
 // actCommand builds the command of one action.
 func actCommand(e *env, a action) *cli.Command {
 	var ff filterFlags
@@ -131,39 +120,56 @@ EXAMPLES:
 	}
 }
 
-// runAction is plan → preview → confirm → execute for one action.
+// intoFlags are requeue's flags for re-injecting mail from a detached queue
+// into the live queue of the same MTA (surgery.Into).
+type intoFlags struct {
+	into           string
+	viaQmailQueue  string
+	rate           string
+	rateInterval   time.Duration
+	virtualDomains string
+}
+
+// verb is the surgery verb of an action with its flags.
+func (inf *intoFlags) verb(name string) surgery.Verb {
+	v := surgery.Verb{Name: name}
+	if inf.into != "" {
+		v.Into = &surgery.Into{Queue: inf.into, ViaQmailQueue: inf.viaQmailQueue, Rate: inf.rateInterval, VirtualDomains: inf.virtualDomains}
+	}
+	return v
+}
+
+// runAction is select → execute for one action.
 func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safetyFlags, inf *intoFlags) error {
 	o := e.opts(c)
-	if ff.empty() && !sf.all {
+	if all, err := ff.selectsAll(e.stdin); err != nil {
+		return err
+	} else if all && !sf.all {
 		return fail(exitUsage, fmt.Errorf("%s with no selection would act on every message", name),
 			fmt.Sprintf("select messages with filter flags (see 'qsurgeon %s --help'), or give --all to act on every message", name))
 	}
-	src, sg, err := e.openSurgeon(o, name, readNeeds{logs: ff.needsLogs()})
+	src, err := openSource(o, e.stderr, readNeeds{logs: ff.needsLogs()})
 	if err != nil {
 		return err
 	}
-	if inf.into != "" {
-		if sg, err = newIntoSurgeon(sg, inf); err != nil {
-			return err
-		}
-	}
-	k := keepSurgery
-	if inf.into != "" {
-		k = keepEnvelope
-	}
-	sel, err := e.selectMessages(c, o, ff, src, k)
+	job, err := surgery.NewJob(src, inf.verb(name))
 	if err != nil {
 		return err
 	}
-	return e.execute(c, o, name, sg, sel.results, sf, len(sel.errs) > 0, 0)
+	sel, err := e.selectMessages(c, o, ff, src, job.Keep())
+	if err != nil {
+		return err
+	}
+	return e.execute(c, o, name, job, sel.Results, sf, len(sel.Errs) > 0, 0)
 }
 
-// execute runs an action over a selection: preview, confirmation, the
-// MTA's lock, the journal, and one mutation per message.
-// skipped counts messages already left alone before execute (apply: the
-// message changed since the plan); they are reported in the final counts.
-func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, results []filter.Result, sf *safetyFlags, partial bool, skipped int) error {
-	src := sg.source()
+// execute acts on a selection message by message: nothing to do, --max,
+// --plan-out, what is already in place, then perform (preview, confirm,
+// journal, run) and the report. skipped counts messages already left alone
+// before execute (apply: the message changed since the plan); they are
+// reported in the final counts.
+func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Job, results []filter.Result, sf *safetyFlags, partial bool, skipped int) error {
+	src := job.Source()
 	if len(results) == 0 {
 		if skipped > 0 {
 			fmt.Fprintf(e.stderr, "%s: 0 done, %d skipped, 0 failed\n", name, skipped)
@@ -180,7 +186,7 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 			"narrow the filter, or raise --max")
 	}
 	if sf.planOut != "" {
-		if err := writePlan(sf.planOut, src, results); err != nil {
+		if err := surgery.WritePlan(sf.planOut, src, results); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "wrote the plan for %d message(s) to %s; act on it with: qsurgeon --queue %s apply %s %s\n",
@@ -189,12 +195,12 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 	}
 	// What is already in place (hold on a held message, release on one
 	// not held, ...) is not a failure: it is counted, never acted on.
-	results, inPlace := splitInPlace(sg, name, results)
+	results, inPlace := job.Split(results)
 	verb := name
 	if sf.dryRun {
 		verb = name + " (dry run)"
 	}
-	if len(inPlace.counts) > 0 {
+	if inPlace.Total() > 0 {
 		fmt.Fprintf(e.stderr, "%s: %d to %s, %s\n", verb, len(results), name, inPlace)
 		if len(results) == 0 {
 			fmt.Fprintf(e.stderr, "%s: nothing to do.\n", name)
@@ -205,250 +211,129 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, sg surgeon, res
 		}
 	}
 	if len(results) <= headerAutoLimit {
-		readContents(c.Context, src, results, o.Workers, func(error) {})
+		surgery.ReadContents(c.Context, src, results, o.Workers)
 	}
-	preview(e.stderr, verb, results, sf.sample)
-	if !sf.yes && !sf.dryRun {
-		if err := e.confirm(fmt.Sprintf("%s %d message(s)?", name, len(results))); err != nil {
-			return err
-		}
-	}
-	mut, dry, closeFS, err := mutatorFor(src.Root(), sf.dryRun)
-	if err != nil {
-		return err
-	}
-	defer closeFS()
-	if qs, ok := sg.(*qmailSurgeon); ok {
-		qs.opt.AllowYoungOrphan = sf.detached
-		if name == "delete" && !sf.dryRun && sf.journal != "" && sf.journal != "none" {
-			// What a killed delete left half removed is ours to finish.
-			unfinished, err := journal.Unfinished(sf.journal, name)
-			if err != nil {
-				return fail(exitError, err, "")
-			}
-			qs.opt.Unfinished = func(id string) (time.Time, bool) { t, ok := unfinished[id]; return t, ok }
-		}
-	}
-	release, err := sg.prepare(name, sf.dryRun)
-	if err != nil {
-		return err
-	}
-	defer release()
-	var run journalRun = nopRun{}
-	if !sf.dryRun {
-		jr, closeJ, err := openJournal(sf.journal, commandLine(c), filterDescription(c))
-		if err != nil {
-			return err
-		}
-		defer closeJ()
-		if jr != nil {
-			run = jr
-		}
-	}
-	out := outcome{skipped: skipped}
-	var failures []string
-	var mu sync.Mutex // guards out, failures and the journal order
-	bar := e.progress(o, name)
-	if bar != nil {
-		bar.ChangeMax64(int64(len(results)))
-		defer func() { _ = bar.Finish(); _ = bar.Clear() }()
-	}
-	// A journal that cannot be written stops the action before the next
-	// message: ctx is cancelled, and the message whose record failed is
-	// named in the error.
-	ctx, stop := context.WithCancel(c.Context)
-	defer stop()
-	var jerr error
-	var unjournaled []string
-	record := func(m *queue.Message, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		result := "ok"
-		switch {
-		case err == nil:
-			out.ok++
-		case errors.Is(err, errSkipped):
-			out.skipped++
-			result = "skipped"
-			failures = append(failures, fmt.Sprintf("%s: skipped: %v", m.ID, err))
-		default:
-			out.failed++
-			result = "failed"
-			failures = append(failures, fmt.Sprintf("%s: %v", m.ID, err))
-		}
-		if rerr := run.Record(m.ID, m.Queue, name, result, err); rerr != nil {
-			unjournaled = append(unjournaled, m.ID+" ("+result+")")
-			if jerr == nil {
-				jerr = rerr
-				stop()
-			}
-		}
-	}
-	// starting journals the messages about to be acted on before
-	// anything is done to them; false stops the action.
-	starting := func(msgs []*queue.Message) bool {
-		ids, qs := make([]string, len(msgs)), make([]string, len(msgs))
-		for i, m := range msgs {
-			ids[i], qs[i] = m.ID, m.Queue
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if jerr != nil {
-			return false
-		}
-		if err := run.Starting(name, ids, qs); err != nil {
-			jerr = err
-			stop()
-			return false
-		}
-		return true
-	}
-	batcher, batched := sg.(batchSurgeon)
-	par, parallel := sg.(parallelSurgeon)
-	parallel = parallel && !sf.dryRun && par.parallel(name)
-	if batched && !sf.dryRun {
-		for i := 0; i < len(results); {
-			if ctx.Err() != nil {
-				if jerr == nil {
-					failures = append(failures, "interrupted: the remaining messages were not touched")
+	rep, err := e.perform(c, sf, operation{
+		name:       name,
+		question:   fmt.Sprintf("%s %d message(s)?", name, len(results)),
+		preview:    func() { preview(e.stderr, verb, results, sf.sample) },
+		journalled: filterDescription(c),
+		run: func(ro surgery.RunOptions) (surgery.Report, error) {
+			ro.Skipped, ro.InPlace = skipped, inPlace.Total()
+			if name == surgery.Delete && src.MTA() == queue.Qmail && !sf.dryRun && sf.journal != "" && sf.journal != "none" {
+				// What a killed delete left half removed is ours to finish.
+				unfinished, err := journal.Unfinished(sf.journal, name)
+				if err != nil {
+					return surgery.Report{}, fail(exitError, err, "")
 				}
-				break
+				ro.Unfinished = func(id string) (time.Time, bool) { t, ok := unfinished[id]; return t, ok }
 			}
-			if bar != nil {
-				_ = bar.Set64(int64(i))
-			}
-			n := min(len(results)-i, batchSize)
-			msgs := make([]*queue.Message, n)
-			for j := range msgs {
-				msgs[j] = results[i+j].Msg
-			}
-			if !starting(msgs) {
-				break
-			}
-			for j, err := range batcher.actBatch(name, msgs) {
-				record(msgs[j], err)
-			}
-			i += n
-		}
-	} else {
-		workers := 1 // one at a time, in the selection's order
-		if parallel {
-			workers = o.Workers
-		}
-		if !actEach(ctx, results, workers, bar, func(m *queue.Message) {
-			if starting([]*queue.Message{m}) {
-				record(m, sg.act(name, m, mut))
-			}
-		}) && jerr == nil {
-			failures = append(failures, "interrupted: the remaining messages were not touched")
-		}
-		if parallel {
-			slices.Sort(failures) // workers finish in any order; report in ID order
+			return job.Run(c.Context, results, ro)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return e.report(rep, len(results), sf, inPlace, partial)
+}
+
+// operation is one change the user confirms: what perform shows, asks
+// and runs.
+type operation struct {
+	name     string // the verb, for the progress bar
+	question string // the [y/N] question
+	preview  func() // shows what will change
+	// journalled is the selection recorded in the journal; nil: the
+	// operation is not journalled.
+	journalled any
+	onResult   func(surgery.Outcome)
+	run        func(surgery.RunOptions) (surgery.Report, error)
+}
+
+// perform is the one preview → confirm → journal → run sequence of every
+// command that changes a queue; the caller reports.
+func (e *env) perform(c *cli.Context, sf *safetyFlags, op operation) (surgery.Report, error) {
+	op.preview()
+	if !sf.yes && !sf.dryRun {
+		if err := e.confirm(op.question); err != nil {
+			return surgery.Report{}, err
 		}
 	}
-	if jerr == nil {
-		jerr = run.End(map[string]int{"ok": out.ok, "failed": out.failed, "skipped": out.skipped, "in_place": inPlace.total()})
+	ro, done := e.runOptions(c, e.opts(c), op.name, sf, op.journalled)
+	defer done()
+	ro.OnResult = op.onResult
+	return op.run(ro)
+}
+
+// runOptions are the options of a run: the journal when filterDesc is set
+// (opened once the MTA's lock is held; one that cannot be written stops the
+// action), the progress bar, the dry run. done closes both.
+func (e *env) runOptions(c *cli.Context, o globalOpts, what string, sf *safetyFlags, filterDesc any) (surgery.RunOptions, func()) {
+	ro := surgery.RunOptions{DryRun: sf.dryRun, Workers: o.Workers, Detached: sf.detached}
+	closeJ := func() {}
+	if filterDesc != nil {
+		ro.Journal = e.journalOpener(c, sf, filterDesc, &closeJ)
 	}
-	if dry != nil {
-		ops := opsOf(dry.Base, dry.Ops(), "", "")
-		if d, ok := sg.(interface{ dryRunOps() []plannedOp }); ok {
-			ops = append(ops, d.dryRunOps()...)
+	bar := e.progress(o, what)
+	if bar == nil {
+		return ro, func() { closeJ() }
+	}
+	ro.Progress = func(done, total int64) {
+		bar.ChangeMax64(total)
+		_ = bar.Set64(done)
+	}
+	return ro, func() { _ = bar.Finish(); _ = bar.Clear(); closeJ() }
+}
+
+// journalOpener opens the journal of --journal when the run asks; *closeJ
+// then closes it.
+func (e *env) journalOpener(c *cli.Context, sf *safetyFlags, filterDesc any, closeJ *func()) func() (surgery.Journal, error) {
+	return func() (surgery.Journal, error) {
+		jr, cj, err := openJournal(sf.journal, commandLine(c), filterDesc)
+		if err != nil || jr == nil {
+			return nil, err
 		}
-		printDryRun(e.stdout, name, len(results), ops, sf.listOps, sf.sample)
+		*closeJ = cj
+		return jr, nil
+	}
+}
+
+// report prints what a run did (a dry run: every file operation it would
+// have done) and ends with the partial-failure code when a message was
+// left alone or failed.
+func (e *env) report(rep surgery.Report, n int, sf *safetyFlags, inPlace surgery.InPlace, partial bool) error {
+	if sf.dryRun {
+		printDryRun(e.stdout, rep.Verb, n, rep.Ops, sf.listOps, sf.sample)
 	} else {
 		already := ""
-		if len(inPlace.counts) > 0 {
+		if inPlace.Total() > 0 {
 			already = inPlace.String() + ", "
 		}
-		fmt.Fprintf(e.stderr, "%s: %d done, %s%d skipped, %d failed\n", name, out.ok, already, out.skipped, out.failed)
+		fmt.Fprintf(e.stderr, "%s: %d done, %s%d skipped, %d failed\n", rep.Verb, rep.OK, already, rep.Skipped, rep.Failed)
 	}
-	for _, f := range failures {
-		fmt.Fprintf(e.stderr, "qsurgeon: %s\n", printable(fmt.Sprint(f)))
-	}
-	if jerr != nil {
-		done := ""
-		if len(unjournaled) > 0 {
-			done = "; done but not in the journal: " + strings.Join(unjournaled, " ")
+	for _, f := range rep.Failures {
+		if f.Result == "skipped" {
+			fmt.Fprintf(e.stderr, "qsurgeon: %s\n", printable(fmt.Sprintf("%s: skipped: %v", f.ID, f.Err)))
+		} else {
+			fmt.Fprintf(e.stderr, "qsurgeon: %s\n", printable(fmt.Sprintf("%s: %v", f.ID, f.Err)))
 		}
-		return fail(exitError, fmt.Errorf("%w; stopped after %d of %d message(s)%s", jerr, out.ok+out.failed+out.skipped, len(results), done),
+	}
+	if rep.Interrupted {
+		fmt.Fprintln(e.stderr, "qsurgeon: interrupted: the remaining messages were not touched")
+	}
+	if rep.JournalErr != nil {
+		done := ""
+		if len(rep.Unjournaled) > 0 {
+			done = "; done but not in the journal: " + strings.Join(rep.Unjournaled, " ")
+		}
+		return fail(exitError, fmt.Errorf("%w; stopped after %d of %d message(s)%s", rep.JournalErr, rep.Touched(), n, done),
 			"free space where the journal lives (or give --journal FILE elsewhere), then run the same command again: what is done is no longer selected")
 	}
-	if out.failed > 0 || out.skipped > 0 || partial {
+	if rep.Failed > 0 || rep.Skipped > 0 || partial {
 		return silentExit(exitPartial)
 	}
 	return nil
 }
-
-// inPlaceSurgeon is a surgeon that can tell, from what was read, that an
-// action would change nothing on a message (hold on a held message): the
-// reason, e.g. "already held", or "".
-type inPlaceSurgeon interface {
-	inPlace(action string, m *queue.Message) string
-}
-
-// inPlaceCounts counts the messages left as they are, per reason, in the
-// order the reasons were first met.
-type inPlaceCounts struct {
-	reasons []string
-	counts  map[string]int
-}
-
-func (p inPlaceCounts) total() int {
-	n := 0
-	for _, c := range p.counts {
-		n += c
-	}
-	return n
-}
-
-// String is "199 already held" or "2 already held, 1 in maildrop".
-func (p inPlaceCounts) String() string {
-	parts := make([]string, 0, len(p.reasons))
-	for _, r := range p.reasons {
-		parts = append(parts, fmt.Sprintf("%d %s", p.counts[r], r))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// splitInPlace separates the messages an action would change from those
-// already in place.
-func splitInPlace(sg surgeon, action string, results []filter.Result) ([]filter.Result, inPlaceCounts) {
-	var p inPlaceCounts
-	ip, ok := sg.(inPlaceSurgeon)
-	if !ok {
-		return results, p
-	}
-	out := results[:0:0]
-	for _, r := range results {
-		why := ip.inPlace(action, r.Msg)
-		if why == "" {
-			out = append(out, r)
-			continue
-		}
-		if p.counts == nil {
-			p.counts = map[string]int{}
-		}
-		if p.counts[why] == 0 {
-			p.reasons = append(p.reasons, why)
-		}
-		p.counts[why]++
-	}
-	return out, p
-}
-
-// journalRun is what execute needs of a journal run.
-type journalRun interface {
-	Record(id, queueName, action, result string, err error) error
-	Starting(action string, ids, queues []string) error
-	End(summary any) error
-}
-
-// nopRun is the journalRun of a dry run or --journal none.
-type nopRun struct{}
-
-func (nopRun) Record(string, string, string, string, error) error { return nil }
-func (nopRun) Starting(string, []string, []string) error          { return nil }
-func (nopRun) End(any) error                                      { return nil }
 
 // filterDescription records the selection flags that were given.
 func filterDescription(c *cli.Context) map[string]any {
@@ -466,99 +351,3 @@ func filterDescription(c *cli.Context) map[string]any {
 	}
 	return d
 }
-
-// batchSize is how many messages a batchSurgeon handles per call.
-const batchSize = 1000
-
-// batchSurgeon acts on many messages at once where one-by-one would cost a
-// fsync per message (quarantine's manifest).
-type batchSurgeon interface {
-	actBatch(action string, msgs []*queue.Message) []error
-}
-
-// parallelSurgeon is a surgeon whose action on one message never touches
-// another message's files, so several messages can be acted on at once
-// (Postfix: each message is its own file and logs, as for postsuper). The
-// steps for one message keep their order.
-type parallelSurgeon interface {
-	parallel(action string) bool
-}
-
-// actEach runs act over every selected message from workers goroutines
-// (filter.DefaultWorkers when <= 0; one keeps the selection's order). Deleting or renaming a
-// file is a directory update and an inode update in the kernel; with the
-// queue's messages spread over hash directories, a few at a time keep both
-// CPUs busy where one at a time waits. It reports false when ctx was
-// cancelled before every message was taken (those not taken were not
-// touched).
-func actEach(ctx context.Context, results []filter.Result, workers int, bar *progressbar.ProgressBar, act func(*queue.Message)) bool {
-	if workers <= 0 {
-		workers = filter.DefaultWorkers()
-	}
-	var next, done atomic.Int64
-	var wg sync.WaitGroup
-	for range min(workers, len(results)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := next.Add(1) - 1
-				if i >= int64(len(results)) {
-					return
-				}
-				act(results[i].Msg)
-				if n := done.Add(1); bar != nil && n%64 == 0 {
-					_ = bar.Set64(n)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return next.Load() >= int64(len(results))
-}
-
-// errSkipped marks a message left alone on purpose (it changed since it
-// was selected, or the MTA state forbids touching it).
-var errSkipped = errors.New("left alone")
-
-// surgeon applies actions to single messages of one MTA's queue.
-type surgeon interface {
-	source() queue.Source
-	// supports says whether an action exists for this MTA.
-	supports(action string) error
-	// prepare checks the MTA's state and takes its lock for the action;
-	// release gives the lock back.
-	prepare(action string, dryRun bool) (release func(), err error)
-	act(action string, m *queue.Message, mut queue.Mutator) error
-}
-
-// openSurgeon opens the queue and its MTA's surgeon, refusing an action
-// that does not exist on that MTA.
-func (e *env) openSurgeon(o globalOpts, action string, need readNeeds) (queue.Source, surgeon, error) {
-	src, err := openSource(o, e.stderr, need)
-	if err != nil {
-		return nil, nil, err
-	}
-	sg, err := surgeonFor(src)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := sg.supports(action); err != nil {
-		return nil, nil, fail(exitUsage, err, "")
-	}
-	return src, sg, nil
-}
-
-// surgeonFor returns the surgeon of the source's MTA.
-func surgeonFor(src queue.Source) (surgeon, error) {
-	switch src.MTA() {
-	case queue.Postfix:
-		return newPostfixSurgeon(src)
-	case queue.Qmail:
-		return newQmailSurgeon(src)
-	}
-	return nil, fmt.Errorf("no surgeon for %s", src.MTA())
-}
-
-// joinHints joins several hints into one hint line.
-func joinHints(h ...string) string { return strings.Join(h, "; ") }

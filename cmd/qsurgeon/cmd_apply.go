@@ -1,100 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"slices"
 
-	"github.com/qsurgeon/qsurgeon/filter"
-	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
-
-func init() { commandFactories = append(commandFactories, applyCommand) }
-
-// planEntry is one line of a plan file: enough to find the message again
-// and to prove it is still the same message.
-type planEntry struct {
-	MTA         string `json:"mta"`
-	QueueDir    string `json:"queue_dir"`
-	QueueName   string `json:"queue_name"`
-	QueueID     string `json:"queue_id"`
-	Path        string `json:"path"`
-	Inode       uint64 `json:"inode"`
-	FileSize    int64  `json:"file_size"`
-	ArrivalTime int64  `json:"arrival_time"`
-	Sender      string `json:"sender"`
-	NullSender  bool   `json:"null_sender"`
-}
-
-// writePlan writes one planEntry per selected message to a new file
-// (never over an existing one) and syncs it.
-func writePlan(path string, src queue.Source, results []filter.Result) error {
-	root, _ := filepath.Abs(src.Root())
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fail(exitError, fmt.Errorf("plan: %w", err), "the plan file must not exist yet")
-	}
-	ok := false
-	defer func() {
-		if !ok { // a full disk: no cut plan left to apply later
-			f.Close()
-			os.Remove(path)
-		}
-	}()
-	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	for _, r := range results {
-		m := r.Msg
-		if err := enc.Encode(planEntry{MTA: string(m.MTA), QueueDir: root, QueueName: m.Queue, QueueID: m.ID, Path: m.Path,
-			Inode: m.Inode, FileSize: m.FileSize, ArrivalTime: m.Arrival.Unix(), Sender: m.Sender, NullSender: m.NullSender}); err != nil {
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	ok = true
-	return f.Close()
-}
-
-// readPlan reads a plan file written by writePlan.
-func readPlan(path string) ([]planEntry, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fail(exitError, fmt.Errorf("plan: %w", err), "")
-	}
-	defer f.Close()
-	var out []planEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-	line := 0
-	for sc.Scan() {
-		line++
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
-		var p planEntry
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			return nil, fail(exitUsage, fmt.Errorf("plan %s line %d: %w", path, line, err), "")
-		}
-		out = append(out, p)
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			err = errors.New("line longer than 4 MB")
-		}
-		return nil, fail(exitUsage, fmt.Errorf("plan %s line %d: %w", path, line+1, err), "a plan file is written by --plan-out; this one is not")
-	}
-	return out, nil
-}
 
 func applyCommand(e *env) *cli.Command {
 	var sf safetyFlags
@@ -118,20 +30,14 @@ EXAMPLES:
 				return usageErr("apply needs PLAN-FILE and ACTION")
 			}
 			planPath, name := c.Args().Get(0), c.Args().Get(1)
-			known := false
-			var names []string
-			for _, a := range actions {
-				known = known || a.name == name
-				names = append(names, a.name)
-			}
-			if !known {
+			if !slices.Contains(surgery.Verbs, name) {
 				hint := ""
-				if n := nearest(name, names); n != "" {
+				if n := nearest(name, surgery.Verbs); n != "" {
 					hint = fmt.Sprintf("did you mean '%s'?", n)
 				}
 				return fail(exitUsage, fmt.Errorf("apply: unknown action %q (delete, hold, release, requeue, expire)", name), hint)
 			}
-			entries, err := readPlan(planPath)
+			entries, err := surgery.ReadPlan(planPath)
 			if err != nil {
 				return err
 			}
@@ -146,36 +52,20 @@ EXAMPLES:
 			if o.MTA == "auto" || o.MTA == "" {
 				o.MTA = entries[0].MTA
 			}
-			src, sg, err := e.openSurgeon(o, name, readNeeds{})
+			src, err := openSource(o, e.stderr, readNeeds{})
 			if err != nil {
 				return err
 			}
-			var results []filter.Result
-			changed := 0
-			for _, p := range entries {
-				m, err := src.Read(queue.Ref{Queue: p.QueueName, ID: p.QueueID, Path: p.Path})
-				why := ""
-				switch {
-				case errors.Is(err, os.ErrNotExist):
-					why = "no longer in the queue"
-				case err != nil:
-					why = err.Error()
-				case m.Inode != p.Inode:
-					why = fmt.Sprintf("inode %d is not the planned %d: the ID now names another message", m.Inode, p.Inode)
-				case m.Sender != p.Sender || m.NullSender != p.NullSender:
-					why = fmt.Sprintf("sender %q is not the planned %q", m.Sender, p.Sender)
-				case m.Arrival.Unix() != p.ArrivalTime:
-					why = "arrival time changed: another message"
-				}
-				if why != "" {
-					changed++
-					fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %s\n", printable(p.QueueID), printable(why))
-					continue
-				}
-				results = append(results, filter.Result{Msg: m})
+			job, err := surgery.NewJob(src, surgery.Verb{Name: name})
+			if err != nil {
+				return err
+			}
+			results, changed := surgery.Recheck(src, entries)
+			for _, ch := range changed {
+				fmt.Fprintf(e.stderr, "qsurgeon: %s: skipped: %s\n", printable(ch.ID), printable(ch.Err.Error()))
 			}
 			sf.all = true
-			return e.execute(c, o, name, sg, results, &sf, false, changed)
+			return e.execute(c, o, name, job, results, &sf, false, len(changed))
 		},
 	}
 }

@@ -10,18 +10,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/internal/termsafe"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/rebuild"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
-
-func init() {
-	commandFactories = append(commandFactories, checkCommand, repairCommand, rebuildCommand)
-}
 
 // accountFlags are --user NAME=UID and --group NAME=GID, for queues copied
 // from another machine and for containers without the qmail accounts.
@@ -117,10 +113,14 @@ EXAMPLES:
 		Flags: append(af.flags(), af.logFlag()),
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
-			if dir := queueDir(o); o.MTA == string(queue.Postfix) || (o.MTA != string(queue.Qmail) && postfixq.IsPostfixQueue(dir)) {
-				if err := checkLayout(dir, string(queue.Postfix)); err != nil {
-					return err
-				}
+			// surgery.DetectMTA decides, as for every other command; a
+			// forced --mta postfix on another layout is refused.
+			dir := queueDir(o)
+			mta, err := surgery.DetectMTA(dir, o.MTA)
+			if err != nil && o.MTA == string(queue.Postfix) {
+				return err
+			}
+			if mta == queue.Postfix {
 				return e.checkPostfix(o, dir)
 			}
 			root, err := qmailRoot(o)
@@ -285,9 +285,6 @@ EXAMPLES:
 			opts := rebuild.Options{Split: af.split, LostFound: lostFound, Detached: sf.detached, SendLogs: logs}
 			plan, err := rebuild.PlanRepair(root, nil, ids, opts)
 			if err != nil {
-				if errors.Is(err, qmailq.ErrSendRunning) {
-					return fail(exitLocked, err, "stop qmail-send first: svc -d /service/qmail-send, or systemctl stop qmail")
-				}
 				return err
 			}
 			return e.runPlan(c, plan, &sf, "repair")
@@ -298,38 +295,25 @@ EXAMPLES:
 // runPlan prints a rebuild plan, asks, and executes it once through a
 // mutator rooted at the plan's base (or the dry-run recorder).
 func (e *env) runPlan(c *cli.Context, plan *rebuild.Plan, sf *safetyFlags, what string) error {
-	fmt.Fprint(e.stdout, termsafe.Text(plan.String()))
 	if len(plan.Steps) == 0 {
+		fmt.Fprint(e.stdout, termsafe.Text(plan.String()))
 		return nil
 	}
-	if !sf.yes && !sf.dryRun {
-		if err := e.confirm(fmt.Sprintf("%s: carry out these %d steps?", what, len(plan.Steps))); err != nil {
-			return err
-		}
-	}
-	fsys, err := safefs.Open(plan.Base)
-	if err != nil {
-		return err
-	}
-	defer fsys.Close()
-	var mut queue.Mutator = fsys
-	if sf.dryRun {
-		mut = safefs.NewDryRun(fsys)
-	}
-	o := e.opts(c)
-	bar := e.progress(o, what)
-	var progress queue.Progress
-	if bar != nil {
-		bar.ChangeMax64(int64(len(plan.Steps)))
-		progress = func(done, total int64) { _ = bar.Set64(done) }
-	}
-	err = plan.Execute(mut, progress)
-	if bar != nil {
-		_ = bar.Finish()
-	}
-	if err != nil {
-		if errors.Is(err, qmailq.ErrSendRunning) {
-			return fail(exitLocked, err, "stop qmail-send first: svc -d /service/qmail-send, or systemctl stop qmail")
+	_, err := e.perform(c, sf, operation{
+		name:     what,
+		question: fmt.Sprintf("%s: carry out these %d steps?", what, len(plan.Steps)),
+		preview:  func() { fmt.Fprint(e.stdout, termsafe.Text(plan.String())) },
+		run:      func(ro surgery.RunOptions) (surgery.Report, error) { return surgery.ExecutePlan(plan, ro) },
+	})
+	var se silentExit
+	var ee *exitErr
+	switch {
+	case err == nil:
+	case errors.As(err, &se), errors.As(err, &ee):
+		return err // the confirmation's answer, or an error with its code
+	default:
+		if code, hint := exitCode(err); code != exitError {
+			return fail(code, err, hint)
 		}
 		return fail(exitError, err, "the steps before the failing one were done; run 'qsurgeon check' and then this command again")
 	}
@@ -395,7 +379,9 @@ EXAMPLES:
 				if !bigTodo && !flatTodo {
 					big = l.BigTodo
 				}
-				if ff.empty() && !sf.all {
+				if all, err := ff.selectsAll(e.stdin); err != nil {
+					return err
+				} else if all && !sf.all {
 					return usageErr("rebuild --carry-from with no selection would carry every message; add filter flags or --all")
 				}
 				src, err := qmailq.OpenLayout(l)
@@ -405,11 +391,11 @@ EXAMPLES:
 				defer src.Close()
 				o := e.opts(c)
 				o.Format = "table"
-				selRes, err := e.selectMessages(c, o, &ff, src, keepIDs)
+				selRes, err := e.selectMessages(c, o, &ff, src, surgery.KeepIDs)
 				if err != nil {
 					return err
 				}
-				for _, r := range selRes.results {
+				for _, r := range selRes.Results {
 					id, err := strconv.ParseUint(r.Msg.ID, 10, 64)
 					if err == nil {
 						sel = append(sel, id)
@@ -427,9 +413,6 @@ EXAMPLES:
 			if carryFrom != "" {
 				cp, err := rebuild.PlanCarry(carryFrom, newDir, sel, ids, rebuild.CarryOptions{Split: split, BigTodo: big})
 				if err != nil {
-					if errors.Is(err, qmailq.ErrSendRunning) {
-						return fail(exitLocked, err, "stop qmail-send first")
-					}
 					return err
 				}
 				plan.Append(cp)

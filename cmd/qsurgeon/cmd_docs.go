@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/urfave/cli/v2"
 )
-
-func init() { commandFactories = append(commandFactories, docsCommand) }
 
 // The completion scripts ask qsurgeon itself for candidates
 // (--generate-bash-completion), so they follow the command table.
@@ -93,7 +93,7 @@ EXAMPLES:
 				if err != nil {
 					return err
 				}
-				if err := write(md, s); err != nil {
+				if err := write(md, s+criteriaMarkdown()); err != nil {
 					return err
 				}
 			}
@@ -103,4 +103,19 @@ EXAMPLES:
 			return write(zsh, zshCompletion)
 		},
 	}
+}
+
+// criteriaMarkdown is the reference of the selection criteria, made from
+// filter.Criteria like the flags themselves: what each fills and what it
+// makes qsurgeon read.
+func criteriaMarkdown() string {
+	var b strings.Builder
+	b.WriteString("\n# SELECTION CRITERIA\n\n")
+	b.WriteString("Every command that selects takes these flags (filter.Criteria, tested in this order: cheapest first).\n")
+	b.WriteString("Different flags AND together; repeating a flag ORs its values.\n\n")
+	b.WriteString("| flag | filter.Spec field | reads | meaning |\n|---|---|---|---|\n")
+	for _, c := range filter.Criteria {
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", c.Flag, c.Field, c.Cost, strings.ReplaceAll(c.Usage, "|", "\\|"))
+	}
+	return b.String()
 }

@@ -12,10 +12,9 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
-
-func init() { commandFactories = append(commandFactories, exportCommand) }
 
 func exportCommand(e *env) *cli.Command {
 	var ff filterFlags
@@ -50,28 +49,28 @@ EXAMPLES:
 			if !ok {
 				return fmt.Errorf("export is not supported for %s queues", src.MTA())
 			}
-			sel, err := e.selectMessages(c, o, &ff, src, keepAll)
+			sel, err := e.selectMessages(c, o, &ff, src, surgery.KeepAll)
 			if err != nil {
 				return err
 			}
-			if missing := missingIDs(ff.ids.Value(), sel.results); len(missing) > 0 {
+			if missing := missingIDs(ff.ids(), sel.Results); len(missing) > 0 {
 				fmt.Fprintf(e.stderr, "qsurgeon: not exported (not in the queue, or filtered out): %s\n", strings.Join(missing, " "))
-				if len(sel.results) == 0 {
+				if len(sel.Results) == 0 {
 					return silentExit(exitError)
 				}
 			}
-			readContents(c.Context, src, sel.results, o.Workers, func(error) {})
+			readContents(c.Context, src, sel.Results, o.Workers, func(error) {})
 			failed := 0
 			if mbox != "" {
-				failed, err = exportMbox(e.stderr, mbox, rw, sel.results)
+				failed, err = exportMbox(e.stderr, mbox, rw, sel.Results)
 			} else {
-				failed, err = exportDir(e.stderr, dir, rw, sel.results)
+				failed, err = exportDir(e.stderr, dir, rw, sel.Results)
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stderr, "exported %d message(s), %d failed\n", len(sel.results)-failed, failed)
-			if failed > 0 || len(sel.errs) > 0 || len(missingIDs(ff.ids.Value(), sel.results)) > 0 {
+			fmt.Fprintf(e.stderr, "exported %d message(s), %d failed\n", len(sel.Results)-failed, failed)
+			if failed > 0 || len(sel.Errs) > 0 || len(missingIDs(ff.ids(), sel.Results)) > 0 {
 				return silentExit(exitPartial)
 			}
 			return nil

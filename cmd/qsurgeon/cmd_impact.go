@@ -7,10 +7,9 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
 	"github.com/qsurgeon/qsurgeon/maillog"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
-
-func init() { commandFactories = append(commandFactories, impactCommand) }
 
 func impactCommand(e *env) *cli.Command {
 	var lf logFlags
@@ -51,7 +50,7 @@ EXAMPLES:
 			spec.SASLUsers = append(spec.SASLUsers, ff.loggedSASLUsers.Value()...)
 			var sel func(*maillog.Message, string) bool
 			if !spec.Empty() || spec.Invert {
-				m, err := compile(spec)
+				m, err := surgery.Compile(spec)
 				if err != nil {
 					return fail(exitUsage, err, "")
 				}

@@ -5,11 +5,9 @@ import (
 	"strings"
 
 	"github.com/qsurgeon/qsurgeon/filter"
-
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
-
-func init() { commandFactories = append(commandFactories, listCommand) }
 
 // headerAutoLimit is how many selected messages the table format reads the
 // Subject of without --headers.
@@ -17,11 +15,11 @@ const headerAutoLimit = 20000
 
 // listKeep is what list holds of each selected message: bare IDs need
 // nothing else.
-func listKeep(format string, headers bool) keep {
+func listKeep(format string, headers bool) surgery.Keep {
 	if format == "ids" && !headers {
-		return keepIDs
+		return surgery.KeepIDs
 	}
-	return keepAll
+	return surgery.KeepAll
 }
 
 func listCommand(e *env) *cli.Command {
@@ -82,26 +80,26 @@ EXAMPLES:
 			}
 			k := listKeep(o.Format, headers)
 			if sortBy != "" {
-				k = keepAll // the sort key may be any field
+				k = surgery.KeepAll // the sort key may be any field
 			}
 			sel, err := e.selectMessages(c, o, &ff, src, k)
 			if err != nil {
 				return err
 			}
 			if sortBy != "" {
-				_ = filter.SortBy(sel.results, sortBy) // checked above
+				_ = filter.SortBy(sel.Results, sortBy) // checked above
 			}
-			if limit > 0 && len(sel.results) > limit {
-				sel.results = sel.results[:limit]
+			if limit > 0 && len(sel.Results) > limit {
+				sel.Results = sel.Results[:limit]
 			}
-			if headers || (o.Format == "table" && len(sel.results) <= headerAutoLimit) {
-				readContents(c.Context, src, sel.results, o.Workers, e.warn)
+			if headers || (o.Format == "table" && len(sel.Results) <= headerAutoLimit) {
+				readContents(c.Context, src, sel.Results, o.Workers, e.warn)
 			}
-			if err := r.list(sel.results); err != nil {
+			if err := r.list(sel.Results); err != nil {
 				return err
 			}
-			if len(sel.errs) > 0 {
-				fmt.Fprintf(e.stderr, "qsurgeon: %d message(s) could not be read (see warnings above)\n", len(sel.errs))
+			if len(sel.Errs) > 0 {
+				fmt.Fprintf(e.stderr, "qsurgeon: %d message(s) could not be read (see warnings above)\n", len(sel.Errs))
 				return silentExit(exitPartial)
 			}
 			return nil

@@ -15,10 +15,9 @@ import (
 	"github.com/qsurgeon/qsurgeon/internal/clock"
 	"github.com/qsurgeon/qsurgeon/monitor"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
-
-func init() { commandFactories = append(commandFactories, monitorCommand) }
 
 // nagiosExitHelp documents the plugin exit codes, which are not
 // qsurgeon's own table.
@@ -200,7 +199,7 @@ func (e *env) snapshot(ctx context.Context, o globalOpts, mf *monitorFlags, quie
 		return nil, nil, err
 	}
 	now := clock.Now()
-	m, err := compile(filter.Spec{Now: now})
+	m, err := surgery.Compile(filter.Spec{Now: now})
 	if err != nil {
 		return nil, nil, err
 	}

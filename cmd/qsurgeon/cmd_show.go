@@ -16,8 +16,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandFactories = append(commandFactories, showCommand) }
-
 // rawWriter is implemented by sources that can reproduce a message exactly
 // as RFC 5322 text.
 type rawWriter interface {

@@ -13,10 +13,9 @@ import (
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/maillog"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
-
-func init() { commandFactories = append(commandFactories, summaryCommand) }
 
 // ageBuckets are qshape's default buckets, in minutes.
 var ageBuckets = []int{5, 10, 20, 40, 80, 160, 320, 640, 1280}
@@ -142,7 +141,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			m, err := compile(spec)
+			m, err := surgery.Compile(spec)
 			if err != nil {
 				return fail(exitUsage, err, "")
 			}

@@ -15,10 +15,9 @@ import (
 	"github.com/qsurgeon/qsurgeon/internal/clock"
 	"github.com/qsurgeon/qsurgeon/monitor"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
-
-func init() { commandFactories = append(commandFactories, watchCommand) }
 
 // watchFlags are watch's own flags.
 type watchFlags struct {
@@ -183,55 +182,34 @@ func (e *env) runHook(ctx context.Context, wf *watchFlags, snap *monitor.Snapsho
 // dry run), or into the quarantine directory on qmail. Only messages
 // charged to exactly this account are selected.
 func (e *env) holdAccount(c *cli.Context, o globalOpts, src queue.Source, wf *watchFlags, acct monitor.Account) error {
-	sg, err := surgeonFor(src)
-	if err != nil {
-		return err
-	}
-	name, k := "hold", keepSurgery
+	verb := surgery.Verb{Name: surgery.Hold}
 	spec := filter.Spec{Now: clock.Now()}
 	if src.MTA() == queue.Qmail {
 		if wf.quarantineDir == "" {
 			return fail(exitUsage, errors.New("qmail has no hold queue"), "give --quarantine-dir DIR to hold the account's mail there")
 		}
-		abs, _ := filepath.Abs(wf.quarantineDir)
-		if err := os.MkdirAll(abs, 0o700); err != nil {
-			return err
-		}
-		sg = &quarantineSurgeon{inner: sg, dir: abs}
-		name, k = "quarantine", keepEnvelope
+		verb = surgery.Verb{Name: surgery.Quarantine, Dir: wf.quarantineDir}
 	} else {
 		// postsuper -h takes mail from incoming, active and deferred.
 		spec.Queues = []string{queue.Incoming, queue.Active, queue.Deferred}
 	}
-	if err := sg.supports(name); err != nil {
-		return err
-	}
-	m, err := compile(spec)
+	job, err := surgery.NewJob(src, verb)
 	if err != nil {
 		return err
 	}
-	var results []filter.Result
-	partial := false
-	err = filter.Scan(c.Context, src, m, filter.Options{Workers: o.Workers, OnError: func(*filter.ReadError) error {
-		partial = true
-		return nil
-	}}, func(r filter.Result) error {
-		if kind, n, ok := monitor.AccountOf(r.Msg); ok && kind == acct.Kind && n == acct.Name {
-			k.trim(r.Msg)
-			r.Why = nil
-			results = append(results, r)
-		}
-		return nil
-	})
+	sel, err := surgery.Select(c.Context, src, spec, surgery.SelectOptions{Workers: o.Workers, Keep: job.Keep(),
+		Where: func(m *queue.Message) bool {
+			kind, n, ok := monitor.AccountOf(m)
+			return ok && kind == acct.Kind && n == acct.Name
+		}})
 	if err != nil {
 		return err
 	}
-	if len(results) == 0 {
+	if len(sel.Results) == 0 {
 		return nil
 	}
-	filter.SortResults(results)
 	sf := safetyFlags{yes: true, dryRun: wf.dryRun, journal: wf.journal, sample: 5}
-	return e.execute(c, o, name, sg, results, &sf, partial, 0)
+	return e.execute(c, o, verb.Name, job, sel.Results, &sf, len(sel.Errs) > 0, 0)
 }
 
 // readState reads the state a previous run saved; a missing or unreadable

@@ -10,6 +10,7 @@ import (
 	"github.com/qsurgeon/qsurgeon/logjoin"
 	"github.com/qsurgeon/qsurgeon/maillog"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/qsurgeon/qsurgeon/surgery"
 )
 
 // withLogs adds the criteria that select by what the mail logs say
@@ -26,7 +27,7 @@ func (f *filterFlags) withLogs(e *env, spec *filter.Spec) error {
 		return fail(exitUsage, fmt.Errorf("--logged-sasl-user needs the logs"), "give them with --log FILE (repeatable, .gz read as is)")
 	}
 	// The user patterns have --sasl-user's forms: let the filter compile them.
-	um, err := compile(filter.Spec{SASLUsers: users})
+	um, err := surgery.Compile(filter.Spec{SASLUsers: users})
 	if err != nil {
 		return fail(exitUsage, fmt.Errorf("--logged-sasl-user: %w", err), "")
 	}
@@ -35,7 +36,7 @@ func (f *filterFlags) withLogs(e *env, spec *filter.Spec) error {
 		return err
 	}
 	j := logjoin.New(a)
-	spec.Extra = append(spec.Extra, filter.Criterion{Flag: "--logged-sasl-user", Match: func(m *queue.Message) (bool, string) {
+	spec.Extra = append(spec.Extra, filter.Custom{Flag: "--logged-sasl-user", Match: func(m *queue.Message) (bool, string) {
 		tie, ok, why := j.Lookup(m)
 		if !ok {
 			if strings.HasPrefix(why, "no log line") {

@@ -11,6 +11,7 @@ import (
 	"github.com/qsurgeon/qsurgeon/logjoin"
 	"github.com/qsurgeon/qsurgeon/maillog"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
 
@@ -48,7 +49,7 @@ func parseWhen(flag, v string) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if d, err := parseAge(flag, v); err == nil {
+	if d, err := filter.ParseAge(flag, v); err == nil {
 		return clock.Now().Add(-d), nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
@@ -105,7 +106,7 @@ func (e *env) queueJoin(c *cli.Context, o globalOpts, a *maillog.Analyzer) (*log
 		}
 		return nil, nil, err
 	}
-	m, err := compile(filter.Spec{})
+	m, err := surgery.Compile(filter.Spec{})
 	if err != nil {
 		return nil, nil, err
 	}

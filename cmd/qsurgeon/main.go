@@ -13,8 +13,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/qsurgeon/qsurgeon/qmailq"
+	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
 
@@ -73,6 +76,47 @@ func commandLine(c *cli.Context) []string {
 	return args
 }
 
+// hintStopQmail is the one answer to qmail-send holding the queue.
+const hintStopQmail = "stop qmail-send first: svc -d /service/qmail-send (daemontools) or systemctl stop qmail; qmail-smtpd may keep running"
+
+// errorTable maps the errors the library marks to their exit code and the
+// hint naming the next step; the first entry an error matches wins.
+var errorTable = []struct {
+	err  error
+	code int
+	hint string
+}{
+	{qmailq.ErrSendRunning, exitLocked, hintStopQmail},
+	{surgery.ErrNoQueueDir, exitNoQueue, "give the queue directory with --queue DIR"},
+	{surgery.ErrNotPostfix, exitNoQueue, "drop --mta (auto-detection), or point --queue at Postfix's queue_directory (it has deferred/ and incoming/, active/, hold/ or maildrop/)"},
+	{surgery.ErrNotQmail, exitNoQueue, "drop --mta (auto-detection), or point --queue at qmail's queue (it has mess/, info/, local/, remote/, todo/ and lock/)"},
+	{surgery.ErrUnknownLayout, exitNoQueue, "point --queue at the queue_directory (Postfix: it has deferred/, incoming/...; qmail: mess/, info/, todo/...) or force --mta"},
+	{surgery.ErrNoQueue, exitNoQueue, ""},
+	{surgery.ErrConfig, exitError, "--config-dir names the Postfix config directory (the one with main.cf)"},
+	{surgery.ErrUsage, exitUsage, ""},
+	{surgery.ErrPlanExists, exitError, "the plan file must not exist yet"},
+	{surgery.ErrPlanFile, exitUsage, "a plan file is written by --plan-out; this one is not"},
+	{surgery.ErrNotQuarantine, exitError, "DIR must be a directory written by 'qsurgeon quarantine'"},
+}
+
+// exitCode is the exit code and hint of an error: its own when the
+// command gave one (fail), else the first errorTable entry it matches.
+func exitCode(err error) (int, string) {
+	var ee *exitErr
+	if errors.As(err, &ee) {
+		return ee.code, ee.hint
+	}
+	for _, t := range errorTable {
+		if errors.Is(err, t.err) {
+			return t.code, t.hint
+		}
+	}
+	if isFlagError(err) {
+		return exitUsage, "see 'qsurgeon --help' or 'qsurgeon COMMAND --help'"
+	}
+	return exitError, ""
+}
+
 // silentExit ends the program with a code and no message (the command has
 // already reported what happened).
 type silentExit int
@@ -98,18 +142,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if errors.As(err, &se) {
 		return int(se)
 	}
-	var ee *exitErr
-	code := exitError
-	hint := ""
-	if errors.As(err, &ee) {
-		code, hint = ee.code, ee.hint
-	} else if isFlagError(err) {
-		code = exitUsage
-		hint = "see 'qsurgeon --help' or 'qsurgeon COMMAND --help'"
-	}
+	code, hint := exitCode(err)
 	fmt.Fprintf(stderr, "qsurgeon: error: %s\n", printable(err.Error()))
 	if hint != "" {
 		fmt.Fprintf(stderr, "qsurgeon: hint: %s\n", hint)
 	}
 	return code
 }
+
+// joinHints joins several hints into one hint line.
+func joinHints(h ...string) string { return strings.Join(h, "; ") }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/queue"
-	"golang.org/x/sync/errgroup"
+	"github.com/qsurgeon/qsurgeon/surgery"
 )
 
 // jsonRecipient is a pending recipient as postqueue -j prints it, plus the
@@ -339,37 +339,10 @@ func humanSize(n int64) string {
 }
 
 // readContents reads the headers of every selected message that has none
-// yet, in parallel, for output that shows subjects.
+// yet (surgery.ReadContents), warning about those it cannot read.
 func readContents(ctx context.Context, src queue.Source, results []filter.Result, workers int, warn func(error)) {
-	if workers <= 0 {
-		workers = filter.DefaultWorkers()
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
-	errs := make([]error, len(results))
-	for i := range results {
-		m := results[i].Msg
-		if m.Content != nil || m.Err != nil || m.Path == "" {
-			continue
-		}
-		g.Go(func() error {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			c, err := src.ReadContent(m, queue.ContentOptions{})
-			if err != nil {
-				errs[i] = fmt.Errorf("%s: reading headers: %w", m.Path, err)
-				return nil
-			}
-			m.Content = c
-			return nil
-		})
-	}
-	_ = g.Wait()
-	for _, err := range errs {
-		if err != nil {
-			warn(err)
-		}
+	for _, err := range surgery.ReadContents(ctx, src, results, workers) {
+		warn(err)
 	}
 }
 

@@ -12,8 +12,6 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/internal/journal"
-	"github.com/qsurgeon/qsurgeon/internal/safefs"
-	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/urfave/cli/v2"
 )
 
@@ -119,24 +117,4 @@ func openJournal(path string, args []string, filterDesc any) (*journal.Run, func
 		return nil, nil, fail(exitError, fmt.Errorf("%w; nothing was changed", err), "")
 	}
 	return run, func() { j.Close() }, nil
-}
-
-// outcome counts what an action did.
-type outcome struct {
-	ok, failed, skipped int
-}
-
-// mutatorFor returns the root-confined mutator of a queue, or the recorder
-// that changes nothing for --dry-run. Dry-run is enforced here, below every
-// command: the commands never see a writing mutator when it is set.
-func mutatorFor(root string, dryRun bool) (queue.Mutator, *safefs.DryRun, func(), error) {
-	fsys, err := safefs.Open(root)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if dryRun {
-		d := safefs.NewDryRun(fsys)
-		return d, d, func() { fsys.Close() }, nil
-	}
-	return fsys, nil, func() { fsys.Close() }, nil
 }

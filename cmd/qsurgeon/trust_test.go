@@ -19,6 +19,7 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/internal/postfixtest"
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
+	"github.com/qsurgeon/qsurgeon/surgery"
 )
 
 // pfQueue and qmQueue extract the bundled Postfix and qmail fixture queues.
@@ -273,7 +274,7 @@ func TestApplyCountsChangedAsSkipped(t *testing.T) {
 	if r := qs(t, "", "--queue", root, "delete", "--null-sender", "--plan-out", plan); r.code != 0 {
 		t.Fatalf("--plan-out: exit %d: %s", r.code, r.stderr)
 	}
-	entries, err := readPlan(plan)
+	entries, err := surgery.ReadPlan(plan)
 	if err != nil || len(entries) != len(sel) {
 		t.Fatalf("plan: %d entries, %v; want %d", len(entries), err, len(sel))
 	}
@@ -726,7 +727,7 @@ func TestHelpExamplesWork(t *testing.T) {
 			}
 			switch {
 			case plan:
-				if entries, err := readPlan(paths["/root/hello.plan"]); err != nil || len(entries) == 0 {
+				if entries, err := surgery.ReadPlan(paths["/root/hello.plan"]); err != nil || len(entries) == 0 {
 					t.Errorf("%s: the plan holds %d messages (%v)", line, len(entries), err)
 				}
 			case destructive[verb]:

@@ -70,21 +70,23 @@ func init() {
 	// --version only: -v means verbose to most admins.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version, commit and build date"}
 	cli.VersionPrinter = func(c *cli.Context) { printVersion(c.App.Writer) }
-	commandFactories = append(commandFactories, func(e *env) *cli.Command {
-		return &cli.Command{
-			Name:      "version",
-			Usage:     "print the version, commit and build date (same as --version)",
-			ArgsUsage: " ",
-			Description: `The module version, the commit it was built from and the build date (make build links the
+}
+
+// versionCommand prints what --version prints.
+func versionCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "version",
+		Usage:     "print the version, commit and build date (same as --version)",
+		ArgsUsage: " ",
+		Description: `The module version, the commit it was built from and the build date (make build links the
 commit and the date in; otherwise they come from the Go build info, where present).
 
 EXAMPLES:
    qsurgeon version
    qsurgeon --version`,
-			Action: func(c *cli.Context) error {
-				printVersion(e.stdout)
-				return nil
-			},
-		}
-	})
+		Action: func(c *cli.Context) error {
+			printVersion(e.stdout)
+			return nil
+		},
+	}
 }

@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/qsurgeon/qsurgeon/queue"
 )
@@ -63,14 +67,18 @@ func fmtTime(t time.Time) string {
 
 // DryRun is a queue.Mutator that records every call and changes nothing.
 // Paths are checked for syntax (ErrBadPath) exactly as FS does, so a dry run
-// reports the same bad paths a real run would refuse. When Base is set, Lstat
-// reads through it so callers can re-verify identity during a dry run too.
+// reports the same bad paths a real run would refuse. Lstat knows the paths
+// the run created (they exist, with inode 0: they have none yet), so a
+// caller that looks at what it just made need not know it is in a dry run;
+// anything else reads through Base when it is set, so callers re-verify
+// identity during a dry run too.
 // It is safe for concurrent use.
 type DryRun struct {
 	Base *FS
 
-	mu  sync.Mutex
-	ops []Op
+	mu   sync.Mutex
+	ops  []Op
+	made map[string]fs.FileMode // created by the run: the type and mode
 }
 
 var _ queue.Mutator = (*DryRun)(nil)
@@ -104,8 +112,45 @@ func (d *DryRun) rec(o Op) error {
 	}
 	d.mu.Lock()
 	d.ops = append(d.ops, o)
+	d.overlay(o)
 	d.mu.Unlock()
 	return nil
+}
+
+// overlay notes what o changes in the tree Lstat shows.
+func (d *DryRun) overlay(o Op) {
+	if d.made == nil {
+		d.made = map[string]fs.FileMode{}
+	}
+	put := func(p string, m fs.FileMode) { d.made[p] = m }
+	switch o.Op {
+	case "mkdir":
+		put(o.Path, fs.ModeDir|o.Perm)
+	case "mkfifo":
+		put(o.Path, fs.ModeNamedPipe|o.Perm)
+	case "create":
+		put(o.Path, o.Perm)
+	case "link":
+		put(o.Dest, d.modeLocked(o.Path))
+	case "rename":
+		put(o.Dest, d.modeLocked(o.Path))
+		delete(d.made, o.Path)
+	case "remove":
+		delete(d.made, o.Path)
+	}
+}
+
+// modeLocked is the mode of p as the run left it (0 when unknown).
+func (d *DryRun) modeLocked(p string) fs.FileMode {
+	if m, ok := d.made[p]; ok {
+		return m
+	}
+	if d.Base != nil {
+		if fi, err := d.Base.Lstat(p); err == nil {
+			return fi.Mode()
+		}
+	}
+	return 0
 }
 
 // Rename records a rename.
@@ -147,12 +192,32 @@ func (d *DryRun) Chtimes(p string, atime, mtime time.Time) error {
 	return d.rec(Op{Op: "chtimes", Path: p, Atime: atime, Mtime: mtime})
 }
 
-// Lstat reads through Base; without Base it fails with fs.ErrNotExist.
+// Lstat describes a path the run created (see DryRun); anything else reads
+// through Base, and without Base fails with fs.ErrNotExist.
 func (d *DryRun) Lstat(p string) (fs.FileInfo, error) {
-	if d.Base == nil {
+	d.mu.Lock()
+	m, made := d.made[p]
+	d.mu.Unlock()
+	switch {
+	case made:
+		return &fileInfo{name: path.Base(p), st: syscall.Stat_t{Mode: unixType(m) | unixMode(m)}}, nil
+	case d.Base == nil:
 		return nil, &Error{Op: "lstat", Root: d.root(), Path: p, Err: fs.ErrNotExist}
 	}
 	return d.Base.Lstat(p)
+}
+
+// unixType is the S_IFMT bits of a Go file mode's type.
+func unixType(m fs.FileMode) uint32 {
+	switch {
+	case m.IsDir():
+		return unix.S_IFDIR
+	case m&fs.ModeNamedPipe != 0:
+		return unix.S_IFIFO
+	case m&fs.ModeSymlink != 0:
+		return unix.S_IFLNK
+	}
+	return unix.S_IFREG
 }
 
 // ErrInjected is the error Faulty returns from the call it was told to fail.

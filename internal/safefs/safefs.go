@@ -31,6 +31,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qsurgeon/qsurgeon/queue"
 )
 
 // Errors a caller can test with errors.Is. A refused operation returns an
@@ -45,7 +47,7 @@ var (
 	ErrEscape = errors.New("path leaves the root")
 	// ErrNotRegular: Open or Create met something that is not a regular
 	// file; Chmod met a device.
-	ErrNotRegular = errors.New("not a regular file")
+	ErrNotRegular = queue.ErrNotRegular
 	// ErrCrossDevice: MoveBetween's two roots are on different
 	// filesystems. qsurgeon never copies a message instead of moving it:
 	// a copy is not atomic and does not keep the inode a Postfix queue ID
