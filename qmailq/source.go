@@ -276,6 +276,12 @@ func (q *Queue) Read(ref queue.Ref) (*queue.Message, error) {
 // calls per file (open, fstat, pread, close); of mess only the first
 // MaxTraceHead bytes are read.
 func (q *Queue) Inspect(idStr string) (*queue.Message, []Problem, error) {
+	return q.inspect(idStr, true)
+}
+
+// inspect is Inspect; countAuth false leaves UntrustedAuth alone (ReadRest
+// after a ReadFields that counted).
+func (q *Queue) inspect(idStr string, countAuth bool) (*queue.Message, []Problem, error) {
 	id, ok := ParseID(idStr)
 	if !ok {
 		return nil, nil, fmt.Errorf("qmailq: %q is not a qmail message id", idStr)
@@ -364,7 +370,7 @@ func (q *Queue) Inspect(idStr string) (*queue.Message, []Problem, error) {
 	if !anyFile && len(odd) == 0 {
 		return nil, nil, fmt.Errorf("qmailq: message %d: %w", id, fs.ErrNotExist)
 	}
-	a := assembler{q: q, id: id, files: files}
+	a := assembler{q: q, id: id, files: files, noCount: !countAuth}
 	m := a.assemble()
 	for _, o := range odd {
 		what := "not a regular file"
@@ -394,6 +400,8 @@ type assembler struct {
 	files [numParts][]*fileData
 	m     *queue.Message
 	probs []Problem
+	// noCount: do not count an untrusted AUTH header (already counted).
+	noCount bool
 }
 
 func (a *assembler) problem(kind, path, format string, args ...any) {
@@ -491,7 +499,7 @@ func (a *assembler) assemble() *queue.Message {
 		} else {
 			t := ParseTraceUIDs(mess.data, a.q.smtpdUIDs)
 			m.SASLUser = t.AuthUser
-			if t.UntrustedAuthUser != "" {
+			if t.UntrustedAuthUser != "" && !a.noCount {
 				c, _ := a.q.untrusted.LoadOrStore(t.UntrustedUID, new(atomic.Int64))
 				c.(*atomic.Int64).Add(1)
 			}
