@@ -30,7 +30,7 @@ type Stats struct {
 	Examined    int64 // messages read (vanished ones included)
 	Matched     int64 // messages selected
 	Vanished    int64 // gone between Walk and Read (or ReadContent): skipped
-	Corrupt     int64 // read with Message.Err set (examined, matched or not)
+	Corrupt     int64 // read with Message.Err set (examined, matched or not; of a queue.StagedSource, only the messages read whole)
 	ContentRead int64 // ReadContent calls
 	Errors      int64 // per-message read errors
 }
@@ -313,7 +313,28 @@ func examine(src queue.Source, m *Matcher, r queue.Ref) (it item) {
 			it = item{rerr: &ReadError{Ref: r, Op: op, Err: fmt.Errorf("%w: %v", errPanic, p)}}
 		}
 	}()
-	msg, err := src.Read(r)
+	var msg *queue.Message
+	var err error
+	if ss, ok := src.(queue.StagedSource); ok && m.staged != 0 {
+		// Only what the criteria test first; the rest only if it passes.
+		pm, perr := ss.ReadFields(r, m.staged)
+		switch {
+		case perr != nil:
+			if errors.Is(perr, fs.ErrNotExist) || errors.Is(perr, queue.ErrNotReady) {
+				return item{vanished: true}
+			}
+			return item{rerr: &ReadError{Ref: r, Op: "read", Err: perr}}
+		case pm != nil:
+			if ok, _ := m.envelope(pm, nil); !ok {
+				return item{}
+			}
+			msg, err = ss.ReadRest(r, m.staged)
+		default:
+			msg, err = src.Read(r)
+		}
+	} else {
+		msg, err = src.Read(r)
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, queue.ErrNotReady) {
 			return item{vanished: true}

@@ -101,6 +101,10 @@ type Matcher struct {
 	bodies   []namedRegexp
 
 	dec mime.WordDecoder
+
+	// staged are the only fields the criteria test, when a
+	// queue.StagedSource may be asked for them first (0: read everything).
+	staged queue.Fields
 }
 
 // Compile checks a Spec and compiles it into a Matcher. Every refused
@@ -151,7 +155,29 @@ func Compile(spec Spec) (*Matcher, error) {
 			m.env = append(m.env, c)
 		}
 	}
+	m.staged = stagedFields(spec)
 	return m, nil
+}
+
+// stagedFields returns the fields a selection by spec tests when they are
+// SASL users and senders only, without --invert (which selects what does
+// not match, so needs every message whole); 0 otherwise.
+func stagedFields(spec Spec) queue.Fields {
+	if spec.Invert {
+		return 0
+	}
+	var f queue.Fields
+	if len(spec.SASLUsers)+len(spec.NotSASLUsers) > 0 {
+		f |= queue.FieldSASLUser
+	}
+	if len(spec.Senders)+len(spec.NotSenders) > 0 {
+		f |= queue.FieldSender
+	}
+	spec.SASLUsers, spec.NotSASLUsers, spec.Senders, spec.NotSenders = nil, nil, nil, nil
+	if !spec.Empty() {
+		return 0
+	}
+	return f
 }
 
 func compileHeader(s string) (headerPattern, error) {

@@ -172,6 +172,7 @@ func (q *Queue) Inventory(ctx context.Context) (*Inventory, error) {
 	}
 	sort.Slice(inv.IDs, func(i, j int) bool { return inv.IDs[i] < inv.IDs[j] })
 	q.inv.Store(inv)
+	q.walk.Store(nil)
 	return inv, nil
 }
 
@@ -236,6 +237,9 @@ func (q *Queue) readDir(rel string) ([]fs.DirEntry, error) {
 func (q *Queue) Strays() []Stray {
 	if inv := q.inv.Load(); inv != nil {
 		return inv.Strays
+	}
+	if ws := q.walk.Load(); ws != nil {
+		return ws.idx.strays
 	}
 	return nil
 }

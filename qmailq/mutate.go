@@ -138,6 +138,11 @@ func (q *Queue) locate(action string, id uint64) (*present, error) {
 		for _, loc := range inv.Locations(id) {
 			add(loc)
 		}
+	} else if ws := q.walk.Load(); ws != nil {
+		wl, _, _ := ws.locations(q, id)
+		for _, loc := range wl {
+			add(loc)
+		}
 	}
 	pr := &present{id: id}
 	ids := strconv.FormatUint(id, 10)

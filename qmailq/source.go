@@ -1,11 +1,11 @@
 package qmailq
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +27,8 @@ type Queue struct {
 	dirs map[string]int // open directory descriptors, "mess/5" -> fd
 
 	inv       atomic.Pointer[Inventory]
-	noNoatime atomic.Bool // O_NOATIME refused (not owner, no CAP_FOWNER)
+	walk      atomic.Pointer[walkState] // the latest Walk's (Inventory clears it)
+	noNoatime atomic.Bool               // O_NOATIME refused (not owner, no CAP_FOWNER)
 
 	// smtpdUIDs are the uids whose "invoked by uid N" is trusted like
 	// "invoked from network" (TrustSMTPD); set before reading.
@@ -100,34 +101,6 @@ func (q *Queue) MTA() queue.MTA { return queue.Qmail }
 
 // Root is the queue directory.
 func (q *Queue) Root() string { return q.layout.Root }
-
-// Walk lists every message id that has any file in mess, info, local,
-// remote, todo, intd or bounce (directory listings only), ascending, and
-// calls fn with a Ref for each. Ref.Queue is queue.QmailQueue when info
-// exists and no todo entry does, queue.QmailTodo otherwise (not, or not
-// completely, preprocessed). Ref.Path is the mess file where it was found,
-// "" when there is none. Entries that are not message files are not
-// reported here; Inventory lists them as Strays.
-func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
-	inv, err := q.Inventory(ctx)
-	if err != nil {
-		return err
-	}
-	for _, id := range inv.IDs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		e := inv.entries[id]
-		ref := queue.Ref{Queue: queueName(e.has(PartInfo), e.has(PartTodo)), ID: strconv.FormatUint(id, 10)}
-		if e.has(PartMess) {
-			ref.Path = Location{Part: PartMess, Subdir: int(e.where[PartMess])}.Path(id)
-		}
-		if err := fn(ref); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 func queueName(info, todo bool) string {
 	if info && !todo {
@@ -303,6 +276,12 @@ func (q *Queue) Read(ref queue.Ref) (*queue.Message, error) {
 // calls per file (open, fstat, pread, close); of mess only the first
 // MaxTraceHead bytes are read.
 func (q *Queue) Inspect(idStr string) (*queue.Message, []Problem, error) {
+	return q.inspect(idStr, true)
+}
+
+// inspect is Inspect; countAuth false leaves UntrustedAuth alone (ReadRest
+// after a ReadFields that counted).
+func (q *Queue) inspect(idStr string, countAuth bool) (*queue.Message, []Problem, error) {
 	id, ok := ParseID(idStr)
 	if !ok {
 		return nil, nil, fmt.Errorf("qmailq: %q is not a qmail message id", idStr)
@@ -319,10 +298,36 @@ func (q *Queue) Inspect(idStr string) (*queue.Message, []Problem, error) {
 		locs = append(locs, loc)
 	}
 	inv := q.inv.Load()
+	ws := q.walk.Load()
 	if inv != nil {
+		ws = nil
+	}
+	// known: the walk's listing of this message is at hand, so a part it
+	// did not find is not looked for (except behind a directory it could
+	// not list).
+	known := inv != nil
+	var probe [numParts]bool
+	var badDirs map[string]bool
+	switch {
+	case inv != nil:
 		for _, loc := range inv.Locations(id) {
 			addLoc(loc)
 		}
+		badDirs = inv.badDirs
+	case ws != nil:
+		wl, pr, ok := ws.locations(q, id)
+		for _, loc := range wl {
+			addLoc(loc)
+		}
+		known, probe, badDirs = ok, pr, ws.idx.badDirs
+	}
+	found := func(p Part) bool {
+		for _, loc := range locs {
+			if loc.Part == p {
+				return true
+			}
+		}
+		return false
 	}
 	for _, p := range Parts {
 		sub := Flat
@@ -330,13 +335,23 @@ func (q *Queue) Inspect(idStr string) (*queue.Message, []Problem, error) {
 			sub = l.Subdir(id)
 		}
 		loc := Location{Part: p, Subdir: sub}
-		// Without an inventory, look where qmail looks. With one, only
+		// Without a listing, look where qmail looks. With one, only
 		// where the walk could not see: a split directory that is a
 		// symbolic link or unreadable (the read then reports it).
-		if inv == nil || !inv.Has(id, p) && inv.badDirs[locDir(loc)] {
+		if !known || !found(p) && (badDirs[locDir(loc)] || probe[p]) {
 			addLoc(loc)
 		}
 	}
+	var odd []oddFile
+	if inv != nil {
+		odd = inv.odd[id]
+	} else if ws != nil {
+		odd = ws.idx.odd[id]
+	}
+	// Never open what the listing saw is not a regular file.
+	locs = slices.DeleteFunc(locs, func(loc Location) bool {
+		return slices.ContainsFunc(odd, func(o oddFile) bool { return o.loc == loc })
+	})
 	// Read each part once: the canonical copy first, else the first found.
 	var files [numParts][]*fileData
 	anyFile := false
@@ -352,14 +367,10 @@ func (q *Queue) Inspect(idStr string) (*queue.Message, []Problem, error) {
 		anyFile = true
 		files[loc.Part] = append(files[loc.Part], fd)
 	}
-	var odd []oddFile
-	if inv != nil {
-		odd = inv.odd[id]
-	}
 	if !anyFile && len(odd) == 0 {
 		return nil, nil, fmt.Errorf("qmailq: message %d: %w", id, fs.ErrNotExist)
 	}
-	a := assembler{q: q, id: id, files: files}
+	a := assembler{q: q, id: id, files: files, noCount: !countAuth}
 	m := a.assemble()
 	for _, o := range odd {
 		what := "not a regular file"
@@ -389,6 +400,8 @@ type assembler struct {
 	files [numParts][]*fileData
 	m     *queue.Message
 	probs []Problem
+	// noCount: do not count an untrusted AUTH header (already counted).
+	noCount bool
 }
 
 func (a *assembler) problem(kind, path, format string, args ...any) {
@@ -486,7 +499,7 @@ func (a *assembler) assemble() *queue.Message {
 		} else {
 			t := ParseTraceUIDs(mess.data, a.q.smtpdUIDs)
 			m.SASLUser = t.AuthUser
-			if t.UntrustedAuthUser != "" {
+			if t.UntrustedAuthUser != "" && !a.noCount {
 				c, _ := a.q.untrusted.LoadOrStore(t.UntrustedUID, new(atomic.Int64))
 				c.(*atomic.Int64).Add(1)
 			}

@@ -226,3 +226,28 @@ func (m *Message) Damaged() bool {
 	}
 	return false
 }
+
+// Fields names message fields a selection can test before the whole
+// message is read (see StagedSource).
+type Fields uint8
+
+const (
+	FieldSASLUser Fields = 1 << iota // SASLUser
+	FieldSender                      // Sender, NullSender
+)
+
+// A StagedSource can read first only what some fields need, so that a
+// selection reads the rest only of the messages those fields let through
+// ("envelope first, content only for envelope matches", one step earlier):
+// on qmail the AUTH user is in the head of mess and the sender in info,
+// while Read opens every part of the message.
+type StagedSource interface {
+	Source
+	// ReadFields returns a Message whose fields f are exactly what Read
+	// would give them, and nil (with a nil error) when it cannot tell
+	// them cheaply; the caller then uses Read. Errors are Read's.
+	ReadFields(ref Ref, f Fields) (*Message, error)
+	// ReadRest reads the whole message, as Read does, after ReadFields(ref,
+	// f) returned a Message.
+	ReadRest(ref Ref, f Fields) (*Message, error)
+}

@@ -1,0 +1,259 @@
+package qmailq
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/qsurgeon/qsurgeon/queue"
+)
+
+// Walk's memory is bounded by what is unusual in the queue and by one
+// split subdirectory's messages, not by the queue: qmail's fmtqfn() puts
+// every split part of message id in subdirectory id % conf-split, so the
+// files of one message meet in one subdirectory number across mess/, info/,
+// local/, remote/ (and todo/, intd/ with big-todo).
+//
+// Pass 1 lists every directory by name only and keeps just what does not
+// lie where fmtqfn() puts it: files of flat parts (todo/, bounce/, also
+// where qmail looks for them), files in the wrong subdirectory or directly
+// in a split part, entries that are not message files (strays), special
+// files and unreadable directories. Pass 2 goes through subdirectory
+// numbers 0..split-1, lists that number in every split part (warm: pass 1
+// just read those directory blocks), merges in the pass-1 files whose
+// message belongs there, and reports the group's ids in ascending order.
+
+// walkIndex is what pass 1 keeps; read-only once pass 2 starts.
+type walkIndex struct {
+	strays  []Stray
+	badDirs map[string]bool
+	odd     map[uint64][]oddFile
+	// extra are files not in their canonical split subdirectory: flat
+	// parts' files and misplaced copies.
+	extra map[uint64][]Location
+	// byGroup lists the ids of extra and odd by canonical subdirectory.
+	byGroup map[int][]uint64
+}
+
+// walkGroup is one subdirectory number's messages, kept for the reads that
+// follow the walk closely.
+type walkGroup struct {
+	sub     int
+	entries map[uint64]*entry
+	// probe marks split parts whose subdirectory could not be listed in
+	// pass 2: Inspect looks there for every message of the group.
+	probe [numParts]bool
+}
+
+// walkState is the latest Walk's index and its last two groups (the
+// readers trail the walk by at most a few thousand refs).
+type walkState struct {
+	idx    *walkIndex
+	mu     sync.RWMutex
+	groups [2]*walkGroup
+}
+
+func (ws *walkState) push(g *walkGroup) {
+	ws.mu.Lock()
+	ws.groups[0], ws.groups[1] = ws.groups[1], g
+	ws.mu.Unlock()
+}
+
+// lookup returns the entry of id in a kept group, and the group (nil when
+// the group is no longer kept).
+func (ws *walkState) lookup(id uint64, sub int) (*entry, *walkGroup) {
+	ws.mu.RLock()
+	defer ws.mu.RUnlock()
+	for _, g := range ws.groups {
+		if g != nil && g.sub == sub {
+			return g.entries[id], g
+		}
+	}
+	return nil, nil
+}
+
+// Walk lists every message id that has any file in mess, info, local,
+// remote, todo, intd or bounce (directory listings only) and calls fn with
+// a Ref for each: grouped by split subdirectory (0, 1, ...), ascending
+// within a group. Ref.Queue is queue.QmailQueue when info exists and no
+// todo entry does, queue.QmailTodo otherwise (not, or not completely,
+// preprocessed). Ref.Path is the mess file where it was found, "" when
+// there is none. Entries that are not message files are not reported here;
+// Strays lists them after the walk.
+//
+// Memory follows one subdirectory's messages plus what lies where qmail
+// does not put it (see walkIndex), not the queue.
+func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
+	idx, err := q.walkPass1(ctx)
+	if err != nil {
+		return err
+	}
+	ws := &walkState{idx: idx}
+	q.walk.Store(ws)
+	q.inv.Store(nil)
+	l := q.layout
+	for sub := 0; sub < l.Split; sub++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		g := &walkGroup{sub: sub, entries: map[uint64]*entry{}}
+		get := func(id uint64) *entry {
+			e := g.entries[id]
+			if e == nil {
+				e = newEntry()
+				g.entries[id] = e
+			}
+			return e
+		}
+		for _, p := range Parts {
+			if !l.IsSplit(p) {
+				continue
+			}
+			dir := p.Dir() + "/" + strconv.Itoa(sub)
+			if idx.badDirs[dir] {
+				continue
+			}
+			ents, err := q.readDir(dir)
+			if err != nil {
+				if !os.IsNotExist(err) {
+					g.probe[p] = true
+				}
+				continue
+			}
+			for _, de := range ents {
+				id, isID := ParseID(de.Name())
+				if isID && de.Type().IsRegular() && l.Subdir(id) == sub {
+					get(id).add(p, sub)
+				}
+			}
+		}
+		for _, id := range idx.byGroup[sub] {
+			e := get(id)
+			for _, loc := range idx.extra[id] {
+				e.add(loc.Part, loc.Subdir)
+			}
+		}
+		ids := make([]uint64, 0, len(g.entries))
+		for id := range g.entries {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		ws.push(g)
+		for _, id := range ids {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			e := g.entries[id]
+			ref := queue.Ref{Queue: queueName(e.has(PartInfo), e.has(PartTodo)), ID: strconv.FormatUint(id, 10)}
+			if e.has(PartMess) {
+				ref.Path = Location{Part: PartMess, Subdir: int(e.where[PartMess])}.Path(id)
+			}
+			if err := fn(ref); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// walkPass1 lists every directory and keeps what walkIndex describes. Its
+// classification of entries is Inventory's.
+func (q *Queue) walkPass1(ctx context.Context) (*walkIndex, error) {
+	l := q.layout
+	idx := &walkIndex{badDirs: map[string]bool{}, extra: map[uint64][]Location{}, odd: map[uint64][]oddFile{}, byGroup: map[int][]uint64{}}
+	note := func(id uint64) {
+		if _, ok := idx.extra[id]; !ok {
+			if _, ok := idx.odd[id]; !ok {
+				sub := l.Subdir(id)
+				idx.byGroup[sub] = append(idx.byGroup[sub], id)
+			}
+		}
+	}
+	addExtra := func(id uint64, loc Location) {
+		note(id)
+		idx.extra[id] = append(idx.extra[id], loc)
+	}
+	addOdd := func(id uint64, loc Location, mode os.FileMode) {
+		note(id)
+		idx.odd[id] = append(idx.odd[id], oddFile{loc, mode})
+	}
+	for _, p := range Parts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		top := p.Dir()
+		ents, err := q.readDir(top)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			return nil, err
+		}
+		for _, de := range ents {
+			name := de.Name()
+			t := de.Type()
+			rel := top + "/" + name
+			id, isID := ParseID(name)
+			switch {
+			case t.IsDir() && isID && p != PartBounce && id < 1<<31:
+				sub := int(id)
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				dir := top + "/" + name
+				sents, err := q.readDir(dir)
+				if err != nil {
+					if !os.IsNotExist(err) {
+						idx.badDirs[dir] = true
+						idx.strays = append(idx.strays, Stray{Path: dir, Why: err.Error()})
+					}
+					continue
+				}
+				for _, se := range sents {
+					sname := se.Name()
+					st := se.Type()
+					sid, sIsID := ParseID(sname)
+					switch {
+					case st.IsRegular() && sIsID:
+						if !l.IsSplit(p) || l.Subdir(sid) != sub {
+							addExtra(sid, Location{Part: p, Subdir: sub})
+						}
+					case !sIsID:
+						idx.strays = append(idx.strays, Stray{Path: dir + "/" + sname, Mode: st, Why: "name is not a message id"})
+					default:
+						idx.strays = append(idx.strays, Stray{Path: dir + "/" + sname, Mode: st, Why: "not a regular file"})
+						addOdd(sid, Location{Part: p, Subdir: sub}, st)
+					}
+				}
+			case t.IsRegular() && isID:
+				addExtra(id, Location{Part: p, Subdir: Flat})
+			case isID && p != PartBounce && id < 1<<31:
+				idx.badDirs[rel] = true
+				idx.strays = append(idx.strays, Stray{Path: rel, Mode: t, Why: "not a directory where a split subdirectory belongs"})
+			case t.IsDir():
+				idx.strays = append(idx.strays, Stray{Path: rel, Mode: t, Why: "directory that is not a split subdirectory"})
+			case !isID:
+				idx.strays = append(idx.strays, Stray{Path: rel, Mode: t, Why: "name is not a message id"})
+			default:
+				idx.strays = append(idx.strays, Stray{Path: rel, Mode: t, Why: "not a regular file"})
+				addOdd(id, Location{Part: p, Subdir: Flat}, t)
+			}
+		}
+	}
+	return idx, nil
+}
+
+// walkLocations is what the latest Walk knows of id's files: its group's
+// entry when still kept (ok true), else only the unusual ones.
+func (ws *walkState) locations(q *Queue, id uint64) (locs []Location, probe [numParts]bool, ok bool) {
+	e, g := ws.lookup(id, q.layout.Subdir(id))
+	if g != nil {
+		if e != nil {
+			locs = e.locations()
+		}
+		return locs, g.probe, true
+	}
+	return ws.idx.extra[id], probe, false
+}
