@@ -408,11 +408,22 @@ func (b *repairer) build() error {
 	return nil
 }
 
-// lfOrder sorts the files of one message into qmail's elimination order
-// (bounce, local, remote, info, todo, intd, mess: qmail-queue.md §5.9) so
-// that an interrupted move leaves states qmail itself can leave.
+// lfOrder sorts the files of one message into the order they leave for
+// lost+found, each prefix of which leaves a state qmail-send can meet
+// without losing or doubling a recipient:
+//
+// mess first: info and channel files without mess only defer ("unable to
+// open message" in qmail-spawn), todo without mess makes todo_do() fail and
+// retry, whereas a mess left without info and todo is unlinked by
+// qmail-send.c:cleanup_do() once its atime is 36 h old; the inode stays
+// taken in lost+found, so no new message can inherit a bounce file. Then
+// info (the message is invisible: pqstart() scans info/ only), then
+// bounce, channel files, todo, intd. Not qmail's own elimination order
+// (messdone() removes the channel files before info): a crash between
+// those would leave info without channel files, which pqadd() sends to
+// messdone(), which deletes info and has qmail-clean unlink mess.
 func lfOrder(ns []*node) []*node {
-	rank := map[string]int{"bounce": 0, "local": 1, "remote": 2, "info": 3, "todo": 4, "intd": 5, "mess": 6}
+	rank := map[string]int{"mess": 0, "info": 1, "bounce": 2, "local": 3, "remote": 4, "todo": 5, "intd": 6}
 	out := append([]*node(nil), ns...)
 	sort.SliceStable(out, func(i, j int) bool {
 		return rank[strings.SplitN(out[i].Rel, "/", 2)[0]] < rank[strings.SplitN(out[j].Rel, "/", 2)[0]]
