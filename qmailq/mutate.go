@@ -226,32 +226,23 @@ func (q *Queue) verify(action string, msg *queue.Message) (*present, error) {
 }
 
 // deleteOrder is the crash-safe removal order (qmail-queue.md §5.9,
-// qmail-send.c:messdone and qmail-clean.c).
-//
-// For a preprocessed message info goes first: from then on qmail-send
-// never sees the message (qmail-send.c:pqstart() scans info/ only, and
-// pqadd() returns when info is gone), so a cut part-way can neither
-// deliver the rest of a message the user deleted nor, after requeue
-// --into, deliver the recipients a second time next to the copy. It is
-// not qmail's own elimination order (messdone() removes the channel files
-// before info): after a cut between those, the next start would send the
-// pending recipients still in the other channel file or give the message
-// to messdone(). Then bounce (no stale bounce/N can be attached to a later
-// message that gets this inode while its mess still holds the inode;
-// qmail-send.c:todo_do() never removes it), the channel files, then what
-// qmail-clean removes for "foop/": intd, mess. A cut leaves channel files
-// without info (ignored) and a mess that cleanup_do() removes after 36 h.
+// qmail-send.c:messdone and qmail-clean.c). For a preprocessed message it
+// is qmail's own elimination: bounce (so no stale bounce/N can be attached
+// to a later message that gets this inode; qmail-send.c:todo_do never
+// removes it), the channel files, info, then what qmail-clean removes for
+// "foop/": intd, mess. Cut anywhere, qmail finishes the job itself: info
+// without channel files is "done" at the next start and eliminated.
 //
 // For a message not yet preprocessed, todo goes first (qmail-send stops
 // seeing it), then intd (qmail-clean's order for "todo/"), then any partial
-// preprocessing output (info first, as above), then mess. Cut anywhere,
+// preprocessing output in the same order as above, then mess. Cut anywhere,
 // the rest is a state qmail tolerates: mess (+intd) alone is cleaned by
-// cleanup_do after 36 hours.
+// cleanup_do after 36 hours; info with mess is delivered normally.
 func deleteOrder(pr *present) []Part {
 	if pr.has(PartTodo) {
-		return []Part{PartTodo, PartIntd, PartInfo, PartBounce, PartLocal, PartRemote, PartMess}
+		return []Part{PartTodo, PartIntd, PartBounce, PartLocal, PartRemote, PartInfo, PartMess}
 	}
-	return []Part{PartInfo, PartBounce, PartLocal, PartRemote, PartIntd, PartMess}
+	return []Part{PartBounce, PartLocal, PartRemote, PartInfo, PartIntd, PartMess}
 }
 
 // Delete removes every file of msg (as read by Read: its mess is
