@@ -405,10 +405,13 @@ func takeSnapshot(root string, split int, todo TodoLayout) (*snapshot, error) {
 	return s, nil
 }
 
-// mergeRenamed attaches to a misnamed message the parts already renamed to
-// its inode number by an interrupted repair: the mess file is renamed last
-// (see planRename), so parts named after the inode of a misnamed mess, with
-// no mess of their own, belong to it.
+// mergeRenamed attaches to a misnamed message the parts already moved to
+// its inode number by an interrupted repair (repairer.build): parts named
+// after the inode of a misnamed mess belong to it when they have no mess of
+// their own (a message that keeps its name renames mess last) or when
+// their mess is the same file (a message renamed to its inode is linked to
+// the new name first; such second names are recorded in msg.twin, and the
+// repair then only unlinks the old name).
 func (s *snapshot) mergeRenamed() {
 	ids := make([]uint64, 0, len(s.msgs))
 	for id := range s.msgs {
