@@ -355,9 +355,12 @@ func (b *repairer) build() error {
 			}
 			list = append(list, messList...)
 		} else {
+			// The todo that stays (a stale one went to lost+found in 3a).
 			commit := qmailq.PartInfo
-			if m.has(qmailq.PartTodo) {
-				commit = qmailq.PartTodo
+			for _, n := range m.parts[qmailq.PartTodo] {
+				if !b.moved[n.Rel] {
+					commit = qmailq.PartTodo
+				}
 			}
 			var links, commits, unlinks []mv
 			for _, p := range []qmailq.Part{qmailq.PartMess, qmailq.PartIntd, qmailq.PartBounce, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartInfo, qmailq.PartTodo} {
