@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
@@ -43,6 +45,81 @@ func faultPoints(n int) []int {
 	return out
 }
 
+// sendHazards lists what the real qmail-send would do wrong at its next
+// start on this queue, by its own rules (notqmail qmail-send.c), keyed by
+// path:
+//
+//   - "messdone": info where fnmake_info() looks, no todo and neither
+//     local nor remote where fnmake_chanaddr() looks. pqadd() puts the id
+//     on pqdone, and messdone() unlinks info and has qmail-clean unlink
+//     mess: any recipient still pending in a channel file elsewhere is lost.
+//   - "cleanup": a mess with one link, where fnmake_mess() looks, with
+//     neither info nor todo. cleanup_do() has qmail-clean unlink it once
+//     its atime is 36 h old.
+func sendHazards(t *testing.T, root string) map[string]string {
+	t.Helper()
+	s, err := takeSnapshot(root, 0, TodoAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.layout
+	exists := func(rel string) bool {
+		_, err := os.Lstat(filepath.Join(root, rel))
+		return err == nil
+	}
+	out := map[string]string{}
+	for _, dir := range []string{"info", "mess"} {
+		filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			id, err := strconv.ParseUint(d.Name(), 10, 64)
+			if err != nil {
+				return nil
+			}
+			rel, _ := filepath.Rel(root, p)
+			if dir == "info" {
+				if rel == l.InfoPath(id) && !exists(l.TodoPath(id)) && !exists(l.Path(qmailq.PartLocal, id)) && !exists(l.Path(qmailq.PartRemote, id)) {
+					out[rel] = "messdone"
+				}
+				return nil
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return nil
+			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 1 && rel == l.MessPath(id) && !exists(l.InfoPath(id)) && !exists(l.TodoPath(id)) {
+				out[rel] = "cleanup"
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// newHazards returns the hazards of now that were not there before.
+func newHazards(before, now map[string]string) []string {
+	var out []string
+	for p, h := range now {
+		if before[p] != h {
+			out = append(out, h+" "+p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// countKind counts the problems of one kind.
+func countKind(probs []Problem, kind string) int {
+	n := 0
+	for _, p := range probs {
+		if p.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
 // TestRepairFaults interrupts the repair of the broken queue at each
 // mutating call and checks that a second repair then finishes the job:
 // the queue checks clean and every file is either in it or in lost+found.
@@ -69,6 +146,11 @@ func TestRepairFaults(t *testing.T) {
 		t.Run(strconv.Itoa(k), func(t *testing.T) {
 			q := copyTree(t, template)
 			before := inventory(t, q)
+			hazBefore := sendHazards(t, q)
+			probsBefore, err := CheckQmail(q, ids, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
 			p, err := PlanRepair(q, nil, ids, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -76,6 +158,19 @@ func TestRepairFaults(t *testing.T) {
 			err = p.Execute(safefs.NewFaulty(openFS(t, p.Base), k), nil)
 			if !errors.Is(err, safefs.ErrInjected) {
 				t.Fatalf("Execute with a fault at call %d: %v", k, err)
+			}
+			// The cut queue as qmail-send would find it if started now,
+			// without a second repair: nothing it would finish as
+			// delivered or clean up that was not so before.
+			if h := newHazards(hazBefore, sendHazards(t, q)); len(h) > 0 {
+				t.Errorf("cut at call %d (%v): qmail-send would lose mail: %v", k, p.Steps[min(k, len(p.Steps))-1], h)
+			}
+			probsCut, err := CheckQmail(q, ids, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := countKind(probsCut, KindChannelsGone), countKind(probsBefore, KindChannelsGone); a > b {
+				t.Errorf("cut at call %d: %d %s messages, %d before", k, a, KindChannelsGone, b)
 			}
 			// Whatever was done so far lost nothing.
 			verifyNothingLost(t, q, q+".lost+found", before)
@@ -149,9 +244,20 @@ func TestRebuildCarryFaults(t *testing.T) {
 			if k <= hierCalls {
 				return // the new queue is not complete yet; nothing was carried
 			}
+			// A partly carried mess alone is a copy (the old queue
+			// keeps the message, checked above); info without channel
+			// files would be finished as delivered.
+			for p, h := range sendHazards(t, newq) {
+				if h == "messdone" {
+					t.Errorf("new queue cut at call %d: qmail-send would finish %s as delivered", k, p)
+				}
+			}
 			probs, err := CheckQmail(newq, ids, Options{Todo: TodoBig})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if n := countKind(probs, KindChannelsGone); n > 0 {
+				t.Errorf("new queue cut at call %d: %d %s messages", k, n, KindChannelsGone)
 			}
 			partial := map[string]bool{}
 			for _, pr := range probs {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
@@ -18,7 +19,8 @@ import (
 type Step struct {
 	// Op is a queue.Mutator method in lower case (mkdir, mkfifo, create,
 	// chmod, chown, chtimes, rename, link), "rmdir" (remove of a directory
-	// that is left alone if it is not empty) or "carry" (copy one message
+	// that is left alone if it is not empty), "unlink" (remove the name
+	// Path only when it is a second hard link of Dest, which stays) or "carry" (copy one message
 	// into a new queue, see PlanCarry).
 	Op    string
 	Path  string
@@ -45,6 +47,8 @@ func (s Step) String() string {
 	switch s.Op {
 	case "rename", "link":
 		fmt.Fprintf(&b, "%-7s %s -> %s", s.Op, s.Path, s.Dest)
+	case "unlink":
+		fmt.Fprintf(&b, "%-7s %s (a second name of %s)", s.Op, s.Path, s.Dest)
 	case "mkdir", "mkfifo":
 		fmt.Fprintf(&b, "%-7s %s %04o %s", s.Op, s.Path, uint32(s.Perm.Perm()), ownerText(s.UID, s.GID))
 	case "create":
@@ -245,6 +249,8 @@ func (p *Plan) do(m queue.Mutator, i int) error {
 		err = m.Rename(s.Path, s.Dest)
 	case "link":
 		err = m.Link(s.Path, s.Dest)
+	case "unlink":
+		err = unlinkTwin(m, s.Path, s.Dest)
 	case "rmdir":
 		err = m.Remove(s.Path)
 		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
@@ -329,4 +335,31 @@ func devOf(p string) (uint64, error) {
 		}
 		p = parent
 	}
+}
+
+// unlinkTwin removes the name p only when it is another name of the file
+// keep (same inode, two links or more): the data stays under keep, so
+// nothing is deleted. A mutator that cannot stat (a dry run) just records
+// the remove.
+func unlinkTwin(m queue.Mutator, p, keep string) error {
+	if st, ok := m.(interface {
+		Lstat(string) (fs.FileInfo, error)
+	}); ok {
+		if _, dry := m.(*safefs.DryRun); !dry {
+			a, err := st.Lstat(p)
+			if err != nil {
+				return err
+			}
+			b, err := st.Lstat(keep)
+			if err != nil {
+				return err
+			}
+			as, aok := a.Sys().(*syscall.Stat_t)
+			bs, bok := b.Sys().(*syscall.Stat_t)
+			if !aok || !bok || !a.Mode().IsRegular() || as.Dev != bs.Dev || as.Ino != bs.Ino || as.Nlink < 2 {
+				return fmt.Errorf("rebuild: %s is not a second name of %s; left alone", p, keep)
+			}
+		}
+	}
+	return m.Remove(p)
 }

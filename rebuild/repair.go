@@ -301,7 +301,31 @@ func (b *repairer) build() error {
 			}
 		}
 	}
-	type mv struct{ from, to string }
+	// A message keeps its name (wrong-subdir only): the old paths are in
+	// subdirectories qmail-send never looks in (fnmake_*() build every
+	// path from id % split), so each rename makes a part visible; the
+	// channel files come before info (an info without its channel files
+	// goes to messdone(), which deletes it and the mess: qmail-send.c
+	// pqadd(), messdone()) and mess comes last (a mess without info or
+	// todo is removed by cleanup_do() once its atime is 36 h old).
+	//
+	// A message renamed to its inode number (id-not-inode) is visible under
+	// both names, and no order of single renames is safe: info under either
+	// name without all its channel files there is "finished" by messdone(),
+	// and a mess without info or todo is cleaned up. So its files are
+	// first linked to the new name (mess first: the new name has no info
+	// yet, so qmail-send's pqstart() never looks at it; at worst
+	// cleanup_do() unlinks that second name of the mess), then info (todo
+	// for a message not yet preprocessed: pqadd() and messdone() leave an
+	// id with todo alone) is renamed, the one step that moves the message
+	// from the old name to the new, complete one, then the old names are
+	// unlinked (the same files stay under the new names; an old name left
+	// by a crash has no info, so qmail-send ignores it, and cleanup_do()'s
+	// foop only unlinks the second name of the mess and intd).
+	type mv struct {
+		op       string // rename, link, unlink
+		from, to string
+	}
 	pending := map[uint64][]mv{}
 	for _, id := range ids {
 		if !moveMsg[id] || a.lost[id] {
@@ -309,29 +333,68 @@ func (b *repairer) build() error {
 		}
 		m := s.msgs[id]
 		final := a.final[id]
-		var list, messList []mv
-		for _, p := range []qmailq.Part{qmailq.PartBounce, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartInfo, qmailq.PartTodo, qmailq.PartIntd, qmailq.PartMess} {
-			for _, n := range m.parts[p] {
-				if b.moved[n.Rel] {
-					continue
-				}
-				dst := l.Path(p, final)
-				b.final[n] = dst
-				if dst == n.Rel {
-					continue
-				}
-				if p == qmailq.PartMess {
-					messList = append(messList, mv{n.Rel, dst})
-				} else {
-					list = append(list, mv{n.Rel, dst})
+		var list []mv
+		if final == id {
+			var messList []mv
+			for _, p := range []qmailq.Part{qmailq.PartBounce, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartInfo, qmailq.PartTodo, qmailq.PartIntd, qmailq.PartMess} {
+				for _, n := range m.parts[p] {
+					if b.moved[n.Rel] {
+						continue
+					}
+					dst := l.Path(p, final)
+					b.final[n] = dst
+					if dst == n.Rel {
+						continue
+					}
+					if p == qmailq.PartMess {
+						messList = append(messList, mv{"rename", n.Rel, dst})
+					} else {
+						list = append(list, mv{"rename", n.Rel, dst})
+					}
 				}
 			}
+			list = append(list, messList...)
+		} else {
+			// The todo that stays (a stale one went to lost+found in 3a).
+			commit := qmailq.PartInfo
+			for _, n := range m.parts[qmailq.PartTodo] {
+				if !b.moved[n.Rel] {
+					commit = qmailq.PartTodo
+				}
+			}
+			var links, commits, unlinks []mv
+			for _, p := range []qmailq.Part{qmailq.PartMess, qmailq.PartIntd, qmailq.PartBounce, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartInfo, qmailq.PartTodo} {
+				for _, n := range m.parts[p] {
+					if b.moved[n.Rel] {
+						continue
+					}
+					dst := l.Path(p, final)
+					b.final[n] = dst
+					if dst == n.Rel {
+						continue
+					}
+					switch {
+					case p == commit:
+						commits = append(commits, mv{"rename", n.Rel, dst})
+					case commit == qmailq.PartTodo && p != qmailq.PartMess && p != qmailq.PartIntd:
+						// info, local, remote of a message not yet
+						// preprocessed: todo_do() rewrites them.
+						links = append(links, mv{"rename", n.Rel, dst})
+					default:
+						if tw := m.twin[n]; tw == nil || tw.Rel != dst {
+							links = append(links, mv{"link", n.Rel, dst})
+						}
+						unlinks = append(unlinks, mv{"unlink", n.Rel, dst})
+					}
+				}
+			}
+			// Unlink the old names in the order qmail leaves a message:
+			// bounce first (qmail-send.c:messdone()), mess last.
+			sort.SliceStable(unlinks, func(i, j int) bool { return unlinkRank(unlinks[i].from) < unlinkRank(unlinks[j].from) })
+			list = append(append(links, commits...), unlinks...)
 		}
-		// The mess file goes last: until it is renamed, parts already
-		// named after its inode are recognised as belonging to it
-		// (snapshot.mergeRenamed), so an interrupted repair resumes.
-		if all := append(list, messList...); len(all) > 0 {
-			pending[id] = all
+		if len(list) > 0 {
+			pending[id] = list
 		}
 	}
 	blocked := map[uint64]bool{}
@@ -344,7 +407,7 @@ func (b *repairer) build() error {
 			}
 			free := true
 			for _, x := range mvs {
-				if occupied[x.to] {
+				if x.op != "unlink" && occupied[x.to] {
 					free = false
 				}
 			}
@@ -356,9 +419,18 @@ func (b *repairer) build() error {
 				kind = KindIDNotInode
 			}
 			for _, x := range mvs {
-				b.add(Step{Op: "rename", Path: b.q(x.from), Dest: b.q(x.to), Kind: kind, ID: itoa(id)})
-				delete(occupied, x.from)
-				occupied[x.to] = true
+				switch x.op {
+				case "rename":
+					b.add(Step{Op: "rename", Path: b.q(x.from), Dest: b.q(x.to), Kind: kind, ID: itoa(id)})
+					delete(occupied, x.from)
+					occupied[x.to] = true
+				case "link":
+					b.add(Step{Op: "link", Path: b.q(x.from), Dest: b.q(x.to), Kind: kind, ID: itoa(id), Why: "the new name first; the old one goes once info has moved"})
+					occupied[x.to] = true
+				case "unlink":
+					b.add(Step{Op: "unlink", Path: b.q(x.from), Dest: b.q(x.to), Kind: kind, ID: itoa(id), Why: "old name; the file stays as " + x.to})
+					delete(occupied, x.from)
+				}
 			}
 			delete(pending, id)
 			progress = true
@@ -408,11 +480,27 @@ func (b *repairer) build() error {
 	return nil
 }
 
-// lfOrder sorts the files of one message into qmail's elimination order
-// (bounce, local, remote, info, todo, intd, mess: qmail-queue.md §5.9) so
-// that an interrupted move leaves states qmail itself can leave.
+// unlinkRank orders the old names of a message renamed to its inode.
+func unlinkRank(rel string) int {
+	return map[string]int{"bounce": 0, "local": 1, "remote": 2, "info": 3, "todo": 4, "intd": 5, "mess": 6}[strings.SplitN(rel, "/", 2)[0]]
+}
+
+// lfOrder sorts the files of one message into the order they leave for
+// lost+found, each prefix of which leaves a state qmail-send can meet
+// without losing or doubling a recipient:
+//
+// mess first: info and channel files without mess only defer ("unable to
+// open message" in qmail-spawn), todo without mess makes todo_do() fail and
+// retry, whereas a mess left without info and todo is unlinked by
+// qmail-send.c:cleanup_do() once its atime is 36 h old; the inode stays
+// taken in lost+found, so no new message can inherit a bounce file. Then
+// info (the message is invisible: pqstart() scans info/ only), then
+// bounce, channel files, todo, intd. Not qmail's own elimination order
+// (messdone() removes the channel files before info): a crash between
+// those would leave info without channel files, which pqadd() sends to
+// messdone(), which deletes info and has qmail-clean unlink mess.
 func lfOrder(ns []*node) []*node {
-	rank := map[string]int{"bounce": 0, "local": 1, "remote": 2, "info": 3, "todo": 4, "intd": 5, "mess": 6}
+	rank := map[string]int{"mess": 0, "info": 1, "bounce": 2, "local": 3, "remote": 4, "todo": 5, "intd": 6}
 	out := append([]*node(nil), ns...)
 	sort.SliceStable(out, func(i, j int) bool {
 		return rank[strings.SplitN(out[i].Rel, "/", 2)[0]] < rank[strings.SplitN(out[j].Rel, "/", 2)[0]]

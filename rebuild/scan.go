@@ -233,6 +233,9 @@ type msg struct {
 	// merged lists names whose parts were attached to this message because
 	// they carry the inode of its mess file (an interrupted rename).
 	merged []uint64
+	// twin maps a file under the old name to the same file already linked
+	// under the new name by an interrupted repair.
+	twin map[*node]*node
 }
 
 func (m *msg) has(p qmailq.Part) bool { return len(m.parts[p]) > 0 }
@@ -402,10 +405,13 @@ func takeSnapshot(root string, split int, todo TodoLayout) (*snapshot, error) {
 	return s, nil
 }
 
-// mergeRenamed attaches to a misnamed message the parts already renamed to
-// its inode number by an interrupted repair: the mess file is renamed last
-// (see planRename), so parts named after the inode of a misnamed mess, with
-// no mess of their own, belong to it.
+// mergeRenamed attaches to a misnamed message the parts already moved to
+// its inode number by an interrupted repair (repairer.build): parts named
+// after the inode of a misnamed mess belong to it when they have no mess of
+// their own (a message that keeps its name renames mess last) or when
+// their mess is the same file (a message renamed to its inode is linked to
+// the new name first; such second names are recorded in msg.twin, and the
+// repair then only unlinks the old name).
 func (s *snapshot) mergeRenamed() {
 	ids := make([]uint64, 0, len(s.msgs))
 	for id := range s.msgs {
@@ -422,15 +428,42 @@ func (s *snapshot) mergeRenamed() {
 			continue
 		}
 		o := s.msgs[ino]
-		if o == nil || o.has(qmailq.PartMess) {
+		if o == nil {
+			continue
+		}
+		// A mess under the inode's name that is the same file (a second
+		// hard link): repair links the files to their new names before it
+		// moves info (see repairer.build), so that is an interrupted
+		// repair too.
+		if o.has(qmailq.PartMess) && (len(o.parts[qmailq.PartMess]) != 1 || o.parts[qmailq.PartMess][0].Ino != ino) {
 			continue
 		}
 		for p := range o.parts {
-			m.parts[p] = append(m.parts[p], o.parts[p]...)
+			for _, on := range o.parts[p] {
+				if tw := twinOf(m.parts[p], on); tw != nil {
+					if m.twin == nil {
+						m.twin = map[*node]*node{}
+					}
+					m.twin[tw] = on
+					continue
+				}
+				m.parts[p] = append(m.parts[p], on)
+			}
 		}
 		m.merged = append(m.merged, ino)
 		delete(s.msgs, ino)
 	}
+}
+
+// twinOf returns the node of ns that is the same file as n (a second
+// name made by link(2)), or nil.
+func twinOf(ns []*node, n *node) *node {
+	for _, x := range ns {
+		if x.Ino == n.Ino && x.Type.IsRegular() && n.Type.IsRegular() {
+			return x
+		}
+	}
+	return nil
 }
 
 func (s *snapshot) sortedIDs() []uint64 {
