@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
@@ -339,27 +338,13 @@ func devOf(p string) (uint64, error) {
 
 // unlinkTwin removes the name p only when it is another name of the file
 // keep (same inode, two links or more): the data stays under keep, so
-// nothing is deleted. A mutator that cannot stat (a dry run) just records
-// the remove.
+// nothing is deleted. The check and the unlink belong to the mutator
+// (safefs.FS checks, its dry-run twin records), so no step here asks what
+// kind of mutator it was given; one that cannot check refuses.
 func unlinkTwin(m queue.Mutator, p, keep string) error {
-	if st, ok := m.(interface {
-		Lstat(string) (fs.FileInfo, error)
-	}); ok {
-		if _, dry := m.(*safefs.DryRun); !dry {
-			a, err := st.Lstat(p)
-			if err != nil {
-				return err
-			}
-			b, err := st.Lstat(keep)
-			if err != nil {
-				return err
-			}
-			as, aok := a.Sys().(*syscall.Stat_t)
-			bs, bok := b.Sys().(*syscall.Stat_t)
-			if !aok || !bok || !a.Mode().IsRegular() || as.Dev != bs.Dev || as.Ino != bs.Ino || as.Nlink < 2 {
-				return fmt.Errorf("rebuild: %s is not a second name of %s; left alone", p, keep)
-			}
-		}
+	t, ok := m.(interface{ RemoveTwin(p, keep string) error })
+	if !ok {
+		return fmt.Errorf("rebuild: cannot check that %s is a second name of %s; left alone", p, keep)
 	}
-	return m.Remove(p)
+	return t.RemoveTwin(p, keep)
 }

@@ -159,6 +159,9 @@ func (d *DryRun) Rename(from, to string) error { return d.rec(Op{Op: "rename", P
 // Remove records a remove.
 func (d *DryRun) Remove(p string) error { return d.rec(Op{Op: "remove", Path: p}) }
 
+// RemoveTwin records the remove of a second name (FS.RemoveTwin).
+func (d *DryRun) RemoveTwin(p, keep string) error { return d.rec(Op{Op: "remove", Path: p}) }
+
 // Link records a link.
 func (d *DryRun) Link(from, to string) error { return d.rec(Op{Op: "link", Path: from, Dest: to}) }
 
@@ -284,6 +287,19 @@ func (f *Faulty) Remove(p string) error {
 		return err
 	}
 	return f.M.Remove(p)
+}
+
+// RemoveTwin passes through unless this call is to fail; a wrapped
+// mutator without it refuses, as rebuild does.
+func (f *Faulty) RemoveTwin(p, keep string) error {
+	if err := f.step(Op{Op: "remove", Path: p}); err != nil {
+		return err
+	}
+	t, ok := f.M.(interface{ RemoveTwin(p, keep string) error })
+	if !ok {
+		return fmt.Errorf("safefs: %T cannot remove a second name safely", f.M)
+	}
+	return t.RemoveTwin(p, keep)
 }
 
 // Link passes through unless this call is to fail.

@@ -332,6 +332,29 @@ func MoveBetween(src *FS, srcPath string, dst *FS, dstPath string) error {
 	return nil
 }
 
+// RemoveTwin unlinks p only when it is a second name of keep's file (same
+// device and inode, two links or more, a regular file), so the data stays
+// reachable under keep; anything else is refused and left alone.
+func (f *FS) RemoveTwin(p, keep string) error {
+	if path.Clean(p) == path.Clean(keep) {
+		return &Error{Op: "remove", Root: f.root, Path: p, Err: errors.New("the name to keep; left alone")}
+	}
+	a, err := f.Lstat(p)
+	if err != nil {
+		return err
+	}
+	b, err := f.Lstat(keep)
+	if err != nil {
+		return err
+	}
+	as, aok := a.Sys().(*syscall.Stat_t)
+	bs, bok := b.Sys().(*syscall.Stat_t)
+	if !aok || !bok || !a.Mode().IsRegular() || as.Dev != bs.Dev || as.Ino != bs.Ino || as.Nlink < 2 {
+		return &Error{Op: "remove", Root: f.root, Path: p, Err: fmt.Errorf("not a second name of %s; left alone", keep)}
+	}
+	return f.Remove(p)
+}
+
 // Remove unlinks a file, or removes an empty directory. A symbolic link is
 // removed itself, never its target.
 func (f *FS) Remove(p string) error {

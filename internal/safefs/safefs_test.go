@@ -543,3 +543,41 @@ func TestFaultyFailsExactlyAtN(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveTwin: a second name of the kept file goes; a file of its own, a
+// missing keep or a single name is refused and stays.
+func TestRemoveTwin(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"keep", "other"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(dir, "keep"), filepath.Join(dir, "twin")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, c := range [][2]string{{"other", "keep"}, {"keep", "missing"}, {"keep", "keep"}} {
+		if err := f.RemoveTwin(c[0], c[1]); err == nil {
+			t.Errorf("RemoveTwin(%s, %s) removed it", c[0], c[1])
+		}
+	}
+	for _, n := range []string{"keep", "other", "twin"} {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Fatalf("%s gone after refused removes: %v", n, err)
+		}
+	}
+	if err := f.RemoveTwin("twin", "keep"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "twin")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("twin still there: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "keep")); err != nil || string(b) != "keep" {
+		t.Errorf("keep: %q %v", b, err)
+	}
+}
