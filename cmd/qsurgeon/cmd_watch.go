@@ -82,6 +82,10 @@ EXAMPLES:
 			if wf.interval <= 0 || wf.count < 0 {
 				return usageErr("--interval must be positive and --count not negative")
 			}
+			if slices.Contains(mf.logs.Value(), "-") && wf.count != 1 {
+				// Standard input is read once: later checks would see no log at all.
+				return usageErr("watch --log -: standard input can be read by one check only (--count 1); give the log file")
+			}
 			if wf.holdAccount && !mf.holdsAccount(true) {
 				return fail(exitUsage, errors.New("--hold-new-from-account needs a --crit threshold on the top account"),
 					"add --crit fanout=N, --crit share=PERCENT, --crit account=N or (with --log) --crit log_fanout=N")

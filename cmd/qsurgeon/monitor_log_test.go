@@ -184,6 +184,10 @@ func TestWatchLogHold(t *testing.T) {
 	if r := qs(t, "", "--queue", q, "watch", "--count", "1", "--log", recentLog(t, 20*time.Minute), "--crit", "log_fanout=20", "--hold-new-from-account", "--dry-run"); r.code != 0 || strings.Contains(r.stdout, "dry run: hold") {
 		t.Errorf("old log: exit %d, stdout %q", r.code, r.stdout)
 	}
+	// Standard input lasts one check: a watch loop on it is refused.
+	if r := qs(t, "", "--queue", q, "watch", "--log", "-", "--crit", "log_fanout=20"); r.code != exitUsage || !strings.Contains(r.stderr, "--count 1") {
+		t.Errorf("watch --log -: exit %d %s", r.code, r.stderr)
+	}
 	journal := filepath.Join(t.TempDir(), "journal.jsonl")
 	r = qs(t, "", "--queue", q, "watch", "--count", "1", "--log", log, "--crit", "log_fanout=20", "--hold-new-from-account", "--journal", journal)
 	if r.code != 0 || !strings.Contains(r.stderr, "hold: "+itoa(want)+" done, 0 skipped, 0 failed") {
