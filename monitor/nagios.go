@@ -31,6 +31,15 @@ func Summary(s *Snapshot, r Result) string {
 		fmt.Fprintf(&line, " / top account %s (%s): %d messages, %.0f%% of the queue, from %d client address(es)",
 			Clean(top.Name), top.Kind, top.Messages, 100*top.Share, top.ClientAddresses)
 	}
+	if s.Log != nil {
+		fmt.Fprintf(&line, " / logs, last %s:", formatLimit(MetricAge, s.Log.WindowSeconds))
+		if top := s.TopLogAccount(); top != nil {
+			fmt.Fprintf(&line, " top account %s: from %d client address(es), %d messages, %d failed login(s)",
+				Clean(top.Name), top.ClientAddresses, top.Messages, top.LoginsFailed)
+		} else {
+			line.WriteString(" no account")
+		}
+	}
 	if s.Unreadable > 0 {
 		fmt.Fprintf(&line, " / %d unreadable", s.Unreadable)
 	}
@@ -70,6 +79,12 @@ func writePerf(w io.Writer, line string, s *Snapshot, warn, crit []Threshold) er
 	add("top_account_fanout", fanout, "", MetricFanout, "0", "")
 	add("top_account_messages", acct, "", MetricAccount, "0", "")
 	add(MetricUnreadable, float64(s.Unreadable), "", MetricUnreadable, "0", "")
+	if s.Log != nil {
+		for _, m := range LogMetrics {
+			v, _ := s.Value(m)
+			add(m, v, "", m, "0", "")
+		}
+	}
 	_, err := fmt.Fprintf(w, "%s | %s\n", line, strings.Join(perf, " "))
 	return err
 }

@@ -74,6 +74,16 @@ var (
 		"One of the top accounts' share of all queued messages, 0 to 1", []string{"account", "kind"}, nil)
 	descAcctFanout = prometheus.NewDesc("qsurgeon_account_client_addresses",
 		"Distinct SMTP client addresses the queued mail of one of the top accounts came from", []string{"account", "kind"}, nil)
+	descLogWindow = prometheus.NewDesc("qsurgeon_log_window_seconds",
+		"The window of the mail logs the qsurgeon_log_* series count (monitor --window)", nil, nil)
+	descLogAccounts = prometheus.NewDesc("qsurgeon_log_accounts",
+		"Distinct SASL accounts in the mail logs of the window", nil, nil)
+	descLogFanout = prometheus.NewDesc("qsurgeon_log_account_client_addresses",
+		"Distinct client addresses one of the top log accounts logged in from in the window", []string{"account"}, nil)
+	descLogMessages = prometheus.NewDesc("qsurgeon_log_account_messages",
+		"Messages one of the top log accounts sent in the window", []string{"account"}, nil)
+	descLogFailed = prometheus.NewDesc("qsurgeon_log_account_failed_logins",
+		"Failed logins of one of the top log accounts in the window", []string{"account"}, nil)
 	descTime = prometheus.NewDesc("qsurgeon_snapshot_timestamp_seconds",
 		"When the snapshot was taken, in seconds since the epoch", nil, nil)
 )
@@ -109,6 +119,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAcctBytes, prometheus.GaugeValue, float64(a.Bytes), name, a.Kind)
 		ch <- prometheus.MustNewConstMetric(descAcctShare, prometheus.GaugeValue, a.Share, name, a.Kind)
 		ch <- prometheus.MustNewConstMetric(descAcctFanout, prometheus.GaugeValue, float64(a.ClientAddresses), name, a.Kind)
+	}
+	if s.Log != nil {
+		ch <- prometheus.MustNewConstMetric(descLogWindow, prometheus.GaugeValue, s.Log.WindowSeconds)
+		ch <- prometheus.MustNewConstMetric(descLogAccounts, prometheus.GaugeValue, float64(s.Log.DistinctAccounts))
+		for _, a := range s.Log.Accounts {
+			name := Clean(a.Name)
+			ch <- prometheus.MustNewConstMetric(descLogFanout, prometheus.GaugeValue, float64(a.ClientAddresses), name)
+			ch <- prometheus.MustNewConstMetric(descLogMessages, prometheus.GaugeValue, float64(a.Messages), name)
+			ch <- prometheus.MustNewConstMetric(descLogFailed, prometheus.GaugeValue, float64(a.LoginsFailed), name)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descTime, prometheus.GaugeValue, float64(s.Time.UnixMilli())/1000)
 }

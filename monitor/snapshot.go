@@ -77,6 +77,8 @@ type Snapshot struct {
 	Queues           map[string]*QueueStats `json:"queues"`
 	Accounts         []Account              `json:"top_accounts"`
 	DistinctAccounts int                    `json:"distinct_accounts"`
+	// Log is the logs' view of the last minutes (monitor --log), or nil.
+	Log *LogView `json:"log,omitempty"`
 }
 
 // TopAccount is the account with the most messages, or nil.

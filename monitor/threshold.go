@@ -136,6 +136,9 @@ func formatLimit(metric string, v float64) string {
 // Value is a metric's value in the snapshot; ok is false for a name that
 // is neither a metric nor a queue of the snapshot's MTA.
 func (s *Snapshot) Value(metric string) (v float64, ok bool) {
+	if slices.Contains(LogMetrics, metric) {
+		return s.logValue(metric)
+	}
 	top := s.TopAccount()
 	switch metric {
 	case MetricMessages:
@@ -190,6 +193,12 @@ type Result struct {
 	Account *Account `json:"offending_account,omitempty"`
 	// AccountStatus is the level of the worst account-metric alert.
 	AccountStatus Status `json:"account_status"`
+	// LogAccount is the top log account when a log metric (log_fanout,
+	// log_messages, log_failed) is above its threshold, as an Account of
+	// kind sasl_user (the logs name the SASL user); LogAccountStatus the
+	// level of the worst log-metric alert.
+	LogAccount       *Account `json:"offending_log_account,omitempty"`
+	LogAccountStatus Status   `json:"log_account_status"`
 }
 
 // Check compares the snapshot with the thresholds: CRITICAL when a crit
@@ -203,6 +212,9 @@ func Check(s *Snapshot, warn, crit []Threshold) (Result, error) {
 	}{{Critical, crit}, {Warning, warn}} {
 		for _, t := range set.ts {
 			v, ok := s.Value(t.Metric)
+			if !ok && slices.Contains(LogMetrics, t.Metric) {
+				return Result{Status: Unknown}, fmt.Errorf("threshold %s: %s is a metric of the mail logs: give them with --log FILE", t, t.Metric)
+			}
 			if !ok {
 				return Result{Status: Unknown}, fmt.Errorf("threshold %s: no metric %q on this %s queue (metrics: %s, or a queue name: %s)",
 					t, t.Metric, s.MTA, strings.Join(MetricNames, ", "), strings.Join(QueueNames(s.MTA), ", "))
@@ -216,13 +228,18 @@ func Check(s *Snapshot, warn, crit []Threshold) (Result, error) {
 				r.Account = s.TopAccount()
 				r.AccountStatus = max(r.AccountStatus, set.level)
 			}
+			if la := s.TopLogAccount(); la != nil && slices.Contains(LogMetrics, t.Metric) {
+				r.LogAccount = &Account{Name: la.Name, Kind: KindSASL, Messages: int64(la.Messages), ClientAddresses: la.ClientAddresses}
+				r.LogAccountStatus = max(r.LogAccountStatus, set.level)
+			}
 		}
 	}
 	return r, nil
 }
 
 // MetricNames are the metrics a threshold can name besides queue names.
-var MetricNames = []string{MetricMessages, MetricBytes, MetricAge, MetricShare, MetricFanout, MetricAccount, MetricUnreadable}
+var MetricNames = []string{MetricMessages, MetricBytes, MetricAge, MetricShare, MetricFanout, MetricAccount, MetricUnreadable,
+	MetricLogFanout, MetricLogMessages, MetricLogFailed}
 
 // alerted: a metric already at CRITICAL is not reported again as WARNING.
 func alerted(as []Alert, metric string) bool {

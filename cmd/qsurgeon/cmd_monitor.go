@@ -10,9 +10,11 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/internal/clock"
+	"github.com/qsurgeon/qsurgeon/maillog"
 	"github.com/qsurgeon/qsurgeon/monitor"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/surgery"
@@ -34,6 +36,8 @@ type monitorFlags struct {
 	top        int
 	host       string
 	textfile   string
+	logs       cli.StringSlice
+	window     time.Duration
 
 	warnT, critT []monitor.Threshold
 }
@@ -46,6 +50,8 @@ func (f *monitorFlags) flags() []cli.Flag {
 		&cli.IntFlag{Name: "top", Category: cat, Value: 5, Destination: &f.top, Usage: "how many top accounts to report (bounds the Prometheus label cardinality)"},
 		&cli.StringFlag{Name: "host", Category: cat, Destination: &f.host, Usage: "host name to put in the snapshot (default: this machine's host name)"},
 		&cli.StringFlag{Name: "textfile", Category: cat, Destination: &f.textfile, Usage: "write DIR/qsurgeon.prom for node_exporter's textfile collector (temporary file + rename)"},
+		&cli.StringSliceFlag{Name: "log", Category: "Logs:", Destination: &f.logs, Usage: "mail log to read too (repeatable; plain, .gz or '-'): adds the metrics log_fanout (the log account with the most client addresses in the --window: its addresses), log_messages and log_failed (its messages and failed logins)"},
+		&cli.DurationFlag{Name: "window", Category: "Logs:", Value: 15 * time.Minute, Destination: &f.window, Usage: "with --log: count the log lines of the last N minutes before now (the system clock, not the newest log line)"},
 	}
 }
 
@@ -63,6 +69,9 @@ func (f *monitorFlags) parse() error {
 			}
 			*set.out = append(*set.out, t)
 		}
+	}
+	if f.window <= 0 {
+		return usageErr("--window %s: want a positive duration such as 15m", f.window)
 	}
 	if f.top < 0 {
 		return usageErr("--top %d: want a count", f.top)
@@ -83,7 +92,9 @@ func (f *monitorFlags) holdsAccount(crit bool) bool {
 	if crit {
 		ts = f.critT
 	}
-	return slices.ContainsFunc(ts, func(t monitor.Threshold) bool { return slices.Contains(monitor.AccountMetrics, t.Metric) })
+	return slices.ContainsFunc(ts, func(t monitor.Threshold) bool {
+		return slices.Contains(monitor.AccountMetrics, t.Metric) || slices.Contains(monitor.LogMetrics, t.Metric)
+	})
 }
 
 // monitorReport is monitor's JSON: the snapshot and the check.
@@ -119,6 +130,8 @@ EXAMPLES:
    qsurgeon monitor --nagios --warn deferred=500 --crit deferred=5000 --warn fanout=5 --crit fanout=20 --crit age=3d
    # node_exporter textfile collector, from cron or a systemd timer
    qsurgeon monitor --textfile /var/lib/prometheus/node-exporter
+   # the logs' view too: an account logging in from more than 20 addresses in 15 minutes
+   qsurgeon monitor --nagios --log /var/log/mail.log --window 15m --warn log_fanout=10 --crit log_fanout=20
    qsurgeon --format json monitor`,
 		Flags: append(mf.flags(),
 			&cli.BoolFlag{Name: "nagios", Destination: &nagios, Usage: "print a monitoring-plugins status line with perfdata and exit 0/1/2/3 (OK/WARNING/CRITICAL/UNKNOWN)"},
@@ -224,7 +237,39 @@ func (e *env) snapshot(ctx context.Context, o globalOpts, mf *monitorFlags, quie
 	if !quiet {
 		e.reportStrays(src)
 	}
-	return b.Snapshot(mf.top), src, nil
+	snap := b.Snapshot(mf.top)
+	if logs := mf.logs.Value(); len(logs) > 0 {
+		if err := e.logView(snap, logs, mf, quiet); err != nil {
+			return nil, nil, err
+		}
+	}
+	return snap, src, nil
+}
+
+// logView reads the logs' lines of the last --window minutes before the
+// snapshot's time into its log view. The window ends at now (clock.Now),
+// not at the newest log line: when the logs stop (syslog down, the wrong
+// file) an old burst must not keep alerting, nor keep putting an
+// account's new mail on hold, and the status line says how many log
+// lines were in the window. A log that cannot be read at all is an error
+// (UNKNOWN with --nagios), never a quiet OK.
+func (e *env) logView(snap *monitor.Snapshot, logs []string, mf *monitorFlags, quiet bool) error {
+	a := maillog.NewAnalyzer()
+	st := maillog.ReadAll(logs, maillog.Options{Since: snap.Time.Add(-mf.window), Stdin: e.stdin}, a)
+	if !quiet {
+		for _, p := range st.Problems {
+			fmt.Fprintf(e.stderr, "qsurgeon: warning: log %s\n", printable(p))
+		}
+	}
+	if st.Files == 0 {
+		msg := "no log could be read"
+		if len(st.Problems) > 0 {
+			msg = "log " + st.Problems[0]
+		}
+		return fail(exitUsage, errors.New(msg), "")
+	}
+	snap.SetLog(mf.window, a.Accounts(nil), mf.top)
+	return nil
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -252,6 +297,14 @@ func printSnapshot(w io.Writer, s *monitor.Snapshot, r monitor.Result) {
 		t := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, a := range s.Accounts {
 			fmt.Fprintf(t, "  %7d\t%5.1f%%\t%s\t%s\tfrom %d client address(es)\n", a.Messages, 100*a.Share, clip(printable(a.Name), 80), a.Kind, a.ClientAddresses)
+		}
+		t.Flush()
+	}
+	if s.Log != nil {
+		fmt.Fprintf(w, "\nLogs since %s (%d accounts)\n", s.Log.Since.UTC().Format("2006-01-02T15:04:05Z"), s.Log.DistinctAccounts)
+		t := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, a := range s.Log.Accounts {
+			fmt.Fprintf(t, "  %s\tfrom %d client address(es)\t%d messages\t%d failed login(s)\n", clip(printable(a.Name), 80), a.ClientAddresses, a.Messages, a.LoginsFailed)
 		}
 		t.Flush()
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,7 +49,8 @@ QSURGEON_PREVIOUS_STATUS, QSURGEON_HOST, QSURGEON_QUEUE, QSURGEON_ACCOUNT, QSURG
 and QSURGEON_ALERTS in its environment.
 
 --hold-new-from-account: on every check where a --crit threshold on the top account (share,
-fanout or account) is exceeded, that account's messages not yet held are put on hold — Postfix:
+fanout or account; with --log also log_fanout, log_messages or log_failed, whose account is the
+SASL user the logs name) is exceeded, that account's messages not yet held are put on hold — Postfix:
 the hold queue (as 'qsurgeon hold', from incoming, active and deferred); qmail, which has no hold
 queue: moved into --quarantine-dir (as 'qsurgeon quarantine'; qmail-send must be stopped). Only
 messages charged to exactly that account (its SASL user, or its envelope sender when it has no
@@ -80,9 +82,13 @@ EXAMPLES:
 			if wf.interval <= 0 || wf.count < 0 {
 				return usageErr("--interval must be positive and --count not negative")
 			}
+			if slices.Contains(mf.logs.Value(), "-") && wf.count != 1 {
+				// Standard input is read once: later checks would see no log at all.
+				return usageErr("watch --log -: standard input can be read by one check only (--count 1); give the log file")
+			}
 			if wf.holdAccount && !mf.holdsAccount(true) {
 				return fail(exitUsage, errors.New("--hold-new-from-account needs a --crit threshold on the top account"),
-					"add --crit fanout=N, --crit share=PERCENT or --crit account=N")
+					"add --crit fanout=N, --crit share=PERCENT, --crit account=N or (with --log) --crit log_fanout=N")
 			}
 			o := e.opts(c)
 			prev := monitor.OK
@@ -137,12 +143,25 @@ func (e *env) watchOnce(c *cli.Context, o globalOpts, mf *monitorFlags, wf *watc
 			e.warn(fmt.Errorf("--state: %w", err))
 		}
 	}
-	if wf.holdAccount && res.AccountStatus == monitor.Critical && res.Account != nil {
-		if err := e.holdAccount(c, o, src, wf, *res.Account); err != nil {
+	var hold []monitor.Account
+	if res.AccountStatus == monitor.Critical && res.Account != nil {
+		hold = append(hold, *res.Account)
+	}
+	if res.LogAccountStatus == monitor.Critical && res.LogAccount != nil && !slices.ContainsFunc(hold, func(a monitor.Account) bool {
+		return a.Kind == res.LogAccount.Kind && a.Name == res.LogAccount.Name
+	}) {
+		// The account a log threshold names: its queued mail as SASL user.
+		hold = append(hold, *res.LogAccount)
+	}
+	for _, acct := range hold {
+		if !wf.holdAccount {
+			break
+		}
+		if err := e.holdAccount(c, o, src, wf, acct); err != nil {
 			var se silentExit
 			if !errors.As(err, &se) {
 				// The watch goes on; the next check tries again.
-				fmt.Fprintf(e.stderr, "qsurgeon: error: holding %s's mail: %v\n", printable(res.Account.Name), err)
+				fmt.Fprintf(e.stderr, "qsurgeon: error: holding %s's mail: %v\n", printable(acct.Name), err)
 			}
 		}
 	}
@@ -168,8 +187,11 @@ func (e *env) runHook(ctx context.Context, wf *watchFlags, snap *monitor.Snapsho
 		"QSURGEON_HOST="+monitor.Clean(snap.Host),
 		"QSURGEON_QUEUE="+snap.QueueDir,
 		"QSURGEON_ALERTS="+strings.Join(alerts, ", "))
-	if res.Account != nil {
-		env = append(env, "QSURGEON_ACCOUNT="+monitor.Clean(res.Account.Name), "QSURGEON_ACCOUNT_KIND="+res.Account.Kind)
+	if acct := res.Account; acct != nil || res.LogAccount != nil {
+		if acct == nil {
+			acct = res.LogAccount
+		}
+		env = append(env, "QSURGEON_ACCOUNT="+monitor.Clean(acct.Name), "QSURGEON_ACCOUNT_KIND="+acct.Kind)
 	}
 	cmd.Env = env
 	if err := cmd.Run(); err != nil {
