@@ -2,7 +2,8 @@
 // terminal. Anything a queue or log holds is attacker-controlled (any remote
 // sender writes qmail's headers; the postfix user names files), and a
 // terminal obeys control sequences: ESC (C0), DEL, the 8-bit C1 controls
-// U+0080–U+009F (U+009B is a one-character CSI on many terminals) and bytes
+// U+0080–U+009F (U+009B is a one-character CSI on many terminals), the bidi
+// formatting characters (which reorder what is shown) and bytes
 // that are not UTF-8 (which a terminal in another charset may read as C1).
 // Every place qsurgeon prints such text for a person goes through String
 // (one line) or Text (several lines); JSON goes through JSON.
@@ -13,8 +14,19 @@ import (
 	"unicode/utf8"
 )
 
-// unsafeRune: C0 controls, DEL and C1 controls.
-func unsafeRune(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) }
+// unsafeRune: C0 controls, DEL, C1 controls and the bidirectional
+// formatting characters.
+func unsafeRune(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || bidi(r)
+}
+
+// bidi reports the Unicode bidirectional formatting characters (ALM, LRM,
+// RLM, the embeddings and overrides U+202A–U+202E, the isolates
+// U+2066–U+2069): printed raw they reorder what the terminal shows, so a
+// forged name can read as another ("Trojan Source", CVE-2021-42574).
+func bidi(r rune) bool {
+	return r == 0x061c || r == 0x200e || r == 0x200f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+}
 
 // clean reports whether s needs no escaping (keep: runes allowed as is).
 func clean(s string, keep func(rune) bool) bool {
@@ -64,6 +76,10 @@ func escape(s string, keep func(rune) bool) string {
 		case r >= 0x80 && r <= 0x9f:
 			b.WriteString(`\u00`)
 			b.WriteString(hex2(byte(r)))
+		case bidi(r):
+			b.WriteString(`\u`)
+			b.WriteString(hex2(byte(r >> 8)))
+			b.WriteString(hex2(byte(r)))
 		default:
 			b.WriteString(s[i : i+n])
 		}
@@ -78,7 +94,8 @@ func hex2(c byte) string {
 }
 
 // String returns s for printing on one line: C0 controls (tab and newline
-// included), DEL and C1 controls are shown escaped (\x1b, \n, \u009b), and
+// included), DEL, C1 controls and bidi formatting characters are shown
+// escaped (\x1b, \n, \u009b, \u202e), and
 // each byte that is not part of valid UTF-8 as \xNN. Printable text, UTF-8
 // included, is unchanged, and a string needing nothing is returned as is
 // without allocating.

@@ -18,6 +18,9 @@ func TestString(t *testing.T) {
 		{"bad \xff\xfe utf8 \xc2", `bad \xff\xfe utf8 \xc2`},
 		{"nul\x00", `nul\x00`},
 		{"\u00a0nbsp ok", "\u00a0nbsp ok"},
+		{"evil\u202egpj.exe", `evil\u202egpj.exe`},
+		{"iso\u2066x\u2069 lrm\u200e", `iso\u2066x\u2069 lrm\u200e`},
+		{"zwj \u200d kept", "zwj \u200d kept"},
 	} {
 		if got := String(c.in); got != c.want {
 			t.Errorf("String(%q) = %q, want %q", c.in, got, c.want)
