@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -65,9 +64,8 @@ EXAMPLES:
 				fmt.Fprintf(e.stderr, "qsurgeon: note: %d failed login(s) name no account (not in the table)\n", a.UnattributedFailures)
 			}
 			if o.Format == "json" {
-				enc := json.NewEncoder(e.stdout)
 				for _, r := range rows {
-					if err := enc.Encode(r); err != nil {
+					if err := writeJSON(e.stdout, r); err != nil {
 						return err
 					}
 				}

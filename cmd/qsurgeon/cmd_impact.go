@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -71,9 +70,8 @@ EXAMPLES:
 				rows = rows[:topN]
 			}
 			if o.Format == "json" {
-				enc := json.NewEncoder(e.stdout)
 				for _, r := range rows {
-					if err := enc.Encode(r); err != nil {
+					if err := writeJSON(e.stdout, r); err != nil {
 						return err
 					}
 				}

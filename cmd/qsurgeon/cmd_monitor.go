@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -270,12 +269,6 @@ func (e *env) logView(snap *monitor.Snapshot, logs []string, mf *monitorFlags, q
 	}
 	snap.SetLog(mf.window, a.Accounts(nil), mf.top)
 	return nil
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
 }
 
 // printSnapshot is monitor's table output.

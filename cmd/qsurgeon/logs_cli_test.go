@@ -395,3 +395,21 @@ func emptyQmailQueue(t *testing.T) string {
 	}
 	return dir
 }
+
+// TestAccountsJSONEscapesC1: a C1 control (U+009B, a one-character CSI) in
+// an account name from a log leaves accounts' and impact's JSON escaped,
+// as every other JSON qsurgeon prints.
+func TestAccountsJSONEscapesC1(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "maillog")
+	line := "Jul 24 07:11:50 mailserver vpopmail[32750]: vchkpw-submission: (PLAIN) login success evil\u009b31m@example.com:91.225.163.33\n"
+	if err := os.WriteFile(p, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := qs(t, "", "--format", "json", "accounts", "--log", p, "--mta", "qmail", "--queue", emptyQmailQueue(t))
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if strings.ContainsRune(r.stdout, '\u009b') || !strings.Contains(r.stdout, `\u009b`) {
+		t.Errorf("accounts JSON carries the raw C1 control or lost the name: %q", r.stdout)
+	}
+}

@@ -296,6 +296,15 @@ func clip(s string, n int) string {
 // a hostile header cannot drive the admin's terminal (termsafe.String).
 func printable(s string) string { return termsafe.String(s) }
 
+// writeJSON encodes v as one line through safeJSON, for the commands that
+// print JSON of their own (monitor, accounts, impact): a name from a queue or
+// a log never reaches the terminal as a raw DEL or C1 control.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(safeJSON{w})
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
 // safeJSON writes encoding/json's output with DEL and the C1 controls
 // escaped too (termsafe.JSON): the same JSON value, harmless on a terminal.
 type safeJSON struct{ w io.Writer }
