@@ -500,16 +500,11 @@ func TestQmailFormat(t *testing.T) {
 	}
 	defer q.Close()
 	read := 0
-	err = q.Walk(context.Background(), func(ref queue.Ref) error {
-		m, err := q.Read(ref)
-		if err != nil {
-			t.Errorf("%s: %v", ref.ID, err)
-			return nil
-		}
+	readQmail(t, q, func(ref queue.Ref, m *queue.Message) {
 		w := truth[ref.ID]
 		if w == nil {
 			t.Errorf("qmailq found %s, not written", ref.ID)
-			return nil
+			return
 		}
 		read++
 		if len(m.Problems) > 0 || m.Err != nil {
@@ -533,11 +528,7 @@ func TestQmailFormat(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: recipients %v, wrote %v", ref.ID, got, want)
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if read != len(truth) {
 		t.Errorf("qmailq read %d of %d messages", read, len(truth))
 	}
@@ -645,12 +636,7 @@ func TestQmailSMTPDUID(t *testing.T) {
 			qq.TrustSMTPD(vpopmail)
 		}
 		found := 0
-		err = qq.Walk(context.Background(), func(ref queue.Ref) error {
-			m, err := qq.Read(ref)
-			if err != nil {
-				t.Errorf("%s: %v", ref.ID, err)
-				return nil
-			}
+		readQmail(t, qq, func(ref queue.Ref, m *queue.Message) {
 			w := truth[ref.ID]
 			want := ""
 			if trust {
@@ -662,11 +648,7 @@ func TestQmailSMTPDUID(t *testing.T) {
 			if m.SASLUser != "" {
 				found++
 			}
-			return nil
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 		untrusted := qq.UntrustedAuth()[vpopmail]
 		switch {
 		case trust && (found != auth || untrusted != 0):
@@ -675,5 +657,23 @@ func TestQmailSMTPDUID(t *testing.T) {
 			t.Errorf("untrusted: uid 89 counted %d times, %d messages authenticated", untrusted, auth)
 		}
 		qq.Close()
+	}
+}
+
+// readQmail reads every message of q back and hands each to fn; a message
+// that cannot be read fails the test.
+func readQmail(t *testing.T, q *qmailq.Queue, fn func(queue.Ref, *queue.Message)) {
+	t.Helper()
+	err := q.Walk(context.Background(), func(ref queue.Ref) error {
+		m, err := q.Read(ref)
+		if err != nil {
+			t.Errorf("%s: %v", ref.ID, err)
+			return nil
+		}
+		fn(ref, m)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
