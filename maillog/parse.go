@@ -882,10 +882,23 @@ func (p *parser) courier(m []byte, ev *Event) {
 }
 
 // Redact returns line with any password it carries replaced by
-// "[redacted]": vchkpw's "(pass: '...')" (ENABLE_LOGGING 3 and 4) and
-// "password=..." as debug logs print it. It also replaces control
-// characters, so the result is safe to print on a terminal.
+// "[redacted]" (see RedactSecrets). It also replaces control characters,
+// so the result is safe to print on a terminal.
 func Redact(line string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, RedactSecrets(line))
+}
+
+// RedactSecrets returns line with any password it carries replaced by
+// "[redacted]": vchkpw's "(pass: '...')" (ENABLE_LOGGING 3 and 4),
+// dovecot's "(given password: ...)" (auth_debug_passwords) and
+// "password=..." as debug logs print it. Control characters stay: escape
+// the result (internal/termsafe) before it reaches a terminal.
+func RedactSecrets(line string) string {
 	if i := strings.Index(line, "(pass: '"); i >= 0 {
 		// the password may hold "') ": cut to the last "') " before the
 		// final user@domain:ip word.
@@ -917,10 +930,5 @@ func Redact(line string) string {
 			off = i + len("[redacted]")
 		}
 	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, line)
+	return line
 }
