@@ -318,30 +318,23 @@ type strField struct {
 	to  *string
 }
 
-// strFields sets, for each key=value of b whose key one of dst names, the
-// string it goes to, and returns what follows the last value.
+// strFields sets, for each key=value of b (see fields) whose key one of
+// dst names, the string it goes to, and returns what follows the last
+// value, leading spaces trimmed.
 func strFields(b []byte, dst ...strField) []byte {
-	return eachField(b, func(k string, v []byte) {
-		for _, d := range dst {
-			if d.key == k {
-				*d.to = str(v)
-				return
-			}
-		}
-	})
-}
-
-// eachField calls set with every key=value of b in turn (see fields) and
-// returns what follows the last value, leading spaces trimmed. The key
-// points into b: compare it, do not keep it.
-func eachField(b []byte, set func(key string, val []byte)) []byte {
 	f := fields{b}
 	for {
 		k, v, ok := f.next()
 		if !ok {
 			return f.rest()
 		}
-		set(str(k), v)
+		for i := range dst {
+			// length and first byte first: most keys differ there
+			if d := dst[i].key; len(d) == len(k) && d[0] == k[0] && d == string(k) {
+				*dst[i].to = str(v)
+				break
+			}
+		}
 	}
 }
 
@@ -532,24 +525,32 @@ func deliveryLine(m []byte, ev *Event) bool {
 		return false
 	}
 	relay := b[:i]
-	j := bytes.Index(b[i:], []byte(", dsn="))
-	if j < 0 {
-		return false
+	// skip ", conn_use=N", ", delay=D" and ", delays=a/b/c/d" (no commas
+	// inside) to ", dsn="
+	b = b[i:]
+	for !bytes.HasPrefix(b, []byte(", dsn=")) {
+		k := bytes.IndexByte(b[1:], ',')
+		if k < 0 {
+			return false
+		}
+		b = b[k+1:]
 	}
-	b = b[i+j+len(", dsn="):]
+	b = b[len(", dsn="):]
 	k := bytes.IndexByte(b, ',')
 	if k < 0 || bytes.IndexByte(b[:k], ' ') >= 0 || !bytes.HasPrefix(b[k:], []byte(", status=")) {
 		return false
 	}
 	dsn := b[:k]
 	b = b[k+len(", status="):]
-	st := b
-	var rest []byte
-	if e := bytes.IndexAny(b, ", "); e >= 0 {
-		if b[e] == ',' {
+	st, rest := b, []byte(nil)
+	for e, c := range b {
+		if c == ',' {
 			return false // more key=value pairs after status=: not log_adhoc's layout
 		}
-		st, rest = b[:e], bytes.TrimLeft(b[e:], " ")
+		if c == ' ' {
+			st, rest = b[:e], bytes.TrimLeft(b[e:], " ")
+			break
+		}
 	}
 	ev.Recipient, ev.Relay, ev.DSN, ev.Status = str(rcpt), str(relay), str(dsn), str(st)
 	if orig != nil {
