@@ -529,8 +529,10 @@ func deliveryLine(m []byte, ev *Event) bool {
 	// inside) to ", dsn="
 	b = b[i:]
 	for !bytes.HasPrefix(b, []byte(", dsn=")) {
+		// a line without dsn= (Postfix before 2.3) reaches status= and
+		// its text here: the general reader takes it
 		k := bytes.IndexByte(b[1:], ',')
-		if k < 0 {
+		if k < 0 || bytes.HasPrefix(b, []byte(", status=")) || bytes.IndexByte(b[2:k+1], ' ') >= 0 {
 			return false
 		}
 		b = b[k+1:]

@@ -55,7 +55,13 @@ func (f *filterFlags) withLogs(e *env, spec *filter.Spec) error {
 		}
 		text := ""
 		if f.explain {
-			if t, ok := lineText(tie.Via); ok {
+			switch t, ok := lineText(tie.Via); {
+			case !ok:
+			case !strings.Contains(t, tie.User):
+				// the line was read again from the file: a log rotated or
+				// rewritten since then shows another line there
+				text = " (that line no longer names the account: the log changed since it was read)"
+			default:
 				text = ` "` + printable(maillog.RedactSecrets(t)) + `"`
 			}
 		}
