@@ -326,3 +326,33 @@ func TestSummaryLiveOnTerminal(t *testing.T) {
 		})
 	}
 }
+
+// TestREADMESampleRecipe runs the README's --sample recipe as written,
+// against the bundled Postfix queue (given with --queue, the one thing a
+// machine without /var/spool/postfix must add).
+func TestREADMESampleRecipe(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := fixtureRoot(t, "postfix")
+	found := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "qsurgeon summary") || !strings.Contains(l, "--sample") {
+			continue
+		}
+		if i := strings.Index(l, "#"); i >= 0 {
+			l = l[:i]
+		}
+		args := strings.Fields(l)[1:]
+		found++
+		r := qs(t, "", append([]string{"--queue", root}, args...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, "estimate from ") || !strings.Contains(r.stdout, "hello@example.com") || !strings.Contains(r.stdout, "QUEUE") {
+			t.Errorf("README: %s: exit %d\n%s%s", l, r.code, r.stdout, r.stderr)
+		}
+	}
+	if found == 0 {
+		t.Error("the README has no summary --sample recipe")
+	}
+}
