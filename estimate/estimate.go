@@ -92,6 +92,9 @@ type Estimate struct {
 	Messages   int64 `json:"messages"`
 	Recipients int64 `json:"pending_recipients"`
 
+	// Queues is every queue's share of the selection (Postfix queue
+	// names; qmail's "queue" and "todo"), all of them, not a top list.
+	Queues           []Share `json:"queues"`
 	SASLUsers        []Share `json:"top_sasl_users"`
 	Senders          []Share `json:"top_senders"`
 	ClientNetworks   []Share `json:"top_client_networks"`
@@ -244,6 +247,7 @@ func Sample(ctx context.Context, src queue.Source, m *filter.Matcher, opt Option
 // tally counts the sample.
 type tally struct {
 	messages                int64
+	queues                  map[string]int64
 	sasl, senders, networks map[string]int64
 	domains                 map[string]int64
 	perMsgDomains           []map[string]int
@@ -252,11 +256,12 @@ type tally struct {
 }
 
 func newTally() *tally {
-	return &tally{sasl: map[string]int64{}, senders: map[string]int64{}, networks: map[string]int64{}, domains: map[string]int64{}}
+	return &tally{queues: map[string]int64{}, sasl: map[string]int64{}, senders: map[string]int64{}, networks: map[string]int64{}, domains: map[string]int64{}}
 }
 
 func (t *tally) add(m *queue.Message) {
 	t.messages++
+	t.queues[m.Queue]++
 	if m.SASLUser != "" {
 		t.sasl[m.SASLUser]++
 	}
@@ -314,6 +319,8 @@ func (t *tally) finish(e *Estimate, top int) {
 		return out
 	}
 	e.SASLUsers, e.Senders, e.ClientNetworks = msgShares(t.sasl), msgShares(t.senders), msgShares(t.networks)
+	top = 0
+	e.Queues = msgShares(t.queues)
 	e.RecipientDomains = make([]Share, 0, len(t.domains))
 	for _, kv := range topKeys(t.domains, top) {
 		r := float64(kv.n) / float64(t.recipients)

@@ -85,6 +85,7 @@ func printSample(w io.Writer, s *summary) {
 		}
 		t.Flush()
 	}
+	section("Queues", est.Queues)
 	section("Top SASL users", est.SASLUsers)
 	section("Top senders", est.Senders)
 	section("Top client networks", est.ClientNetworks)

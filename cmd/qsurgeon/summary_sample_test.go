@@ -60,11 +60,16 @@ func TestSummarySampleFixtures(t *testing.T) {
 			if est == nil || !est.Exact || est.Population != s.Messages || est.SampleSize != s.Messages || est.Messages != s.Messages {
 				t.Fatalf("whole-queue sample: %+v, exact summary has %d messages", est, s.Messages)
 			}
+			var queues []topEntry
+			for q, c := range s.Queues {
+				queues = append(queues, topEntry{Key: q, Count: c.Count})
+			}
 			for _, c := range []struct {
 				name  string
 				got   []estimate.Share
 				exact []topEntry
 			}{
+				{"queues", est.Queues, queues},
 				{"SASL users", est.SASLUsers, s.SASLUsers}, {"senders", est.Senders, s.Senders},
 				{"client networks", est.ClientNetworks, s.Networks}, {"recipient domains", est.RecipientDomains, s.RcptDomains},
 			} {
@@ -175,6 +180,19 @@ func TestSummarySampleGenerated(t *testing.T) {
 	}
 	if math.Abs(float64(top.Count-int64(st.Compromised))) > 0.02*float64(st.Messages) {
 		t.Errorf("estimated count %d, want %d ± 2 points of %d", top.Count, st.Compromised, st.Messages)
+	}
+	// Every queue holds its share: a sample of the names listed first
+	// (maildrop, active, incoming, the first hash directories) would miss
+	// hold, which Walk lists last.
+	qshare := map[string]estimate.Share{}
+	for _, x := range e.Queues {
+		qshare[x.Key] = x
+	}
+	for q, n := range st.ByQueue {
+		p := float64(n) / float64(st.Messages)
+		if x := qshare[q]; p < x.CILow || p > x.CIHigh {
+			t.Errorf("queue %s: truth %.4f outside the estimate's [%.4f, %.4f]", q, p, x.CILow, x.CIHigh)
+		}
 	}
 	// The newsletter sender and the bounces (the null sender) are in
 	// their own places of the queue; both within 2 points too.
