@@ -206,7 +206,7 @@ first_answer() {
 		printf '| %s | %s | `qsurgeon summary` (exact) | %s | 1.00× | %s | %s MB | | |\n' "$label" "$n" "${T[$exact]}" "$( [ -n "$qshape" ] && ratio "$exact" "$qshape")" "${RSS[$exact]:-}"
 		[ -n "$qshape" ] && printf '| %s | %s | `qshape` (all queues) | %s | %s | 1.00× | %s MB | | |\n' "$label" "$n" "${T[$qshape]}" "$(ratio "$qshape" "$exact")" "${RSS[$qshape]:-}"
 	} >>"$FIRST"
-	TGT_FIRST="$label $n: the estimate in ${T[$key]} s cold (${N[$key]}, truth $truthpct), the exact summary ${T[$exact]} s"
+	TGT_FIRST="${TGT_FIRST:+$TGT_FIRST; }$label $n: the estimate in ${T[$key]} s cold (${N[$key]}, truth $truthpct), the exact summary ${T[$exact]} s"
 }
 
 # ---- Postfix -----------------------------------------------------------------
