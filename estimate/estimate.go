@@ -71,6 +71,9 @@ type Share struct {
 	CIHigh float64 `json:"ci_high"`
 }
 
+// Shares is a list of estimates, largest first.
+type Shares []Share
+
 // Estimate is what Sample found.
 type Estimate struct {
 	// Population is the number of message names listed.
@@ -94,11 +97,14 @@ type Estimate struct {
 
 	// Queues is every queue's share of the selection (Postfix queue
 	// names; qmail's "queue" and "todo"), all of them, not a top list.
-	Queues           []Share `json:"queues"`
-	SASLUsers        []Share `json:"top_sasl_users"`
-	Senders          []Share `json:"top_senders"`
-	ClientNetworks   []Share `json:"top_client_networks"`
-	RecipientDomains []Share `json:"top_recipient_domains"`
+	Queues Shares `json:"queues"`
+	// The top lists, as the exact summary orders them (count, then key).
+	SASLUsers Shares `json:"top_sasl_users"`
+	Senders   Shares `json:"top_senders"`
+	// ClientNetworks: /24 and /64 (Network).
+	ClientNetworks Shares `json:"top_client_networks"`
+	// RecipientDomains: shares of the pending recipients.
+	RecipientDomains Shares `json:"top_recipient_domains"`
 
 	// ListSeconds is the time spent listing names, ReadSeconds reading the
 	// sample.

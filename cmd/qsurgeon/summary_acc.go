@@ -37,24 +37,12 @@ func (a *summaryAcc) add(msg *queue.Message) {
 	}
 	qc.Count++
 	qc.Bytes += msg.Size
-	if msg.NullSender {
-		s.NullSender++
-	}
-	if msg.Bouncing {
-		s.Bouncing++
-	}
-	if msg.Err != nil {
-		s.Corrupt++
-	}
-	if len(significantProblems(msg)) > 0 {
-		s.WithProblems++
-	}
-	if hasIDNotInode(msg) {
-		s.IDNotInode++
-	}
-	if msg.Queue == queue.QmailTodo {
-		s.TodoBacklog++
-	}
+	s.NullSender += one(msg.NullSender)
+	s.Bouncing += one(msg.Bouncing)
+	s.Corrupt += one(msg.Err != nil)
+	s.WithProblems += one(len(significantProblems(msg)) > 0)
+	s.IDNotInode += one(hasIDNotInode(msg))
+	s.TodoBacklog += one(msg.Queue == queue.QmailTodo)
 	a.senders.add(displaySender(msg), msg.Size)
 	if msg.SASLUser != "" {
 		a.sasl.add(msg.SASLUser, msg.Size)
@@ -116,4 +104,12 @@ func (a *summaryAcc) finish(topN int) {
 	s.RcptDomains, s.Reasons = a.domains.top(topN), a.reasons.top(topN)
 	s.DistinctSender, s.DistinctSASL, s.DistinctClient, s.DistinctNet = len(a.senders), len(a.sasl), len(a.clients), len(a.networks)
 	s.DistinctDomain, s.DistinctReason = len(a.domains), len(a.reasons)
+}
+
+// one is 1 for true: a message counted in a flag's total.
+func one(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
