@@ -156,8 +156,14 @@ EXAMPLES:
 			sampleOpts := estimate.Options{Size: sampleN, Seed: seed, SeedSet: c.IsSet("seed"), Top: topN, Workers: o.Workers}
 			var src queue.Source
 			var err error
+			// The live view exists before the queue is opened: a warning
+			// the reader prints while the frame is up clears it first.
+			var live *liveView
 			if !sampleOnly {
-				if src, err = openSource(o, e.stderr, readNeeds{logs: true}); err != nil {
+				live = e.liveSummary(o)
+			}
+			if !sampleOnly {
+				if src, err = openSource(o, live.guard(e.stderr), readNeeds{logs: true}); err != nil {
 					return err
 				}
 			}
@@ -206,10 +212,10 @@ EXAMPLES:
 			var nerr int
 			opt := filter.Options{Workers: o.Workers, OnError: func(err *filter.ReadError) error {
 				nerr++
-				e.warn(err)
+				fmt.Fprintf(live.guard(e.stderr), "qsurgeon: warning: %s\n", printable(err.Error()))
 				return nil
 			}}
-			live := e.liveSummary(o, src.Root())
+			live.setRoot(src.Root())
 			var bar *progressbar.ProgressBar
 			if live == nil {
 				bar = e.progress(o, "scanning "+src.Root())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/term"
@@ -17,6 +18,8 @@ import (
 // through printable (internal/termsafe); every line is cut to the
 // terminal's width so that none wraps and the cursor-up count stays right.
 type liveView struct {
+	// mu orders frames and the warnings other goroutines print (guard).
+	mu            sync.Mutex
 	w             io.Writer
 	fd            int
 	root          string
@@ -32,11 +35,42 @@ const liveMinInterval = 250 * time.Millisecond
 // liveSummary returns the live view, or nil when stdout is not a terminal,
 // the output is not text, or --no-progress was given. A nil *liveView does
 // nothing.
-func (e *env) liveSummary(o globalOpts, root string) *liveView {
+func (e *env) liveSummary(o globalOpts) *liveView {
 	if o.NoProgress || o.Format != "table" || !isTerminal(e.stdout) {
 		return nil
 	}
-	return &liveView{w: e.stdout, fd: int(e.stdout.(*os.File).Fd()), root: root, start: time.Now(), interval: liveMinInterval}
+	return &liveView{w: e.stdout, fd: int(e.stdout.(*os.File).Fd()), start: time.Now(), interval: liveMinInterval}
+}
+
+// setRoot names the queue in the frames.
+func (v *liveView) setRoot(root string) {
+	if v != nil {
+		v.mu.Lock()
+		v.root = root
+		v.mu.Unlock()
+	}
+}
+
+// guard returns w, or with a live view a writer that clears the frame
+// before each write: a warning on the same terminal then stands above the
+// next frame instead of being drawn over (w is the terminal's stderr).
+func (v *liveView) guard(w io.Writer) io.Writer {
+	if v == nil {
+		return w
+	}
+	return guarded{v, w}
+}
+
+type guarded struct {
+	v *liveView
+	w io.Writer
+}
+
+func (g guarded) Write(p []byte) (int, error) {
+	g.v.mu.Lock()
+	defer g.v.mu.Unlock()
+	g.v.clearLocked()
+	return g.w.Write(p)
 }
 
 // update draws a frame when the last one is old enough; examined is the
@@ -46,6 +80,8 @@ func (v *liveView) update(acc *summaryAcc, examined int64) {
 	if v == nil || (!v.last.IsZero() && time.Since(v.last) < v.interval) {
 		return
 	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	t0 := time.Now()
 	v.width, v.height = 80, 24
 	if w, h, err := term.GetSize(v.fd); err == nil && w > 0 && h > 0 {
@@ -94,7 +130,16 @@ func (v *liveView) erase(b *bytes.Buffer) {
 
 // clear removes the last frame, leaving the cursor where it began.
 func (v *liveView) clear() {
-	if v == nil || v.lines == 0 {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.clearLocked()
+}
+
+func (v *liveView) clearLocked() {
+	if v.lines == 0 {
 		return
 	}
 	var b bytes.Buffer
