@@ -154,3 +154,30 @@ func TestSummaryLiveOnTerminal(t *testing.T) {
 		})
 	}
 }
+
+// TestTopKIsTop: the live view's one-pass top list is the exact summary's.
+func TestTopKIsTop(t *testing.T) {
+	c := counter{}
+	for i := range 500 {
+		for range (i * 7919) % 13 {
+			c.add("k"+string(rune('a'+i%26))+string(rune('a'+i/26)), 1)
+		}
+	}
+	for _, k := range []int{1, 5, 40} {
+		got, want := topK(c, k), c.top(k)
+		if len(got) != len(want) {
+			t.Fatalf("k=%d: %d entries, want %d", k, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Key != want[i].Key || got[i].Count != want[i].Count {
+				t.Errorf("k=%d #%d: %+v, want %+v", k, i, got[i], want[i])
+			}
+		}
+	}
+	if s := fitWidth("ab日本語cd", 6); s != "ab日…" {
+		t.Errorf("fitWidth: %q", s)
+	}
+	if s := fitWidth("short", 80); s != "short" {
+		t.Errorf("fitWidth: %q", s)
+	}
+}
