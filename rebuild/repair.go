@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
+	"github.com/qsurgeon/qsurgeon/queue"
 )
 
 // PlanRepair builds the plan that fixes problems (as returned by
@@ -86,8 +87,10 @@ func PlanRepair(root string, problems []Problem, ids IDs, opts Options) (*Plan, 
 		dirs:  map[string]bool{},
 		final: map[*node]string{},
 		plan: &Plan{
-			Base:  base,
-			Title: fmt.Sprintf("repair of qmail queue %s (conf-split %d, %s todo)", s.root, s.layout.Split, map[bool]string{true: "big", false: "flat"}[s.layout.BigTodo]),
+			Plan: queue.Plan{
+				Base:  base,
+				Title: fmt.Sprintf("repair of qmail queue %s (conf-split %d, %s todo)", s.root, s.layout.Split, map[bool]string{true: "big", false: "flat"}[s.layout.BigTodo]),
+			},
 			Locks: []string{s.root},
 		},
 	}
@@ -155,7 +158,7 @@ func (b *repairer) lfDir(rel string) string {
 		r := relTo(b.base, d)
 		if !b.dirs[r] {
 			b.dirs[r] = true
-			b.add(Step{Op: "mkdir", Path: r, Perm: 0o700, UID: -1, GID: -1, exist: d == b.lf, Why: "lost+found"})
+			b.add(Step{Op: "mkdir", Path: r, Perm: 0o700, UID: -1, GID: -1, Exist: d == b.lf, Why: "lost+found"})
 		}
 	}
 	return relTo(b.base, chain[len(chain)-1])

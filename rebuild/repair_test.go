@@ -2,12 +2,13 @@ package rebuild
 
 import (
 	"errors"
-	"github.com/qsurgeon/qsurgeon/qmailq"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/qsurgeon/qsurgeon/qmailq"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 )
