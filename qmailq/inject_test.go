@@ -55,29 +55,7 @@ func injLive(t *testing.T, ids rebuild.IDs) (string, *qmailq.Queue, *safefs.FS) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	f, err := safefs.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return root, q, f
-}
-
-func injReadAll(t *testing.T, q *qmailq.Queue) map[string]*queue.Message {
-	t.Helper()
-	out := map[string]*queue.Message{}
-	err := q.Walk(context.Background(), func(ref queue.Ref) error {
-		m, err := q.Read(ref)
-		if err != nil {
-			return err
-		}
-		out[m.ID] = m
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return root, q, testkit.OpenFS(t, root)
 }
 
 // injTree hashes every entry below root (type, mode, owner, content).
@@ -164,7 +142,7 @@ func TestInject(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	msgs := injReadAll(t, src)
+	msgs := testkit.ReadAll(t, src)
 	sel := injSelect(t, msgs)
 	detBefore := injTree(t, det)
 	liveRoot, live, liveFS := injLive(t, ids)
@@ -205,7 +183,7 @@ func TestInject(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lq.Close()
-	got := injReadAll(t, lq)
+	got := testkit.ReadAll(t, lq)
 	if len(got) != len(sel) {
 		t.Errorf("live queue holds %d messages, injected %d", len(got), len(sel))
 	}
@@ -289,7 +267,7 @@ func TestInjectDryRunAndFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	msgs := injReadAll(t, src)
+	msgs := testkit.ReadAll(t, src)
 	m := injSelect(t, msgs)[0]
 
 	liveRoot, live, liveFS := injLive(t, ids)
@@ -342,7 +320,7 @@ func TestInjectViaQmailQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	msgs := injReadAll(t, src)
+	msgs := testkit.ReadAll(t, src)
 	// The largest message with pending recipients: more than a pipe
 	// buffer, so fd 0 and fd 1 must not deadlock.
 	var m *queue.Message

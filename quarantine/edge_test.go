@@ -19,7 +19,7 @@ func TestPlanChangesNothing(t *testing.T) {
 	t.Parallel()
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
-	msgs := readAll(t, sp)
+	msgs := testkit.ReadAll(t, sp)
 	q0, d0 := testkit.Snapshot(t, c.root), testkit.Snapshot(t, c.qdir)
 	var plans []*Plan
 	for _, m := range selectSASL(msgs, hello)[:10] {
@@ -70,7 +70,7 @@ func TestHostileParts(t *testing.T) {
 	t.Parallel()
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
-	msgs := readAll(t, sp)
+	msgs := testkit.ReadAll(t, sp)
 	var m *queue.Message
 	for _, x := range sorted(msgs) {
 		if x.Queue == queue.Deferred {
@@ -126,7 +126,7 @@ func TestManifestDamage(t *testing.T) {
 	t.Parallel()
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
-	sel := selectSASL(readAll(t, sp), hello)[:3]
+	sel := selectSASL(testkit.ReadAll(t, sp), hello)[:3]
 	for _, m := range sel {
 		if _, err := Quarantine(sp, m, c.dirFS, c.queueFS, Options{}); err != nil {
 			t.Fatal(err)

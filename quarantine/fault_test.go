@@ -33,7 +33,7 @@ func (r *faultRig) runFaults(t *testing.T, id string) {
 	orig := testkit.Snapshot(t, r.root)
 	read := func() (queue.Source, *queue.Message) {
 		src := r.open(t)
-		msgs := readAll(t, src)
+		msgs := testkit.ReadAll(t, src)
 		m, ok := msgs[id]
 		if !ok {
 			t.Fatalf("%s is not in the queue", id)
@@ -116,7 +116,7 @@ func (r *faultRig) runFaults(t *testing.T, id string) {
 func TestPostfixFaults(t *testing.T) {
 	t.Parallel()
 	c := newPostfixCopy(t)
-	msgs := readAll(t, c.spool(t))
+	msgs := testkit.ReadAll(t, c.spool(t))
 	// A deferred message with a defer log, an active one with a bounce
 	// log, and a held one.
 	var picks []string
@@ -144,7 +144,7 @@ func TestPostfixFaults(t *testing.T) {
 	baseOrphans := orphanLogs(t, c.root, msgs)
 	rig.check = func(t *testing.T, label string) {
 		t.Helper()
-		now := readAll(t, c.spool(t)) // every message still reads
+		now := testkit.ReadAll(t, c.spool(t)) // every message still reads
 		// No log outlives its message (a stale bounce log would be
 		// attached to a later message reusing the short ID).
 		for p := range orphanLogs(t, c.root, now) {
@@ -185,7 +185,7 @@ func TestQmailFaults(t *testing.T) {
 	}
 	defer unlock()
 	open := func(t *testing.T) queue.Source { return c.open(t) }
-	base := readAll(t, c.open(t))
+	base := testkit.ReadAll(t, c.open(t))
 	problems := func(msgs map[string]*queue.Message) map[string]bool {
 		out := map[string]bool{}
 		for id, m := range msgs {
@@ -220,7 +220,7 @@ func TestQmailFaults(t *testing.T) {
 	}
 	rig.check = func(t *testing.T, label string) {
 		t.Helper()
-		for p := range problems(readAll(t, c.open(t))) {
+		for p := range problems(testkit.ReadAll(t, c.open(t))) {
 			if baseProblems[p] {
 				continue
 			}
@@ -265,7 +265,7 @@ func TestBatchFaults(t *testing.T) {
 	t.Parallel()
 	c := newPostfixCopy(t)
 	orig := testkit.Snapshot(t, c.root)
-	baseMsgs := readAll(t, c.spool(t))
+	baseMsgs := testkit.ReadAll(t, c.spool(t))
 	baseOrphans := orphanLogs(t, c.root, baseMsgs)
 	var ids []string
 	for _, m := range sorted(baseMsgs) {
@@ -291,7 +291,7 @@ func TestBatchFaults(t *testing.T) {
 	}
 	check := func(label string) {
 		t.Helper()
-		now := readAll(t, c.spool(t))
+		now := testkit.ReadAll(t, c.spool(t))
 		for p := range orphanLogs(t, c.root, now) {
 			if !baseOrphans[p] {
 				t.Errorf("%s: orphan log %s", label, p)
@@ -300,7 +300,7 @@ func TestBatchFaults(t *testing.T) {
 	}
 	plan := func() []*Plan {
 		sp := c.spool(t)
-		msgs := readAll(t, sp)
+		msgs := testkit.ReadAll(t, sp)
 		var plans []*Plan
 		for _, id := range ids {
 			p, err := PlanQuarantine(sp, msgs[id], c.dirFS, c.queueFS, Options{})

@@ -36,8 +36,8 @@ func newPostfixCopy(t *testing.T) *postfixCopy {
 	// the generating machine's inodes) are stale: let the real postsuper
 	// -s rename them first, as a postfix start would, to get a valid queue.
 	postsuper(t, c.root, false)
-	c.queueFS = openFS(t, c.root)
-	c.dirFS = openFS(t, c.qdir)
+	c.queueFS = testkit.OpenFS(t, c.root)
+	c.dirFS = testkit.OpenFS(t, c.qdir)
 	return c
 }
 
@@ -115,7 +115,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
 	orig := testkit.Snapshot(t, c.root)
-	msgs := readAll(t, sp)
+	msgs := testkit.ReadAll(t, sp)
 	sel := selectSASL(msgs, hello)
 	if len(sel) == 0 {
 		t.Fatal("no message of", hello)
@@ -139,7 +139,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 		t.Error("no selected message had a log file: the log moves are untested")
 	}
 	// Gone from the reader's view; all others unchanged.
-	after := readAll(t, c.spool(t))
+	after := testkit.ReadAll(t, c.spool(t))
 	for id := range picked {
 		if _, ok := after[id]; ok {
 			t.Errorf("%s still in the queue", id)
@@ -185,7 +185,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 	if d := diffSnapshots(orig, testkit.Snapshot(t, c.root), nil); len(d) > 0 {
 		t.Errorf("restore did not give back the queue:\n%s", strings.Join(d, "\n"))
 	}
-	back := readAll(t, c.spool(t))
+	back := testkit.ReadAll(t, c.spool(t))
 	for id, m := range msgs {
 		b, ok := back[id]
 		if !ok {
@@ -211,7 +211,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 func TestPostfixRefusals(t *testing.T) {
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
-	msgs := readAll(t, sp)
+	msgs := testkit.ReadAll(t, sp)
 	var m *queue.Message
 	for _, x := range msgs {
 		if x.Queue == queue.Deferred {
@@ -220,14 +220,14 @@ func TestPostfixRefusals(t *testing.T) {
 		}
 	}
 	// Quarantine directory inside the queue.
-	inside := openFS(t, filepath.Join(c.root, "hold"))
+	inside := testkit.OpenFS(t, filepath.Join(c.root, "hold"))
 	if _, err := PlanQuarantine(sp, m, inside, c.queueFS, Options{}); !errors.Is(err, ErrInside) {
 		t.Errorf("dir inside the queue: %v", err)
 	}
 	// Another file system (/dev/shm is a tmpfs).
 	if shm, err := os.MkdirTemp("/dev/shm", "quarantine-test-"); err == nil {
 		defer os.RemoveAll(shm)
-		if _, err := PlanQuarantine(sp, m, openFS(t, shm), c.queueFS, Options{}); !errors.Is(err, safefs.ErrCrossDevice) {
+		if _, err := PlanQuarantine(sp, m, testkit.OpenFS(t, shm), c.queueFS, Options{}); !errors.Is(err, safefs.ErrCrossDevice) {
 			t.Errorf("other file system: %v", err)
 		}
 	}
@@ -288,10 +288,10 @@ func TestPostfixRestoreInto(t *testing.T) {
 	}
 	testkit.ExtractInto(t, testkit.Fixture(t, "postfix-incident", "queue.tar.gz"), live)
 	liveRoot := filepath.Join(live, testkit.PostfixRoot)
-	liveFS := openFS(t, liveRoot)
+	liveFS := testkit.OpenFS(t, liveRoot)
 	liveBefore := testkit.Snapshot(t, liveRoot)
 	sp := c.spool(t)
-	msgs := readAll(t, sp)
+	msgs := testkit.ReadAll(t, sp)
 	var sel []*queue.Message
 	for _, m := range sorted(msgs) {
 		if m.SASLUser != hello && m.Queue == queue.Deferred && len(sel) < 5 {
@@ -366,7 +366,7 @@ func TestPostfixRestoreActiveLive(t *testing.T) {
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
 	var m *queue.Message
-	for _, x := range sorted(readAll(t, sp)) {
+	for _, x := range sorted(testkit.ReadAll(t, sp)) {
 		if x.Queue == queue.Active {
 			if _, err := c.queueFS.Lstat(sp.LogPath(postfixq.LogBounce, x.ID)); err == nil {
 				m = x

@@ -44,8 +44,8 @@ func newQmailCopy(t *testing.T) *qmailCopy {
 			t.Fatal(err)
 		}
 	}
-	c.queueFS = openFS(t, c.root)
-	c.dirFS = openFS(t, c.qdir)
+	c.queueFS = testkit.OpenFS(t, c.root)
+	c.dirFS = testkit.OpenFS(t, c.qdir)
 	unlock, err := qmailq.LockSend(c.root)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func newQmailCopy(t *testing.T) *qmailCopy {
 	defer unlock()
 
 	q := c.open(t)
-	before := readAll(t, q)
+	before := testkit.ReadAll(t, q)
 	stale := 0
 	for _, m := range before {
 		for _, p := range m.Problems {
@@ -66,7 +66,7 @@ func newQmailCopy(t *testing.T) *qmailCopy {
 		t.Fatal("extracted qmail fixture has no stale names: the normalization is untested")
 	}
 	contents := multiset(t, c.root)
-	norm := openFS(t, filepath.Join(tmp, "normalize"))
+	norm := testkit.OpenFS(t, filepath.Join(tmp, "normalize"))
 	disk := &Disk{Queue: c.queueFS, Dir: norm}
 	var plans []*Plan
 	for _, m := range sorted(before) {
@@ -99,7 +99,7 @@ func newQmailCopy(t *testing.T) *qmailCopy {
 			t.Fatalf("normalize: %s is %s", e.Key, e.State)
 		}
 	}
-	after := readAll(t, c.open(t))
+	after := testkit.ReadAll(t, c.open(t))
 	if len(after) != len(before) {
 		t.Fatalf("normalize: %d messages, had %d", len(after), len(before))
 	}
@@ -196,7 +196,7 @@ func TestQmailRoundTrip(t *testing.T) {
 	defer unlock()
 	q := c.open(t)
 	orig := testkit.Snapshot(t, c.root)
-	msgs := readAll(t, q)
+	msgs := testkit.ReadAll(t, q)
 	sel := qmailSelect(msgs)
 	var todo, hellos, bounces int
 	for _, m := range sel {
@@ -226,7 +226,7 @@ func TestQmailRoundTrip(t *testing.T) {
 	if bounces == 0 {
 		t.Error("no selected message had a bounce file: that part is untested")
 	}
-	after := readAll(t, c.open(t))
+	after := testkit.ReadAll(t, c.open(t))
 	if len(after) != len(msgs)-len(sel) {
 		t.Errorf("%d messages left, want %d", len(after), len(msgs)-len(sel))
 	}
@@ -260,7 +260,7 @@ func TestQmailRoundTrip(t *testing.T) {
 	if d := diffSnapshots(orig, testkit.Snapshot(t, c.root), nil); len(d) > 0 {
 		t.Errorf("restore did not give back the queue:\n%s", strings.Join(d, "\n"))
 	}
-	back := readAll(t, c.open(t))
+	back := testkit.ReadAll(t, c.open(t))
 	if len(back) != len(msgs) {
 		t.Errorf("%d messages after restore, had %d", len(back), len(msgs))
 	}
@@ -309,9 +309,9 @@ func TestQmailRestoreInto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	liveFS := openFS(t, liveRoot)
+	liveFS := testkit.OpenFS(t, liveRoot)
 	q := c.open(t)
-	msgs := readAll(t, q)
+	msgs := testkit.ReadAll(t, q)
 	sel := qmailSelect(msgs)
 	orig := testkit.Snapshot(t, c.root)
 	want := map[string]string{} // id -> envelope
@@ -344,7 +344,7 @@ func TestQmailRestoreInto(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lq.Close()
-	got := readAll(t, lq)
+	got := testkit.ReadAll(t, lq)
 	if len(got) != len(want) {
 		t.Errorf("live queue has %d messages, want %d", len(got), len(want))
 	}

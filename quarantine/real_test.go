@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/postfixtest"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 )
 
@@ -34,13 +35,13 @@ func TestPostfixRealRoundTrip(t *testing.T) {
 	if err := os.Mkdir(qdir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	queueFS, dirFS := openFS(t, pf.QueueDir), openFS(t, qdir)
+	queueFS, dirFS := testkit.OpenFS(t, pf.QueueDir), testkit.OpenFS(t, qdir)
 	sp, err := postfixq.Open(pf.QueueDir, postfixq.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	msgs := readAll(t, sp)
+	msgs := testkit.ReadAll(t, sp)
 	entries := map[string]Entry{}
 	for _, s := range subjects[:2] {
 		m, ok := msgs[ids[s]]
@@ -53,7 +54,7 @@ func TestPostfixRealRoundTrip(t *testing.T) {
 		}
 		entries[s] = e
 	}
-	if left := readAll(t, sp); len(left) != 1 {
+	if left := testkit.ReadAll(t, sp); len(left) != 1 {
 		t.Fatalf("%d messages left after quarantine", len(left))
 	}
 	if _, err := Restore(entries[subjects[0]], dirFS, queueFS, RestoreOptions{}); err != nil {

@@ -134,7 +134,7 @@ func TestRepairFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counter := safefs.NewFaulty(openFS(t, p.Base), 0)
+	counter := safefs.NewFaulty(testkit.OpenFS(t, p.Base), 0)
 	if err := p.Execute(counter, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestRepairFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = p.Execute(safefs.NewFaulty(openFS(t, p.Base), k), nil)
+			err = p.Execute(safefs.NewFaulty(testkit.OpenFS(t, p.Base), k), nil)
 			if !errors.Is(err, safefs.ErrInjected) {
 				t.Fatalf("Execute with a fault at call %d: %v", k, err)
 			}
@@ -181,7 +181,7 @@ func TestRepairFaults(t *testing.T) {
 			if len(p2.Skipped) > 0 {
 				t.Errorf("second repair skips %v", p2.Skipped)
 			}
-			if err := p2.Execute(openFS(t, p2.Base), nil); err != nil {
+			if err := p2.Execute(testkit.OpenFS(t, p2.Base), nil); err != nil {
 				t.Fatalf("second repair: %v", err)
 			}
 			probs, err := CheckQmail(q, ids, opts)
@@ -224,7 +224,7 @@ func TestRebuildCarryFaults(t *testing.T) {
 	}
 	old := copyTree(t, template)
 	p, _, hierCalls := mk(old)
-	counter := safefs.NewFaulty(openFS(t, p.Base), 0)
+	counter := safefs.NewFaulty(testkit.OpenFS(t, p.Base), 0)
 	if err := p.Execute(counter, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestRebuildCarryFaults(t *testing.T) {
 			old := copyTree(t, template)
 			before := testkit.Snapshot(t, old)
 			p, newq, _ := mk(old)
-			err := p.Execute(safefs.NewFaulty(openFS(t, p.Base), k), nil)
+			err := p.Execute(safefs.NewFaulty(testkit.OpenFS(t, p.Base), k), nil)
 			if !errors.Is(err, safefs.ErrInjected) {
 				t.Fatalf("Execute with a fault at call %d: %v", k, err)
 			}
@@ -284,14 +284,14 @@ func TestSwapKeepsOld(t *testing.T) {
 	ids := fixtureIDs(t)
 	dir := testkit.FastTempDir(t)
 	old := filepath.Join(dir, "queue")
-	if err := Rebuild(old, 23, false, ids, openFS(t, dir)); err != nil {
+	if err := Rebuild(old, 23, false, ids, testkit.OpenFS(t, dir)); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(old, "mess/0/marker"), []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	newq := filepath.Join(dir, "queue.new")
-	if err := Rebuild(newq, 23, false, ids, openFS(t, dir)); err != nil {
+	if err := Rebuild(newq, 23, false, ids, testkit.OpenFS(t, dir)); err != nil {
 		t.Fatal(err)
 	}
 	// Refused while "qmail-send" holds the old queue's sendmutex.
@@ -299,11 +299,11 @@ func TestSwapKeepsOld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Swap(old, newq, openFS(t, dir)); !errors.Is(err, qmailq.ErrSendRunning) {
+	if _, err := Swap(old, newq, testkit.OpenFS(t, dir)); !errors.Is(err, qmailq.ErrSendRunning) {
 		t.Errorf("Swap while locked: %v", err)
 	}
 	unlock()
-	kept, err := Swap(old, newq, openFS(t, dir))
+	kept, err := Swap(old, newq, testkit.OpenFS(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

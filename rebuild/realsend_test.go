@@ -10,6 +10,7 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/internal/qmailtest"
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
 // TestRepairCutThenRealQmailSend: the remaining hole. A queue copied
@@ -92,7 +93,7 @@ func TestRepairCutThenRealQmailSend(t *testing.T) {
 		t.Run(fmt.Sprintf("before-step-%d", cut+1), func(t *testing.T) {
 			p, _, _, _ := plan()
 			// Call cut+1 fails: steps 1..cut are done.
-			err := p.Execute(safefs.NewFaulty(openFS(t, p.Base), cut+1), nil)
+			err := p.Execute(safefs.NewFaulty(testkit.OpenFS(t, p.Base), cut+1), nil)
 			var se *StepError
 			if !errors.Is(err, safefs.ErrInjected) || !errors.As(err, &se) || se.N != cut+1 {
 				t.Fatalf("Execute cut before step %d: %v", cut+1, err)

@@ -109,7 +109,7 @@ func TestRebuildHierarchy(t *testing.T) {
 			t.Run(fmt.Sprintf("split%d-big%v", split, big), func(t *testing.T) {
 				dir := t.TempDir()
 				newq := filepath.Join(dir, "queue")
-				if err := Rebuild(newq, split, big, ids, openFS(t, dir)); err != nil {
+				if err := Rebuild(newq, split, big, ids, testkit.OpenFS(t, dir)); err != nil {
 					t.Fatal(err)
 				}
 				got := walkHier(t, newq, ids)
@@ -204,7 +204,7 @@ func TestCarryAllIntoRebuilt(t *testing.T) {
 			if len(plan.Skipped) > 0 {
 				t.Fatalf("skipped: %v", plan.Skipped)
 			}
-			if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+			if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != nil {
 				t.Fatal(err)
 			}
 			carried := plan.Carried()

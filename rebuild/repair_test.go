@@ -11,17 +11,8 @@ import (
 	"github.com/qsurgeon/qsurgeon/qmailq"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
-
-func openFS(t testing.TB, root string) *safefs.FS {
-	t.Helper()
-	f, err := safefs.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
 
 // inventory lists every regular file below dir (relative path -> inode).
 func inventory(t testing.TB, dir string) map[string]uint64 {
@@ -83,11 +74,11 @@ func TestRepairBroken(t *testing.T) {
 		t.Fatalf("dry run changed the queue: %d files, was %d", len(after), len(before))
 	}
 
-	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != nil {
 		t.Logf("%s", text)
 		t.Fatal(err)
 	}
-	if err := plan.Execute(openFS(t, plan.Base), nil); err != ErrExecuted {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != ErrExecuted {
 		t.Errorf("second Execute: %v, want ErrExecuted", err)
 	}
 	after, err := CheckQmail(root, ids, opts)
@@ -269,7 +260,7 @@ func TestRepairSeedRecipe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != nil {
 		t.Fatal(err)
 	}
 	after, err := CheckQmail(root, ids, Options{})
@@ -302,7 +293,7 @@ func TestRepairRefusesWhileSendRuns(t *testing.T) {
 		t.Errorf("PlanRepair while locked: %v", err)
 	}
 	before := inventory(t, root)
-	if err := plan.Execute(openFS(t, plan.Base), nil); !errors.Is(err, qmailq.ErrSendRunning) {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); !errors.Is(err, qmailq.ErrSendRunning) {
 		t.Errorf("Execute while locked: %v", err)
 	}
 	if after := inventory(t, root); len(after) != len(before) {
@@ -335,7 +326,7 @@ func TestRepairOnlyGivenProblems(t *testing.T) {
 	if len(plan.Steps) != 2 || plan.Steps[0].Op != "chmod" || plan.Steps[1].Op != "mkfifo" {
 		t.Fatalf("plan:\n%s", plan)
 	}
-	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != nil {
 		t.Fatal(err)
 	}
 	after, err := CheckQmail(root, ids, Options{})

@@ -12,6 +12,7 @@
 package testkit
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/queue"
 )
 
 // The top directory inside each fixture's queue.tar.gz (and broken.tar.gz).
@@ -151,4 +156,41 @@ func QmailOwners(t testing.TB) (users, groups map[string]int) {
 		t.Fatalf("testkit: %s has no owners", p)
 	}
 	return tr.Owners.UIDs, tr.Owners.GIDs
+}
+
+// OpenFS opens root with the root-confined file operations (safefs), the
+// one mutation seam, and closes it when the test ends.
+func OpenFS(t testing.TB, root string) *safefs.FS {
+	t.Helper()
+	f, err := safefs.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// ReadAll reads every message src lists, keyed by queue ID; a read error
+// or an ID listed twice fails the test (the queue must stay readable).
+func ReadAll(t testing.TB, src queue.Source) map[string]*queue.Message {
+	t.Helper()
+	out := map[string]*queue.Message{}
+	var mu sync.Mutex
+	err := src.Walk(context.Background(), func(ref queue.Ref) error {
+		m, err := src.Read(ref)
+		if err != nil {
+			return fmt.Errorf("read %s (%s): %w", ref.ID, ref.Path, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if _, dup := out[m.ID]; dup {
+			return fmt.Errorf("duplicate ID %s", m.ID)
+		}
+		out[m.ID] = m
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
