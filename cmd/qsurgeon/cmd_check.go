@@ -70,6 +70,21 @@ func (a *accountFlags) ids() (surgery.IDs, error) {
 	return r, nil
 }
 
+// qmailQueue is what check and repair of a qmail queue start from: the
+// queue root, the accounts' numbers and the --send-log files.
+func (a *accountFlags) qmailQueue(o globalOpts) (root string, ids surgery.IDs, logs []string, err error) {
+	if root, err = qmailRoot(o); err != nil {
+		return "", ids, nil, err
+	}
+	if ids, err = a.ids(); err != nil {
+		return "", ids, nil, err
+	}
+	if logs, err = a.logs(); err != nil {
+		return "", ids, nil, err
+	}
+	return root, ids, logs, nil
+}
+
 func qmailRoot(o globalOpts) (string, error) {
 	if o.Queue == "" && o.MTA != string(queue.Qmail) {
 		o.MTA = string(queue.Qmail)
@@ -122,15 +137,7 @@ EXAMPLES:
 			if mta == queue.Postfix {
 				return e.checkPostfix(o, dir)
 			}
-			root, err := qmailRoot(o)
-			if err != nil {
-				return err
-			}
-			ids, err := af.ids()
-			if err != nil {
-				return err
-			}
-			logs, err := af.logs()
+			root, ids, logs, err := af.qmailQueue(o)
 			if err != nil {
 				return err
 			}
@@ -266,21 +273,13 @@ EXAMPLES:
 		),
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
-			root, err := qmailRoot(o)
-			if err != nil {
-				return err
-			}
-			ids, err := af.ids()
+			root, ids, logs, err := af.qmailQueue(o)
 			if err != nil {
 				return err
 			}
 			// qmail's own rule leaves an orphan alone until it is 36
 			// hours old, because a live qmail-queue may own it
 			// (qmail-send.c OSSIFIED). On a detached queue nothing can.
-			logs, err := af.logs()
-			if err != nil {
-				return err
-			}
 			opts := surgery.CheckOptions{Split: af.split, LostFound: lostFound, Detached: sf.detached, SendLogs: logs}
 			plan, err := surgery.PlanRepair(root, ids, opts)
 			if err != nil {
