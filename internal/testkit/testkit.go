@@ -12,10 +12,12 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,4 +195,14 @@ func ReadAll(t testing.TB, src queue.Source) map[string]*queue.Message {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// Header parses the header of a message as delivered or received (net/mail);
+// nil when it does not parse.
+func Header(data []byte) mail.Header {
+	m, err := mail.ReadMessage(bytes.NewReader(data))
+	if err != nil {
+		return nil
+	}
+	return m.Header
 }
