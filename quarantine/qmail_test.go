@@ -405,35 +405,41 @@ func (r *faultRig) runFaults(t *testing.T, id string) {
 		}
 	}
 
-	qsteps := 0
-	for k := 1; ; k++ {
+	// everyFault executes a fresh plan with a fault at step 1, 2, ...
+	// until one completes; every cut must leave a state recover gives back
+	// whole. It returns the number of steps.
+	everyFault := func(what string, plan func() *Plan) int {
+		for k := 1; ; k++ {
+			p := plan()
+			label := fmt.Sprintf("%s %s fault at %d/%d", id, what, k, len(p.Steps))
+			fm := &faultyMover{Mover: &Disk{Queue: r.queueFS, Dir: r.dirFS}, failAt: k}
+			_, err := p.Execute(fm)
+			if err == nil {
+				if k <= len(p.Steps) {
+					t.Errorf("%s: no error", label)
+				}
+				recover(label)
+				return k - 1
+			}
+			if !errors.Is(err, safefs.ErrInjected) {
+				t.Fatalf("%s: %v", label, err)
+			}
+			r.check(t, label)
+			recover(label)
+		}
+	}
+	qsteps := everyFault("quarantine", func() *Plan {
 		src, m := read()
 		p, err := PlanQuarantine(src, m, r.dirFS, r.queueFS, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		label := fmt.Sprintf("%s quarantine fault at %d/%d", id, k, len(p.Steps))
-		fm := &faultyMover{Mover: &Disk{Queue: r.queueFS, Dir: r.dirFS}, failAt: k}
-		_, err = p.Execute(fm)
-		if err == nil {
-			if k <= len(p.Steps) {
-				t.Errorf("%s: no error", label)
-			}
-			qsteps = k - 1
-			recover(label)
-			break
-		}
-		if !errors.Is(err, safefs.ErrInjected) {
-			t.Fatalf("%s: %v", label, err)
-		}
-		r.check(t, label)
-		recover(label)
-	}
+		return p
+	})
 	if qsteps < 3 {
 		t.Errorf("%s: only %d quarantine steps", id, qsteps)
 	}
-
-	for k := 1; ; k++ {
+	everyFault("restore", func() *Plan {
 		src, m := read()
 		e, err := Quarantine(src, m, r.dirFS, r.queueFS, Options{})
 		if err != nil {
@@ -443,22 +449,8 @@ func (r *faultRig) runFaults(t *testing.T, id string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		label := fmt.Sprintf("%s restore fault at %d/%d", id, k, len(p.Steps))
-		fm := &faultyMover{Mover: &Disk{Queue: r.queueFS, Dir: r.dirFS}, failAt: k}
-		_, err = p.Execute(fm)
-		if err == nil {
-			if k <= len(p.Steps) {
-				t.Errorf("%s: no error", label)
-			}
-			recover(label)
-			break
-		}
-		if !errors.Is(err, safefs.ErrInjected) {
-			t.Fatalf("%s: %v", label, err)
-		}
-		r.check(t, label)
-		recover(label)
-	}
+		return p
+	})
 }
 
 func TestPostfixFaults(t *testing.T) {

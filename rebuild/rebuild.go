@@ -106,11 +106,7 @@ func PlanCarry(oldDir, newDir string, sel []uint64, ids IDs, opts CarryOptions) 
 	if opts.Split < 1 {
 		return nil, fmt.Errorf("rebuild: the new queue's conf-split is not set")
 	}
-	oldAbs, err := filepath.Abs(oldDir)
-	if err != nil {
-		return nil, err
-	}
-	newAbs, err := filepath.Abs(newDir)
+	oldAbs, newAbs, err := absPair(oldDir, newDir)
 	if err != nil {
 		return nil, err
 	}
@@ -391,15 +387,20 @@ func Carry(oldDir, newDir string, sel []uint64, ids IDs, opts CarryOptions, m qu
 	return p.Carried(), p, err
 }
 
+// absPair makes the old and the new queue's paths absolute.
+func absPair(oldDir, newDir string) (oldAbs, newAbs string, err error) {
+	if oldAbs, err = filepath.Abs(oldDir); err != nil {
+		return "", "", err
+	}
+	newAbs, err = filepath.Abs(newDir)
+	return oldAbs, newAbs, err
+}
+
 // PlanSwap plans putting the new queue in the old one's place: the old
 // queue is renamed to "<old>.before-rebuild-<time>" (never deleted), then
 // the new one to the old name. Both must be on one filesystem.
 func PlanSwap(oldDir, newDir string, now time.Time) (*Plan, error) {
-	oldAbs, err := filepath.Abs(oldDir)
-	if err != nil {
-		return nil, err
-	}
-	newAbs, err := filepath.Abs(newDir)
+	oldAbs, newAbs, err := absPair(oldDir, newDir)
 	if err != nil {
 		return nil, err
 	}
