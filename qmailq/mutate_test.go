@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,22 +100,13 @@ func qOthersRead(t *testing.T, label, root string, before map[string]*queue.Mess
 	t.Helper()
 	_, after := qReadAll(t, root)
 	for id, m := range before {
-		if containsID(skip, id) {
+		if slices.Contains(skip, id) {
 			continue
 		}
 		if m2, ok := after[id]; !ok || qDigest(m2) != qDigest(m) {
 			t.Errorf("%s: message %s reads differently", label, id)
 		}
 	}
-}
-
-func containsID(ids []string, id string) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
 
 func TestDeleteClean(t *testing.T) {
@@ -184,7 +176,7 @@ func TestDeleteBroken(t *testing.T) {
 		// Extraction stamped the files with the kernel's time: judge
 		// their age by the same clock (the clock-ahead run moves clock.Now).
 		err := q.Delete(fsys, m, ActOptions{Now: time.Now()})
-		orphan := m.Queue == queue.QmailTodo && !containsPrefix(files, "todo/") && containsPrefix(files, "mess/")
+		orphan := m.Queue == queue.QmailTodo && !slices.ContainsFunc(files, func(s string) bool { return strings.HasPrefix(s, "todo/") }) && slices.ContainsFunc(files, func(s string) bool { return strings.HasPrefix(s, "mess/") })
 		if orphan {
 			// Extraction just set its ctime: it looks like a message
 			// qmail-queue is writing.
@@ -204,15 +196,6 @@ func TestDeleteBroken(t *testing.T) {
 	}
 	qUntouched(t, "delete broken", before, testkit.Snapshot(t, root), gone)
 	qOthersRead(t, "delete broken", root, msgs, ids...)
-}
-
-func containsPrefix(list []string, prefix string) bool {
-	for _, s := range list {
-		if strings.HasPrefix(s, prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 func TestDeleteOldOrphanAllowed(t *testing.T) {

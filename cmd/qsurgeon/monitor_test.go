@@ -179,17 +179,7 @@ func TestMonitorTextfile(t *testing.T) {
 	if len(entries) != 1 || entries[0].Name() != "qsurgeon.prom" {
 		t.Fatalf("textfile dir holds %v, want qsurgeon.prom alone (the temporary file renamed)", entries)
 	}
-	path := filepath.Join(dir, "qsurgeon.prom")
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatalf("client_golang's text parser: %v", err)
-	}
+	fams := promFile(t, filepath.Join(dir, "qsurgeon.prom"))
 	queues, acct, _ := truthAccounts(t)
 	size := fams["postfix_showq_message_size_bytes"]
 	if size == nil || fams["postfix_showq_message_age_seconds"] == nil {
@@ -223,17 +213,6 @@ func TestMonitorTextfile(t *testing.T) {
 	}
 	if _, ok := fams["qsurgeon_snapshot_timestamp_seconds"]; !ok {
 		t.Error("no snapshot time")
-	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics")
-		in, _ := os.Open(path)
-		defer in.Close()
-		cmd.Stdin = in
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
-		}
-	} else if os.Getenv("CI") != "" {
-		t.Error("promtool (Debian package prometheus) is not installed")
 	}
 	// --format json on either side of the command prints the snapshot too.
 	for _, args := range [][]string{{"-o", "json", "monitor", "--textfile", dir}, {"monitor", "--textfile", dir, "-o", "json"}} {
@@ -630,17 +609,7 @@ func TestMonitorLogFanout(t *testing.T) {
 		js["status"] != "CRITICAL" || str(js["check"].(map[string]any)["offending_log_account"].(map[string]any)["name"]) != "hello@example.com" {
 		t.Errorf("JSON log view: %v / %v", lv, js["check"])
 	}
-	path := filepath.Join(dir, "qsurgeon.prom")
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := parser.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatalf("client_golang's text parser: %v", err)
-	}
+	fams := promFile(t, filepath.Join(dir, "qsurgeon.prom"))
 	fan := fams["qsurgeon_log_account_client_addresses"].GetMetric()
 	if len(fan) != 2 {
 		t.Errorf("--top 2: %d log account series", len(fan))
@@ -652,17 +621,6 @@ func TestMonitorLogFanout(t *testing.T) {
 	}
 	if fams["qsurgeon_log_window_seconds"].GetMetric()[0].GetGauge().GetValue() != 900 || fams["qsurgeon_log_account_messages"] == nil || fams["qsurgeon_log_account_failed_logins"] == nil {
 		t.Errorf("log series: %v", keys(fams))
-	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics")
-		in, _ := os.Open(path)
-		defer in.Close()
-		cmd.Stdin = in
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
-		}
-	} else if os.Getenv("CI") != "" {
-		t.Error("promtool (Debian package prometheus) is not installed")
 	}
 }
 
@@ -700,4 +658,33 @@ func TestWatchLogHold(t *testing.T) {
 			t.Errorf("%s of hello@example.com still in %s", m["queue_id"], m["queue_name"])
 		}
 	}
+}
+
+// promFile parses a Prometheus textfile with client_golang's own parser,
+// and has Prometheus's promtool check it where it is installed (CI
+// installs it).
+func promFile(t *testing.T, path string) map[string]*dto.MetricFamily {
+	t.Helper()
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(promtool, "check", "metrics")
+		in, _ := os.Open(path)
+		defer in.Close()
+		cmd.Stdin = in
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	} else if os.Getenv("CI") != "" {
+		t.Error("promtool (Debian package prometheus) is not installed")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatalf("client_golang's text parser: %v", err)
+	}
+	return fams
 }
