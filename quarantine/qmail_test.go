@@ -192,11 +192,7 @@ func qmailSelect(msgs map[string]*queue.Message) []*queue.Message {
 func TestQmailRoundTrip(t *testing.T) {
 	t.Parallel()
 	c := newQmailCopy(t)
-	unlock, err := qmailq.LockSend(c.root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
+	lockSend(t, c.root)
 	q := c.open(t)
 	orig := testkit.Snapshot(t, c.root)
 	msgs := testkit.ReadAll(t, q)
@@ -298,16 +294,8 @@ func TestQmailRestoreInto(t *testing.T) {
 			}
 		}
 	}
-	unlock, err := qmailq.LockSend(c.root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
-	unlockLive, err := qmailq.LockSend(liveRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlockLive()
+	lockSend(t, c.root)
+	lockSend(t, liveRoot)
 	lay, err := qmailq.DetectLayout(liveRoot)
 	if err != nil {
 		t.Fatal(err)
@@ -519,11 +507,7 @@ var qmailTolerated = []string{
 func TestQmailFaults(t *testing.T) {
 	t.Parallel()
 	c := newQmailCopy(t)
-	unlock, err := qmailq.LockSend(c.root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
+	lockSend(t, c.root)
 	open := func(t *testing.T) queue.Source { return c.open(t) }
 	base := testkit.ReadAll(t, c.open(t))
 	problems := func(msgs map[string]*queue.Message) map[string]bool {
@@ -711,4 +695,15 @@ func TestAppendManifestDropsCutLine(t *testing.T) {
 	if err != nil || len(es) != 2 || es[0].ID != "A" || es[1].ID != "B" {
 		t.Errorf("ReadManifest = %+v, %v", es, err)
 	}
+}
+
+// lockSend takes qmail-send's lock/sendmutex of root, as a surgeon must,
+// until the test ends.
+func lockSend(t *testing.T, root string) {
+	t.Helper()
+	unlock, err := qmailq.LockSend(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock)
 }

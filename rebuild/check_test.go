@@ -147,15 +147,6 @@ func readJSON(t testing.TB, p string, v any) {
 	}
 }
 
-type defects struct {
-	Defects []struct {
-		Defect     string           `json:"defect"`
-		Kind       string           `json:"kind"`
-		MessageIDs []int64          `json:"message_ids"`
-		Details    []map[string]any `json:"details"`
-	} `json:"defects"`
-}
-
 // fixtureNow is a reference time 48 h after the fixtures were made, so ages
 // do not depend on when the test runs.
 func fixtureNow(t testing.TB) time.Time {
@@ -174,8 +165,7 @@ func fixtureNow(t testing.TB) time.Time {
 // reported when every id appears as a problem's id or inside its path; a
 // queue-level one when any of its paths appears in a problem's JSON text.
 func matchDefects(t testing.TB, probs []Problem) (missing []string) {
-	var d defects
-	readJSON(t, filepath.Join(qmailFixtures, "broken-defects.json"), &d)
+	d := testkit.BrokenDefects(t)
 	if len(d.Defects) == 0 {
 		t.Fatal("no defects in broken-defects.json")
 	}

@@ -104,16 +104,7 @@ func TestRepairBroken(t *testing.T) {
 // aside), and the unrecoverable ones are gone from the queue.
 func verifyMessagesKept(t *testing.T, root string, before map[string]uint64) {
 	t.Helper()
-	var d struct {
-		Defects []struct {
-			Kind       string  `json:"kind"`
-			MessageIDs []int64 `json:"message_ids"`
-		} `json:"defects"`
-		After map[string]struct {
-			Paths map[string]string `json:"paths"`
-		} `json:"messages_after_damage"`
-	}
-	readJSON(t, filepath.Join(qmailFixtures, "broken-defects.json"), &d)
+	d := testkit.BrokenDefects(t)
 	lostKinds := map[string]bool{"mess_only_by_crash": true, "zero_length_mess_orphan_by_crash": true, "info_without_mess": true, "mess_without_info_local_remote": true, "zero_length_mess": true}
 	lost := map[string]bool{}
 	for _, def := range d.Defects {

@@ -118,18 +118,7 @@ func TestPlanOutAndApply(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(root, first.Path)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Write the twin first, so it cannot get the freed inode back.
-	if err := os.WriteFile(p+".new", data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(p+".new", p); err != nil {
-		t.Fatal(err)
-	}
+	replaceInode(t, filepath.Join(root, first.Path))
 	r = qs(t, "", "--queue", root, "apply", plan, "delete", "--yes", "--journal", "none")
 	if r.code != exitPartial || !strings.Contains(r.stderr, first.QueueID) {
 		t.Fatalf("apply: exit %d, want %d naming %s: %s", r.code, exitPartial, first.QueueID, r.stderr)
@@ -561,5 +550,22 @@ func TestDeleteByIDsFromStdin(t *testing.T) {
 		if want := !contains(pick, id); left[id] != want {
 			t.Errorf("%s: still queued %v, want %v", id, left[id], want)
 		}
+	}
+}
+
+// replaceInode puts a copy of file p under its name: the same content in a
+// new inode, as when a queue ID is reused. The copy is written first, so
+// it cannot get the freed inode back.
+func replaceInode(t *testing.T, p string) {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+".new", data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p+".new", p); err != nil {
+		t.Fatal(err)
 	}
 }

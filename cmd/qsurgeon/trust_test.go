@@ -279,17 +279,7 @@ func TestApplyCountsChangedAsSkipped(t *testing.T) {
 		t.Fatalf("plan: %d entries, %v; want %d", len(entries), err, len(sel))
 	}
 	// A new file under a planned name: a reused queue ID.
-	p := filepath.Join(root, entries[0].Path)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p+".new", data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(p+".new", p); err != nil {
-		t.Fatal(err)
-	}
+	replaceInode(t, filepath.Join(root, entries[0].Path))
 	r := qs(t, "", "--queue", root, "apply", plan, "delete", "--yes", "--journal", "none")
 	want := fmt.Sprintf("delete: %d done, 1 skipped, 0 failed\n", len(sel)-1)
 	if r.code != exitPartial || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, entries[0].QueueID+": skipped: inode") {

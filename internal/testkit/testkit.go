@@ -206,3 +206,32 @@ func Header(data []byte) mail.Header {
 	}
 	return m.Header
 }
+
+// Defects is the qmail-incident fixture's broken-defects.json: each damage
+// done to broken.tar.gz's queue (its id, the kind of problem it is, the
+// messages it hit) and where each message's files are after it.
+type Defects struct {
+	Defects []struct {
+		Defect     string           `json:"defect"`
+		Kind       string           `json:"kind"`
+		MessageIDs []int64          `json:"message_ids"`
+		Details    []map[string]any `json:"details"`
+	} `json:"defects"`
+	After map[string]struct {
+		Paths map[string]string `json:"paths"`
+	} `json:"messages_after_damage"`
+}
+
+// BrokenDefects reads the qmail-incident fixture's broken-defects.json.
+func BrokenDefects(t testing.TB) Defects {
+	t.Helper()
+	var d Defects
+	b, err := os.ReadFile(Fixture(t, "qmail-incident", "broken-defects.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("testkit: broken-defects.json: %v", err)
+	}
+	return d
+}
