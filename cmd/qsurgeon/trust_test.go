@@ -344,14 +344,7 @@ func TestDryRunSummary(t *testing.T) {
 // TestRequeueIntoDryRunQmail: requeue --into --dry-run on qmail shows the
 // operations it would do in the live queue (it said "0 file operation(s)").
 func TestRequeueIntoDryRunQmail(t *testing.T) {
-	base := extract(t, filepath.Join(qmailFixture, "queue.tar.gz"))
-	det := filepath.Join(base, "queue")
-	live := filepath.Join(base, "live")
-	acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--user", "alias=999",
-		"--user", "qmaild=995", "--user", "qmaill=994", "--user", "qmailp=993", "--group", "qmail=995", "--group", "nofiles=994"}
-	if r := qs(t, "", append([]string{"rebuild", "--new", live, "--split", "23", "--yes"}, acct...)...); r.code != 0 {
-		t.Fatalf("rebuild --new: exit %d: %s %s", r.code, r.stdout, r.stderr)
-	}
+	det, live := qmailWithLive(t)
 	good := ids(t, det, "--sasl-user", "bob@example.com")
 	beforeLive, beforeDet := testkit.Snapshot(t, live), testkit.Snapshot(t, det)
 	r := qs(t, "", "--queue", det, "requeue", "--sasl-user", "bob@example.com", "--into", live, "--dry-run", "--list-ops")
