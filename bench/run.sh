@@ -237,6 +237,33 @@ report_rss() {
 		}' "$RSSF"
 }
 
+# ---- summary, first answer (issue 15) -------------------------------------------
+# first_answer LABEL ROOT N TRUTH EXACTKEY [QSHAPEKEY]: `summary --sample 4000
+# --sample-only` (the estimate alone: who is it, and how much), cold, against the
+# exact `summary` and qshape. EXACTKEY/QSHAPEKEY are the keys under which the
+# caller measured those (measured here when it did not); TRUTH is the generator's
+# count of the compromised account's messages. Rows go to $FIRST (one table of
+# every size, printed after the results).
+FIRST=$W/first.md
+: >"$FIRST"
+first_answer() {
+	local label=$1 root=$2 n=$3 truth=$4 exact=$5 qshape=${6:-} key=fa_${1,,}
+	[ $QS_BUILT = 1 ] || return 0
+	timed "$key" "jq -r '.sample.top_sasl_users[0] | \"\\(.key) \\(.share*1000|round/10)% [\\(.ci_low*1000|round/10)–\\(.ci_high*1000|round/10)]\"'" \
+		"exec $QS --queue $root --format json summary --sample 4000 --sample-only"
+	if [ -z "${T[$exact]:-}" ]; then
+		timed "$exact" "" "exec $QS --queue $root summary"
+	fi
+	local truthpct
+	truthpct=$(awk -v a="$truth" -v b="$n" 'BEGIN{printf "%.1f%%", 100*a/b}')
+	{
+		printf '| %s | %s | `qsurgeon summary --sample 4000 --sample-only` | %s | %s | %s | %s MB | %s (truth %s %s) | %s |\n' "$label" "$n" "${T[$key]}" "$(ratio "$key" "$exact")" "$(ratio "$key" "${qshape:-$exact}")" "${RSS[$key]}" "${N[$key]}" "$USER_U" "$truthpct" "${NOTE[$key]:-}"
+		printf '| %s | %s | `qsurgeon summary` (exact) | %s | 1.00× | %s | %s MB | | |\n' "$label" "$n" "${T[$exact]}" "$( [ -n "$qshape" ] && ratio "$exact" "$qshape")" "${RSS[$exact]:-}"
+		[ -n "$qshape" ] && printf '| %s | %s | `qshape` (all queues) | %s | %s | 1.00× | %s MB | | |\n' "$label" "$n" "${T[$qshape]}" "$(ratio "$qshape" "$exact")" "${RSS[$qshape]:-}"
+	} >>"$FIRST"
+	TGT_FIRST="${TGT_FIRST:+$TGT_FIRST; }$label $n: the estimate in ${T[$key]} s cold (${N[$key]}, truth $truthpct), the exact summary ${T[$exact]} s"
+}
+
 # ---- Postfix -----------------------------------------------------------------
 postfix_size() {
 	local n=$1 D=$BENCH_DIR/pf-$n
@@ -287,6 +314,7 @@ postfix_size() {
 		na pf_qs_summary "n/a (not built)"
 	fi
 	timed pf_qshape "" "exec qshape -c $D/conf-a hold incoming active deferred maildrop" again
+	first_answer "Postfix" "$D/a" "$n" "$want" pf_qs_summary pf_qshape
 
 	log "Postfix $n: delete"
 	# One queue, four disjoint sets of the same size: qsurgeon deletes the
@@ -397,6 +425,7 @@ qmail_size() {
 	else
 		na qm_qs_user "n/a (not built)"; na qm_qs_sender "n/a (not built)"; na qm_qs_summary "n/a (not built)"
 	fi
+	first_answer "qmail" "$R" "$n" "$want_u" qm_qs_summary
 	timed qm_cat "" "cd $R && find mess info -type f -print0 | xargs -0 cat | wc -c" again
 	N[qm_cat]="$(awk '{printf "%.0f MB", $1/1048576}' "$W/out.qm_cat")"
 	timed qm_grep_user "" "cd $R && exec grep -rlF --binary-files=text '($USER_U@' mess" again
@@ -513,6 +542,19 @@ mnt=$(findmnt -no OPTIONS -T "$BENCH_DIR" 2>/dev/null)
 	echo "## Results"
 	cat "$REPORT"
 	echo
+	if [ -s "$FIRST" ]; then
+		echo "## Summary, first answer"
+		echo
+		echo "\`summary --sample 4000 --sample-only\` lists the names, reads 4,000 random messages and estimates the top"
+		echo "SASL users with their share and a 95% interval; then the exact \`summary\` and qshape, all cold."
+		echo
+		echo "| MTA | messages | tool | seconds | vs exact summary | vs qshape | peak RSS | top SASL user estimated | note |"
+		echo "|---|---:|---|---:|---:|---:|---:|---|---|"
+		cat "$FIRST"
+		echo
+		echo "* First answer: ${TGT_FIRST:-n/a} (target: the compromised account named within ±2 points in < 5 s at 1M)."
+		echo
+	fi
 	echo "## Growth of qsurgeon from size to size"
 	echo
 	echo "| messages | list s | list again s | list RSS MB | summary s | summary RSS MB | delete s | delete RSS MB | delete --id s | grep -rl s | postqueue -j s |"

@@ -45,11 +45,7 @@ func compileAddress(s string) (strPattern, error) {
 	case s == "" || s == "<>":
 		p.kind = patEmpty
 	case isRegexpForm(s):
-		re, err := regexp.Compile(s[1 : len(s)-1])
-		if err != nil {
-			return p, fmt.Errorf("bad regular expression: %w", err)
-		}
-		p.kind, p.re = patRegexp, re
+		return regexpPattern(s)
 	case hasGlob(s):
 		g := s
 		if g[0] == '@' {
@@ -72,6 +68,17 @@ func compileAddress(s string) (strPattern, error) {
 	return p, nil
 }
 
+// regexpPattern compiles the /regex/ form of a pattern.
+func regexpPattern(s string) (strPattern, error) {
+	p := strPattern{src: s}
+	re, err := regexp.Compile(s[1 : len(s)-1])
+	if err != nil {
+		return p, fmt.Errorf("bad regular expression: %w", err)
+	}
+	p.kind, p.re = patRegexp, re
+	return p, nil
+}
+
 // compileName compiles a HELO or host name pattern: exact (case-insensitive),
 // glob or /regex/. The empty pattern matches only the empty value.
 func compileName(s string) (strPattern, error) {
@@ -80,11 +87,7 @@ func compileName(s string) (strPattern, error) {
 	case s == "":
 		p.kind = patEmpty
 	case isRegexpForm(s):
-		re, err := regexp.Compile(s[1 : len(s)-1])
-		if err != nil {
-			return p, fmt.Errorf("bad regular expression: %w", err)
-		}
-		p.kind, p.re = patRegexp, re
+		return regexpPattern(s)
 	case hasGlob(s):
 		p.kind, p.glob = patGlob, lowerRunes(s)
 	default:

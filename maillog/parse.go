@@ -312,16 +312,42 @@ func (f *fields) next() (key, val []byte, ok bool) {
 // rest is what follows the last value: " (text)" after status=.
 func (f *fields) rest() []byte { return bytes.TrimLeft(f.b, " ") }
 
-// nameAddr splits Postfix's "name[addr]" (the address may be IPv6).
-func nameAddr(b []byte) (name, addr string) {
-	i := bytes.LastIndexByte(b, '[')
-	if i < 0 || b[len(b)-1] != ']' {
-		return str(b), ""
-	}
-	return str(b[:i]), str(b[i+1 : len(b)-1])
+// strField names a key and the string its value goes to.
+type strField struct {
+	key string
+	to  *string
 }
 
-func atoi(b []byte) int64 {
+// strFields sets, for each key=value of b (see fields) whose key one of
+// dst names, the string it goes to, and returns what follows the last
+// value, leading spaces trimmed.
+func strFields(b []byte, dst ...strField) []byte {
+	f := fields{b}
+	for {
+		k, v, ok := f.next()
+		if !ok {
+			return f.rest()
+		}
+		for i := range dst {
+			// length and first byte first: most keys differ there
+			if d := dst[i].key; len(d) == len(k) && d[0] == k[0] && d == string(k) {
+				*dst[i].to = str(v)
+				break
+			}
+		}
+	}
+}
+
+// nameAddr splits Postfix's "name[addr]" (the address may be IPv6).
+func nameAddr(b string) (name, addr string) {
+	i := strings.LastIndexByte(b, '[')
+	if i < 0 || b[len(b)-1] != ']' {
+		return b, ""
+	}
+	return b[:i], b[i+1 : len(b)-1]
+}
+
+func atoi(b string) int64 {
 	var n int64
 	for _, c := range b {
 		if c < '0' || c > '9' {
@@ -393,7 +419,7 @@ func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 		}
 	case bytes.HasPrefix(msg, []byte("connect from ")):
 		ev.Kind = Connect
-		ev.ClientName, ev.ClientAddr = nameAddr(msg[len("connect from "):])
+		ev.ClientName, ev.ClientAddr = nameAddr(str(msg[len("connect from "):]))
 	case bytes.HasPrefix(msg, []byte("warning: ")):
 		// smtpd_sasl_glue.c: "%s: SASL %s authentication failed: %s"
 		// (namaddr, mechanism, server reply); Postfix 3.x appends
@@ -409,7 +435,7 @@ func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 			return
 		}
 		ev.Kind = AuthFailed
-		ev.ClientName, ev.ClientAddr = nameAddr(w[:i])
+		ev.ClientName, ev.ClientAddr = nameAddr(str(w[:i]))
 		ev.Method = str(rest[:j])
 		rest = rest[j+len(" authentication failed"):]
 		if k := bytes.Index(rest, []byte(", sasl_username=")); k >= 0 {
@@ -425,67 +451,26 @@ func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 	// the delivery line first: the most frequent (the prefixes exclude each other)
 	case bytes.HasPrefix(m, []byte("to=")):
 		ev.Kind = Delivery
-		f := fields{m}
-		for {
-			k, v, ok := f.next()
-			if !ok {
-				break
-			}
-			switch string(k) {
-			case "to":
-				ev.Recipient = str(v)
-			case "orig_to":
-				ev.OrigTo = str(v)
-			case "relay":
-				ev.Relay = str(v)
-			case "dsn":
-				ev.DSN = str(v)
-			case "status":
-				ev.Status = str(v)
-			}
-		}
-		if r := f.rest(); len(r) > 1 && r[0] == '(' {
-			ev.Text = str(bytes.TrimSuffix(r[1:], []byte(")")))
+		if !deliveryLine(m, ev) {
+			deliveryFields(m, ev)
 		}
 	case bytes.HasPrefix(m, []byte("client=")):
 		ev.Kind = Client
-		f := fields{m}
-		for {
-			k, v, ok := f.next()
-			if !ok {
-				break
-			}
-			switch string(k) {
-			case "client":
-				ev.ClientName, ev.ClientAddr = nameAddr(v)
-			case "sasl_method":
-				ev.Method = str(v)
-			case "sasl_username":
-				ev.User = str(v)
-			}
+		var client string
+		strFields(m, strField{"client", &client}, strField{"sasl_method", &ev.Method}, strField{"sasl_username", &ev.User})
+		if client != "" {
+			ev.ClientName, ev.ClientAddr = nameAddr(client)
 		}
 	case bytes.HasPrefix(m, []byte("message-id=")):
 		ev.Kind = MessageID
 		ev.Text = str(bytes.Trim(m[len("message-id="):], "<>"))
 	case bytes.HasPrefix(m, []byte("from=")):
-		f := fields{m}
 		ev.Kind = Queued
-		for {
-			k, v, ok := f.next()
-			if !ok {
-				break
-			}
-			switch string(k) {
-			case "from":
-				ev.Sender = str(v)
-			case "size":
-				ev.Size = atoi(v)
-			case "nrcpt":
-				ev.Nrcpt = int(atoi(v))
-			case "status":
-				ev.Status = str(v)
-				ev.Kind = Expired
-			}
+		var size, nrcpt string
+		strFields(m, strField{"from", &ev.Sender}, strField{"size", &size}, strField{"nrcpt", &nrcpt}, strField{"status", &ev.Status})
+		ev.Size, ev.Nrcpt = atoi(size), int(atoi(nrcpt))
+		if ev.Status != "" {
+			ev.Kind = Expired // "from=<S>, status=expired, returned to sender"
 		}
 	case bytes.Equal(m, []byte("removed")):
 		ev.Kind = Removed
@@ -493,24 +478,109 @@ func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 		ev.Kind = Held
 	case bytes.HasPrefix(m, []byte("uid=")):
 		ev.Kind = Pickup
-		f := fields{m}
-		for {
-			k, v, ok := f.next()
-			if !ok {
-				break
-			}
-			switch string(k) {
-			case "uid":
-				ev.UID = str(v)
-			case "from":
-				ev.Sender = str(v)
-			}
-		}
+		strFields(m, strField{"uid", &ev.UID}, strField{"from", &ev.Sender})
 	case bytes.HasPrefix(m, []byte("sender non-delivery notification: ")):
 		ev.Kind = BounceNotice
 		ev.NewID = str(m[len("sender non-delivery notification: "):])
 	case bytes.HasPrefix(m, []byte("reject: ")), bytes.HasPrefix(m, []byte("milter-reject: ")):
 		p.reject(m, ev)
+	}
+}
+
+// deliveryFields reads a delivery line whatever the order of its fields
+// (the general form of deliveryLine).
+func deliveryFields(m []byte, ev *Event) {
+	r := strFields(m, strField{"to", &ev.Recipient}, strField{"orig_to", &ev.OrigTo}, strField{"relay", &ev.Relay},
+		strField{"dsn", &ev.DSN}, strField{"status", &ev.Status})
+	if len(r) > 1 && r[0] == '(' {
+		ev.Text = str(bytes.TrimSuffix(r[1:], []byte(")")))
+	}
+}
+
+// deliveryLine reads a delivery agent's "to=<R>, relay=X, delay=D,
+// delays=a/b/c/d, dsn=N, status=S (text)" in the fixed order log_adhoc.c
+// writes it (Postfix src/global/log_adhoc.c: "to=<%s>", then ", orig_to=<%s>"
+// when it differs, ", relay=%s", ", conn_use=%d" when reused, ", delay=",
+// ", delays=", ", dsn=%s", ", status=%s" and " (%s)"), skipping the delay
+// fields with one search instead of reading them. It reports false, leaving
+// the generic key=value reader to it, when the line is laid out otherwise.
+func deliveryLine(m []byte, ev *Event) bool {
+	v, b, ok := angleValue(m[len("to="):])
+	if !ok {
+		return false
+	}
+	rcpt := v
+	var orig []byte
+	if bytes.HasPrefix(b, []byte(", orig_to=")) {
+		if orig, b, ok = angleValue(b[len(", orig_to="):]); !ok {
+			return false
+		}
+	}
+	if !bytes.HasPrefix(b, []byte(", relay=")) {
+		return false
+	}
+	b = b[len(", relay="):]
+	i := bytes.IndexByte(b, ',')
+	if i < 0 || bytes.IndexByte(b[:i], ' ') >= 0 {
+		return false
+	}
+	relay := b[:i]
+	// skip ", conn_use=N", ", delay=D" and ", delays=a/b/c/d" (no commas
+	// inside) to ", dsn="
+	b = b[i:]
+	for !bytes.HasPrefix(b, []byte(", dsn=")) {
+		// a line without dsn= (Postfix before 2.3) reaches status= and
+		// its text here: the general reader takes it
+		k := bytes.IndexByte(b[1:], ',')
+		if k < 0 || bytes.HasPrefix(b, []byte(", status=")) || bytes.IndexByte(b[2:k+1], ' ') >= 0 {
+			return false
+		}
+		b = b[k+1:]
+	}
+	b = b[len(", dsn="):]
+	k := bytes.IndexByte(b, ',')
+	if k < 0 || bytes.IndexByte(b[:k], ' ') >= 0 || !bytes.HasPrefix(b[k:], []byte(", status=")) {
+		return false
+	}
+	dsn := b[:k]
+	b = b[k+len(", status="):]
+	st, rest := b, []byte(nil)
+	for e, c := range b {
+		if c == ',' {
+			return false // more key=value pairs after status=: not log_adhoc's layout
+		}
+		if c == ' ' {
+			st, rest = b[:e], bytes.TrimLeft(b[e:], " ")
+			break
+		}
+	}
+	ev.Recipient, ev.Relay, ev.DSN, ev.Status = str(rcpt), str(relay), str(dsn), str(st)
+	if orig != nil {
+		ev.OrigTo = str(orig)
+	}
+	if len(rest) > 1 && rest[0] == '(' {
+		ev.Text = str(bytes.TrimSuffix(rest[1:], []byte(")")))
+	}
+	return true
+}
+
+// angleValue reads "<v>" at the start of b as fields.next does: the value
+// runs to the first '>' followed by ',', ' ' or the end. It returns what
+// follows the '>'.
+func angleValue(b []byte) (val, rest []byte, ok bool) {
+	if len(b) == 0 || b[0] != '<' {
+		return nil, nil, false
+	}
+	for i := 1; ; {
+		j := bytes.IndexByte(b[i:], '>')
+		if j < 0 {
+			return nil, nil, false
+		}
+		i += j
+		if i+1 == len(b) || b[i+1] == ',' || b[i+1] == ' ' {
+			return b[1:i], b[i+1:], true
+		}
+		i++
 	}
 }
 
@@ -527,7 +597,7 @@ func (p *parser) reject(m []byte, ev *Event) {
 	if j < 0 {
 		return
 	}
-	ev.ClientName, ev.ClientAddr = nameAddr(r[:j])
+	ev.ClientName, ev.ClientAddr = nameAddr(str(r[:j]))
 	r = r[j+2:]
 	semi := bytes.LastIndex(r, []byte("; from=<"))
 	if semi < 0 {
@@ -535,19 +605,7 @@ func (p *parser) reject(m []byte, ev *Event) {
 		return
 	}
 	ev.Text = str(r[:semi])
-	f := fields{r[semi+2:]}
-	for {
-		k, v, ok := f.next()
-		if !ok {
-			break
-		}
-		switch string(k) {
-		case "from":
-			ev.Sender = str(v)
-		case "to":
-			ev.Recipient = str(v)
-		}
-	}
+	strFields(r[semi+2:], strField{"from", &ev.Sender}, strField{"to", &ev.Recipient})
 }
 
 // qmail reads qmail-send's log (qmail-send.c, qmail-1.03): the lines are
@@ -575,7 +633,7 @@ func (p *parser) qmail(m []byte, ev *Event) bool {
 		ev.QueueID = str(r[:c])
 		r = r[c+1:]
 		if i := bytes.Index(r, []byte(" bytes ")); i >= 0 {
-			ev.Size = atoi(r[i+len(" bytes "):])
+			ev.Size = atoi(str(r[i+len(" bytes "):]))
 		}
 		if i := bytes.Index(r, []byte(" from <")); i >= 0 {
 			s := r[i+len(" from <"):]
@@ -725,21 +783,7 @@ func (p *parser) dovecot(svc string, m []byte, ev *Event) {
 		if i < 0 {
 			return
 		}
-		f := fields{m[i:]}
-		for {
-			k, v, more := f.next()
-			if !more {
-				break
-			}
-			switch string(k) {
-			case "user":
-				ev.User = str(v)
-			case "method":
-				ev.Method = str(v)
-			case "rip":
-				ev.ClientAddr = str(v)
-			}
-		}
+		strFields(m[i:], strField{"user", &ev.User}, strField{"method", &ev.Method}, strField{"rip", &ev.ClientAddr})
 		if ok {
 			ev.Kind = Login
 		} else {
@@ -826,24 +870,13 @@ func (p *parser) courier(m []byte, ev *Event) {
 	default:
 		return
 	}
-	f := fields{m[bytes.IndexByte(m, ',')+1:]}
+	list := m[bytes.IndexByte(m, ',')+1:]
 	if i := bytes.Index(m, []byte("user=")); i >= 0 {
-		f = fields{m[i:]}
+		list = m[i:]
 	}
-	for {
-		k, v, ok := f.next()
-		if !ok {
-			break
-		}
-		switch string(k) {
-		case "user":
-			ev.User = str(v)
-		case "ip":
-			v = bytes.Trim(v, "[]")
-			v = bytes.TrimPrefix(v, []byte("::ffff:"))
-			ev.ClientAddr = str(v)
-		}
-	}
+	var ip string
+	strFields(list, strField{"user", &ev.User}, strField{"ip", &ip})
+	ev.ClientAddr = strings.TrimPrefix(strings.Trim(ip, "[]"), "::ffff:")
 	if failed {
 		ev.Kind = LoginFailed
 	} else {
@@ -852,10 +885,23 @@ func (p *parser) courier(m []byte, ev *Event) {
 }
 
 // Redact returns line with any password it carries replaced by
-// "[redacted]": vchkpw's "(pass: '...')" (ENABLE_LOGGING 3 and 4) and
-// "password=..." as debug logs print it. It also replaces control
-// characters, so the result is safe to print on a terminal.
+// "[redacted]" (see RedactSecrets). It also replaces control characters,
+// so the result is safe to print on a terminal.
 func Redact(line string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, RedactSecrets(line))
+}
+
+// RedactSecrets returns line with any password it carries replaced by
+// "[redacted]": vchkpw's "(pass: '...')" (ENABLE_LOGGING 3 and 4),
+// dovecot's "(given password: ...)" (auth_debug_passwords) and
+// "password=..." as debug logs print it. Control characters stay: escape
+// the result (internal/termsafe) before it reaches a terminal.
+func RedactSecrets(line string) string {
 	if i := strings.Index(line, "(pass: '"); i >= 0 {
 		// the password may hold "') ": cut to the last "') " before the
 		// final user@domain:ip word.
@@ -887,10 +933,5 @@ func Redact(line string) string {
 			off = i + len("[redacted]")
 		}
 	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, line)
+	return line
 }

@@ -356,39 +356,41 @@ func (p *envParser) attr(off int64, data []byte) {
 				m.CreateTime = time.Unix(v, 0)
 			}
 		}
-	case "sasl_method":
-		if m.SASLMethod == "" { // qmgr: "ignoring multiple sasl_method"
-			m.SASLMethod = value
-		}
-	case "sasl_username":
-		if m.SASLUser == "" {
-			m.SASLUser = value
-		}
-	case "client_address":
-		if m.ClientAddr == "" {
-			m.ClientAddr = value
-		}
-	case "client_name":
-		if m.ClientName == "" {
-			m.ClientName = value
-		}
-	case "helo_name":
-		if m.HELO == "" {
-			m.HELO = value
-		}
-	case "log_client_address":
-		if p.logClientAddr == "" {
-			p.logClientAddr = strings.TrimPrefix(value, "IPv6:")
-		}
-	case "log_client_name":
-		if p.logClientName == "" {
-			p.logClientName = value
-		}
-	case "log_helo_name":
-		if p.logHelo == "" {
-			p.logHelo = value
+	default:
+		// The first value of each is kept (qmgr: "ignoring multiple
+		// sasl_method").
+		if f := p.firstWins(name); f != nil && *f == "" {
+			if name == "log_client_address" {
+				value = strings.TrimPrefix(value, "IPv6:")
+			}
+			*f = value
 		}
 	}
+}
+
+// firstWins is where the named attribute goes when only its first value
+// counts; nil for other names.
+func (p *envParser) firstWins(name string) *string {
+	m := p.m
+	switch name {
+	case "sasl_method":
+		return &m.SASLMethod
+	case "sasl_username":
+		return &m.SASLUser
+	case "client_address":
+		return &m.ClientAddr
+	case "client_name":
+		return &m.ClientName
+	case "helo_name":
+		return &m.HELO
+	case "log_client_address":
+		return &p.logClientAddr
+	case "log_client_name":
+		return &p.logClientName
+	case "log_helo_name":
+		return &p.logHelo
+	}
+	return nil
 }
 
 // finish applies defaults and the checks qmgr makes at the end of

@@ -261,8 +261,8 @@ func TestPostqueueOrder(t *testing.T) {
 			continue
 		}
 		for i, w := range p.Recipients {
-			if got[i].Address != w.Address || got[i].Reason != strp(w.DelayReason) {
-				t.Errorf("%s recipient %d: %q (%q), postqueue %q (%q)", p.QueueID, i, got[i].Address, got[i].Reason, w.Address, strp(w.DelayReason))
+			if got[i].Address != w.Address || got[i].Reason != w.DelayReason {
+				t.Errorf("%s recipient %d: %q (%q), postqueue %q (%q)", p.QueueID, i, got[i].Address, got[i].Reason, w.Address, w.DelayReason)
 			}
 		}
 	}

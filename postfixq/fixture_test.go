@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/qsurgeon/qsurgeon/internal/postfixtest"
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
@@ -130,20 +131,8 @@ func loadTruth(t testing.TB) *truthFile {
 	return &tf
 }
 
-type pqRecipient struct {
-	Address     string  `json:"address"`
-	DelayReason *string `json:"delay_reason"`
-}
-
-type pqMessage struct {
-	QueueName    string        `json:"queue_name"`
-	QueueID      string        `json:"queue_id"`
-	ArrivalTime  int64         `json:"arrival_time"`
-	MessageSize  int64         `json:"message_size"`
-	ForcedExpire bool          `json:"forced_expire"`
-	Sender       string        `json:"sender"`
-	Recipients   []pqRecipient `json:"recipients"`
-}
+// pqMessage is one line of the fixture's postqueue -j output.
+type pqMessage = postfixtest.QueueEntry
 
 func loadPostqueue(t testing.TB) []pqMessage {
 	t.Helper()

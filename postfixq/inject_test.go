@@ -97,7 +97,7 @@ func TestIntoMaildrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	detFS, liveFS := openSafe(t, det), openSafe(t, liveRoot)
+	detFS, liveFS := testkit.OpenFS(t, det), testkit.OpenFS(t, liveRoot)
 	move := func(src, dst string) error { return safefs.MoveBetween(detFS, src, liveFS, dst) }
 	ok := func(m *queue.Message) bool { return m.Err == nil && len(m.Pending()) > 0 }
 
@@ -228,7 +228,7 @@ func TestIntoMaildropDryRunAndFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	liveFS := openSafe(t, liveRoot)
+	liveFS := testkit.OpenFS(t, liveRoot)
 	liveBefore := testkit.Snapshot(t, liveRoot)
 	dry := safefs.NewDryRun(liveFS)
 	into, err := detSpool.IntoMaildrop(live, dry, msg, IntoOptions{})
@@ -254,7 +254,7 @@ func TestIntoMaildropDryRunAndFaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := safefs.NewFaulty(openSafe(t, lr), failAt)
+		f := safefs.NewFaulty(testkit.OpenFS(t, lr), failAt)
 		if _, err := detSpool.IntoMaildrop(lv, f, msg, IntoOptions{}); !errors.Is(err, safefs.ErrInjected) {
 			t.Errorf("fail at %d: err %v", failAt, err)
 		}
@@ -300,7 +300,7 @@ func TestIntoMaildropRealPickup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	liveFS := openSafe(t, pf.QueueDir)
+	liveFS := testkit.OpenFS(t, pf.QueueDir)
 	names := map[string]*queue.Message{}
 	for _, id := range ids {
 		into, err := detSpool.IntoMaildrop(live, liveFS, msgs[id], IntoOptions{})
@@ -364,7 +364,7 @@ func TestIntoMaildropMoveKeepsID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	detFS, liveFS := openSafe(t, det), openSafe(t, liveRoot)
+	detFS, liveFS := testkit.OpenFS(t, det), testkit.OpenFS(t, liveRoot)
 	into, err := detSpool.IntoMaildrop(live, liveFS, msg, IntoOptions{Move: func(src, dst string) error {
 		return safefs.MoveBetween(detFS, src, liveFS, dst)
 	}})

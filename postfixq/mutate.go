@@ -92,6 +92,15 @@ func (s *Spool) Lstat(rel string) (*unix.Stat_t, error) {
 	return &st, nil
 }
 
+// begin refuses a message in a queue the action does not apply to
+// (wrongQueue) and then verifies it is still the file that was read.
+func (s *Spool) begin(action string, msg *queue.Message, opt ActOptions, wrongQueue bool) (*unix.Stat_t, error) {
+	if wrongQueue {
+		return nil, &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
+	}
+	return s.verify(action, msg, opt)
+}
+
 // verify re-checks msg against the file system and returns its current
 // stat. It applies postsuper's mail_open_ok test (regular file, owner bits
 // rwx) plus the inode comparison postsuper cannot make.
@@ -183,10 +192,7 @@ func (s *Spool) Delete(m queue.Mutator, msg *queue.Message, opt ActOptions) erro
 // from maildrop (unsanitized mail) nor hold.
 func (s *Spool) Hold(m queue.Mutator, msg *queue.Message, opt ActOptions) error {
 	const action = "hold"
-	if msg.Queue == queue.Maildrop || msg.Queue == queue.Hold {
-		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
-	}
-	st, err := s.verify(action, msg, opt)
+	st, err := s.begin(action, msg, opt, msg.Queue == queue.Maildrop || msg.Queue == queue.Hold)
 	if err != nil {
 		return err
 	}
@@ -198,10 +204,7 @@ func (s *Spool) Hold(m queue.Mutator, msg *queue.Message, opt ActOptions) error 
 // leaves it; the defer log stays.
 func (s *Spool) Release(m queue.Mutator, msg *queue.Message, opt ActOptions) error {
 	const action = "release"
-	if msg.Queue != queue.Hold {
-		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
-	}
-	st, err := s.verify(action, msg, opt)
+	st, err := s.begin(action, msg, opt, msg.Queue != queue.Hold)
 	if err != nil {
 		return err
 	}
@@ -215,10 +218,7 @@ func (s *Spool) Release(m queue.Mutator, msg *queue.Message, opt ActOptions) err
 // where the queue manager decides to bounce mail").
 func (s *Spool) Requeue(m queue.Mutator, msg *queue.Message, opt ActOptions) error {
 	const action = "requeue"
-	if msg.Queue == queue.Maildrop {
-		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
-	}
-	st, err := s.verify(action, msg, opt)
+	st, err := s.begin(action, msg, opt, msg.Queue == queue.Maildrop)
 	if err != nil {
 		return err
 	}
@@ -251,10 +251,7 @@ func (s *Spool) Requeue(m queue.Mutator, msg *queue.Message, opt ActOptions) err
 // Not in maildrop. A message already expired is left as it is.
 func (s *Spool) Expire(m queue.Mutator, msg *queue.Message, opt ActOptions) error {
 	const action = "expire"
-	if msg.Queue == queue.Maildrop {
-		return &ActionError{Format: pkgName, Action: action, ID: msg.ID, Path: msg.Path, Err: fmt.Errorf("%w: %s", ErrWrongQueue, msg.Queue)}
-	}
-	st, err := s.verify(action, msg, opt)
+	st, err := s.begin(action, msg, opt, msg.Queue == queue.Maildrop)
 	if err != nil {
 		return err
 	}

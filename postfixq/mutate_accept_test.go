@@ -66,7 +66,7 @@ func TestFaultCutPostfixAccepts(t *testing.T) {
 					twin := copyFixture(t)
 					newRealPostfix(t, twin).run("/usr/sbin/postsuper", "-s")
 					ts, tmsgs := mutReadAll(t, twin)
-					counter := safefs.NewFaulty(openSafe(t, twin), 0)
+					counter := safefs.NewFaulty(testkit.OpenFS(t, twin), 0)
 					if err := c.do(ts, counter, tmsgs[c.choose(ts, tmsgs)[0]], ActOptions{}); err != nil {
 						t.Fatal(err)
 					}
@@ -76,7 +76,7 @@ func TestFaultCutPostfixAccepts(t *testing.T) {
 					}
 				}
 				label := fmt.Sprintf("%s of %s cut at %d/%d", c.action, m.ID, k, steps)
-				if err := c.do(s, safefs.NewFaulty(openSafe(t, root), k), m, ActOptions{}); err == nil && k < steps {
+				if err := c.do(s, safefs.NewFaulty(testkit.OpenFS(t, root), k), m, ActOptions{}); err == nil && k < steps {
 					t.Fatalf("%s: the cut did not happen", label)
 				}
 				cut := testkit.Snapshot(t, root)

@@ -1,7 +1,6 @@
 package postfixq
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -43,32 +42,7 @@ func mutReadAll(t *testing.T, root string) (*Spool, map[string]*queue.Message) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	msgs := map[string]*queue.Message{}
-	err = s.Walk(context.Background(), func(ref queue.Ref) error {
-		m, err := s.Read(ref)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", ref.Path, err)
-		}
-		if _, dup := msgs[m.ID]; dup {
-			return fmt.Errorf("duplicate ID %s", m.ID)
-		}
-		msgs[m.ID] = m
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, msgs
-}
-
-func openSafe(t *testing.T, root string) *safefs.FS {
-	t.Helper()
-	f, err := safefs.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return s, testkit.ReadAll(t, s)
 }
 
 // pick returns up to n IDs of messages in queue q that satisfy ok, sorted.
@@ -310,7 +284,7 @@ func TestMutateMatchesPostsuper(t *testing.T) {
 			}
 			before, twinBefore := testkit.Snapshot(t, ours), testkit.Snapshot(t, twin)
 
-			fsys := openSafe(t, ours)
+			fsys := testkit.OpenFS(t, ours)
 			changed := map[string]bool{}
 			fresh := map[string]bool{}
 			var args []string
@@ -388,7 +362,7 @@ func containsStr(list []string, s string) bool {
 func TestMutateWrongQueueAndActive(t *testing.T) {
 	root := copyFixture(t)
 	s, msgs := mutReadAll(t, root)
-	fsys := openSafe(t, root)
+	fsys := testkit.OpenFS(t, root)
 	before := testkit.Snapshot(t, root)
 	first := func(q string) *queue.Message { return msgs[pick(s, msgs, q, 1, nil)[0]] }
 	cases := []struct {
@@ -438,7 +412,7 @@ func TestMutateWrongQueueAndActive(t *testing.T) {
 func TestMutateRefusesReplacedFile(t *testing.T) {
 	root := copyFixture(t)
 	s, msgs := mutReadAll(t, root)
-	fsys := openSafe(t, root)
+	fsys := testkit.OpenFS(t, root)
 	ids := pick(s, msgs, queue.Deferred, 1, hasLog(s, LogDefer))
 	m := msgs[ids[0]]
 	// Someone replaces the file under the same ID (a reused short ID, or a
@@ -479,7 +453,7 @@ func TestMutateRefusesReplacedFile(t *testing.T) {
 func TestMutateDryRun(t *testing.T) {
 	root := copyFixture(t)
 	s, msgs := mutReadAll(t, root)
-	fsys := openSafe(t, root)
+	fsys := testkit.OpenFS(t, root)
 	dry := safefs.NewDryRun(fsys)
 	before := testkit.Snapshot(t, root)
 	id := pick(s, msgs, queue.Active, 1, hasLog(s, LogBounce))[0]
@@ -533,7 +507,7 @@ func TestMutateFaultCut(t *testing.T) {
 				addTrace(t, ref, s, id)
 			}
 			refBefore := testkit.Snapshot(t, ref)
-			counter := safefs.NewFaulty(openSafe(t, ref), 0)
+			counter := safefs.NewFaulty(testkit.OpenFS(t, ref), 0)
 			if err := c.do(s, counter, msgs[id], ActOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -550,7 +524,7 @@ func TestMutateFaultCut(t *testing.T) {
 					addTrace(t, root, s, id)
 				}
 				before := testkit.Snapshot(t, root)
-				fsys := openSafe(t, root)
+				fsys := testkit.OpenFS(t, root)
 				err := c.do(s, safefs.NewFaulty(fsys, k), m, ActOptions{})
 				if !errors.Is(err, safefs.ErrInjected) {
 					t.Fatalf("cut at %d/%d: %v", k, steps, err)

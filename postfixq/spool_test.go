@@ -1,20 +1,22 @@
 package postfixq
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/queue"
+	"golang.org/x/sys/unix"
 )
 
 func TestDiscoveredHashing(t *testing.T) {
@@ -308,4 +310,182 @@ func TestConcurrentRead(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// TestLeanRead: with SkipLogs and SkipAttrs every field a selection by
+// sender, recipient, SASL user, client, HELO, age or size looks at is the
+// same as in a full read; only the logs' reasons and the attribute map are
+// left out, and AttachLogs brings the reasons back.
+func TestLeanRead(t *testing.T) {
+	dir := testkit.Extract(t, testkit.Fixture(t, "postfix-incident", "queue.tar.gz"))
+	root := filepath.Join(dir, testkit.PostfixRoot)
+	full, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	lean, err := Open(root, Options{SkipLogs: true, SkipAttrs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lean.Close()
+	n, withReasons := 0, 0
+	err = full.Walk(context.Background(), func(ref queue.Ref) error {
+		a, err := full.Read(ref)
+		if err != nil {
+			return err
+		}
+		b, err := lean.Read(ref)
+		if err != nil {
+			return err
+		}
+		n++
+		if b.Attrs != nil {
+			t.Errorf("%s: lean read kept the attribute map", ref.ID)
+		}
+		if a.Sender != b.Sender || a.NullSender != b.NullSender || a.SASLUser != b.SASLUser || a.SASLMethod != b.SASLMethod ||
+			a.ClientAddr != b.ClientAddr || a.ClientName != b.ClientName || a.HELO != b.HELO || !a.Arrival.Equal(b.Arrival) ||
+			!a.CreateTime.Equal(b.CreateTime) || a.Size != b.Size || a.Inode != b.Inode || len(a.Recipients) != len(b.Recipients) {
+			t.Errorf("%s: lean read differs:\n%+v\n%+v", ref.ID, a, b)
+		}
+		for i := range b.Recipients {
+			if b.Recipients[i].Reason != "" {
+				t.Errorf("%s: lean read has a reason", ref.ID)
+			}
+			if a.Recipients[i].Address != b.Recipients[i].Address || a.Recipients[i].Done != b.Recipients[i].Done {
+				t.Errorf("%s: recipient %d differs", ref.ID, i)
+			}
+		}
+		lean.AttachLogs(b)
+		for i := range b.Recipients {
+			if a.Recipients[i].Reason != b.Recipients[i].Reason {
+				t.Errorf("%s: AttachLogs gave reason %q, full read %q", ref.ID, b.Recipients[i].Reason, a.Recipients[i].Reason)
+			}
+			if a.Recipients[i].Reason != "" {
+				withReasons++
+			}
+		}
+		if a.Bouncing != b.Bouncing {
+			t.Errorf("%s: Bouncing %v after AttachLogs, full read %v", ref.ID, b.Bouncing, a.Bouncing)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 298 || withReasons == 0 {
+		t.Fatalf("read %d messages, %d reasons: the fixture has 298 messages and many reasons", n, withReasons)
+	}
+}
+
+// TestFixtureIDs parses every real queue ID and checks that the hash
+// directory Postfix chose is the one HashDir computes.
+func TestFixtureIDs(t *testing.T) {
+	tf := loadTruth(t)
+	for _, m := range tf.Messages {
+		id, err := ParseID(m.QueueID)
+		if err != nil || id.Kind != ShortID {
+			t.Fatalf("%s: %+v %v", m.QueueID, id, err)
+		}
+		if id.String() != m.QueueID {
+			t.Errorf("%s formats back as %s", m.QueueID, id)
+		}
+		if NewShortID(id.Usec, id.Inode) != m.QueueID {
+			t.Errorf("NewShortID round trip of %s", m.QueueID)
+		}
+		if m.Queue == "deferred" {
+			if want := path.Dir(m.Path) + "/"; "deferred/"+HashDir(m.QueueID, 1) != want {
+				t.Errorf("%s: hash dir %q, file is in %q", m.QueueID, HashDir(m.QueueID, 1), want)
+			}
+		}
+		ino, err := IDInode(m.QueueID)
+		if err != nil || ino != id.Inode || ino == 0 {
+			t.Errorf("IDInode(%s) = %d, %v", m.QueueID, ino, err)
+		}
+	}
+}
+
+func TestLongID(t *testing.T) {
+	// Observed on Postfix 3.7 (shared doc §2, §3): deferred/A/4jXYNS51ffz5fnf.
+	const real = "4jXYNS51ffz5fnf"
+	id, err := ParseID(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Kind != LongID || id.Sec != 1795362424 || id.Usec != 707546 || id.Inode != 753814 {
+		t.Errorf("ParseID(%s) = %+v", real, id)
+	}
+	if got := HashDir(real, 1); got != "A/" {
+		t.Errorf("HashDir = %q, want A/", got)
+	}
+	if got := HashDir(real, 2); got != "A/C/" {
+		t.Errorf("HashDir depth 2 = %q", got)
+	}
+	if NewLongID(1795362424, 707546, 753814) != real || id.String() != real {
+		t.Errorf("NewLongID = %s", NewLongID(1795362424, 707546, 753814))
+	}
+	// The seconds part may contain 'z'; the separator is the last z at index >= 10.
+	withZ := NewLongID(51, 3, 9) // "00000z" seconds
+	if !strings.HasPrefix(withZ, "00000z") {
+		t.Fatalf("NewLongID = %s", withZ)
+	}
+	if p, err := ParseID(withZ); err != nil || p.Sec != 51 || p.Usec != 3 || p.Inode != 9 {
+		t.Errorf("ParseID(%s) = %+v %v", withZ, p, err)
+	}
+	for _, bad := range []string{"", "ABCDE", "abcdef", "0123G5", "4jXYNS51ffz", "4jXYNS51ffzz", "4jXYNa51ffz5fnf", "FFFFF1", "061A9B8088.123", "A#FIX"} {
+		if _, err := ParseID(bad); !errors.Is(err, errBadID) {
+			t.Errorf("ParseID(%q) = %v", bad, err)
+		}
+	}
+}
+
+func TestValidNameAndHashDir(t *testing.T) {
+	for name, want := range map[string]bool{
+		"061A9B8088": true, "4jXYNS51ffz5fnf": true, "example_com": true,
+		"": false, "12345.678": false, "061A9B8088#FIX": false, "a/b": false,
+		strings.Repeat("A", 255): true, strings.Repeat("A", 256): false,
+	} {
+		if ValidName(name) != want {
+			t.Errorf("ValidName(%q) = %v", name, !want)
+		}
+	}
+	if got := HashDir("061A9B8088", 1); got != "0/" {
+		t.Errorf("%q", got)
+	}
+	if got := HashDir("061A9B8088", 3); got != "0/6/1/" {
+		t.Errorf("%q", got)
+	}
+	if got := HashDir("AB", 3); got != "A/B/_/" { // dir_forest pads with '_'
+		t.Errorf("%q", got)
+	}
+	if got := HashDir("061A9B8088", 0); got != "" {
+		t.Errorf("%q", got)
+	}
+}
+
+// BenchmarkRead reads the envelope (and logs) of every fixture message
+// through Spool.Read: one open, one pread of the first few KB, a jump over
+// the content.
+func BenchmarkRead(b *testing.B) {
+	s, err := Open(fixtureRoot(b), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var refs []queue.Ref
+	s.Walk(context.Background(), func(r queue.Ref) error { refs = append(refs, r); return nil })
+	if len(refs) == 0 {
+		b.Fatal("no messages")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, r := range refs {
+			m, err := s.Read(r)
+			if err != nil || m.Err != nil {
+				b.Fatal(err, m.Err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(refs)), "ns/msg")
 }

@@ -31,6 +31,19 @@ func injExtract(t *testing.T) string {
 	return filepath.Join(testkit.Extract(t, testkit.Fixture(t, "qmail-incident", "queue.tar.gz")), testkit.QmailRoot)
 }
 
+// injDetached unpacks the fixture queue (the detached one messages are
+// injected from), opens it and reads every message.
+func injDetached(t *testing.T) (string, *qmailq.Queue, map[string]*queue.Message) {
+	t.Helper()
+	det := injExtract(t)
+	src, err := qmailq.Open(det)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return det, src, testkit.ReadAll(t, src)
+}
+
 func injIDs(t *testing.T) rebuild.IDs {
 	t.Helper()
 	users, groups := testkit.QmailOwners(t)
@@ -55,29 +68,7 @@ func injLive(t *testing.T, ids rebuild.IDs) (string, *qmailq.Queue, *safefs.FS) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	f, err := safefs.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return root, q, f
-}
-
-func injReadAll(t *testing.T, q *qmailq.Queue) map[string]*queue.Message {
-	t.Helper()
-	out := map[string]*queue.Message{}
-	err := q.Walk(context.Background(), func(ref queue.Ref) error {
-		m, err := q.Read(ref)
-		if err != nil {
-			return err
-		}
-		out[m.ID] = m
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return root, q, testkit.OpenFS(t, root)
 }
 
 // injTree hashes every entry below root (type, mode, owner, content).
@@ -158,13 +149,7 @@ func injSelect(t *testing.T, msgs map[string]*queue.Message) []*queue.Message {
 
 func TestInject(t *testing.T) {
 	ids := injIDs(t)
-	det := injExtract(t)
-	src, err := qmailq.Open(det)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	msgs := injReadAll(t, src)
+	det, src, msgs := injDetached(t)
 	sel := injSelect(t, msgs)
 	detBefore := injTree(t, det)
 	liveRoot, live, liveFS := injLive(t, ids)
@@ -205,7 +190,7 @@ func TestInject(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lq.Close()
-	got := injReadAll(t, lq)
+	got := testkit.ReadAll(t, lq)
 	if len(got) != len(sel) {
 		t.Errorf("live queue holds %d messages, injected %d", len(got), len(sel))
 	}
@@ -283,13 +268,7 @@ func maps2equal(a, b map[string]string) bool {
 // partial states qmail-queue itself leaves when it dies there.
 func TestInjectDryRunAndFaults(t *testing.T) {
 	ids := injIDs(t)
-	det := injExtract(t)
-	src, err := qmailq.Open(det)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	msgs := injReadAll(t, src)
+	_, src, msgs := injDetached(t)
 	m := injSelect(t, msgs)[0]
 
 	liveRoot, live, liveFS := injLive(t, ids)
@@ -336,13 +315,7 @@ func writeFakeQmailQueue(t *testing.T, dir string) string {
 }
 
 func TestInjectViaQmailQueue(t *testing.T) {
-	det := injExtract(t)
-	src, err := qmailq.Open(det)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	msgs := injReadAll(t, src)
+	det, src, msgs := injDetached(t)
 	// The largest message with pending recipients: more than a pipe
 	// buffer, so fd 0 and fd 1 must not deadlock.
 	var m *queue.Message

@@ -128,43 +128,11 @@ func (inv *Inventory) Has(id uint64, p Part) bool {
 // lying in the wrong place are included: they are what a repair needs to
 // see. The result is also kept for Read.
 func (q *Queue) Inventory(ctx context.Context) (*Inventory, error) {
-	inv := &Inventory{entries: make(map[uint64]*entry, 1024), badDirs: map[string]bool{}}
-	for _, p := range Parts {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		top := p.Dir()
-		ents, err := q.readDir(top)
-		if err != nil {
-			if os.IsNotExist(err) {
-				continue // the layout notes say so; not fatal for reading
-			}
-			return nil, err
-		}
-		for _, de := range ents {
-			name := de.Name()
-			t := de.Type()
-			rel := top + "/" + name
-			id, isID := ParseID(name)
-			switch {
-			case t.IsDir() && isID && p != PartBounce && id < 1<<31:
-				if err := q.inventorySubdir(ctx, inv, p, int(id)); err != nil {
-					return nil, err
-				}
-			case t.IsRegular() && isID:
-				inv.entry(id).add(p, Flat)
-			case isID && p != PartBounce && id < 1<<31:
-				inv.badDirs[rel] = true
-				inv.Strays = append(inv.Strays, Stray{Path: rel, Mode: t, Why: "not a directory where a split subdirectory belongs"})
-			case t.IsDir():
-				inv.Strays = append(inv.Strays, Stray{Path: rel, Mode: t, Why: "directory that is not a split subdirectory"})
-			case !isID:
-				inv.Strays = append(inv.Strays, Stray{Path: rel, Mode: t, Why: "name is not a message id"})
-			default:
-				inv.Strays = append(inv.Strays, Stray{Path: rel, Mode: t, Why: "not a regular file"})
-				inv.addOdd(id, Location{Part: p, Subdir: Flat}, t)
-			}
-		}
+	inv := &Inventory{entries: make(map[uint64]*entry, 1024)}
+	var err error
+	inv.Strays, inv.badDirs, err = q.list(ctx, func(id uint64, loc Location) { inv.entry(id).add(loc.Part, loc.Subdir) }, inv.addOdd)
+	if err != nil {
+		return nil, err
 	}
 	inv.IDs = make([]uint64, 0, len(inv.entries))
 	for id := range inv.entries {
@@ -185,35 +153,80 @@ func (inv *Inventory) entry(id uint64) *entry {
 	return e
 }
 
-func (q *Queue) inventorySubdir(ctx context.Context, inv *Inventory, p Part, sub int) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// list lists every part's directory and each numeric subdirectory in it
+// (directory reads only, no stat per file unless the file system gives no
+// d_type) and sorts what it finds: a regular file named like a message id
+// goes to file, an entry named like one that is not a regular file to odd
+// (and the strays), anything else to the strays. badDirs are the split
+// positions ("remote/3") holding something that is not a directory or
+// that could not be read. Inventory and Walk's first pass both list
+// through here.
+func (q *Queue) list(ctx context.Context, file func(id uint64, loc Location), odd func(id uint64, loc Location, mode fs.FileMode)) (strays []Stray, badDirs map[string]bool, err error) {
+	badDirs = map[string]bool{}
+	stray := func(p string, mode fs.FileMode, why string) {
+		strays = append(strays, Stray{Path: p, Mode: mode, Why: why})
 	}
-	dir := p.Dir() + "/" + strconv.Itoa(sub)
-	ents, err := q.readDir(dir)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil // vanished since the parent was listed
+	for _, p := range Parts {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
 		}
-		inv.badDirs[dir] = true
-		inv.Strays = append(inv.Strays, Stray{Path: dir, Why: err.Error()})
-		return nil
-	}
-	for _, de := range ents {
-		name := de.Name()
-		t := de.Type()
-		id, isID := ParseID(name)
-		switch {
-		case t.IsRegular() && isID:
-			inv.entry(id).add(p, sub)
-		case !isID:
-			inv.Strays = append(inv.Strays, Stray{Path: dir + "/" + name, Mode: t, Why: "name is not a message id"})
-		default:
-			inv.Strays = append(inv.Strays, Stray{Path: dir + "/" + name, Mode: t, Why: "not a regular file"})
-			inv.addOdd(id, Location{Part: p, Subdir: sub}, t)
+		top := p.Dir()
+		ents, err := q.readDir(top)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue // the layout notes say so; not fatal for reading
+			}
+			return nil, nil, err
+		}
+		for _, de := range ents {
+			name := de.Name()
+			t := de.Type()
+			rel := top + "/" + name
+			id, isID := ParseID(name)
+			switch {
+			case t.IsDir() && isID && p != PartBounce && id < 1<<31:
+				if err := ctx.Err(); err != nil {
+					return nil, nil, err
+				}
+				sub := int(id)
+				sents, err := q.readDir(rel)
+				if err != nil {
+					if !os.IsNotExist(err) { // else vanished since the parent was listed
+						badDirs[rel] = true
+						stray(rel, 0, err.Error())
+					}
+					continue
+				}
+				for _, se := range sents {
+					sname := se.Name()
+					st := se.Type()
+					sid, sIsID := ParseID(sname)
+					switch {
+					case st.IsRegular() && sIsID:
+						file(sid, Location{Part: p, Subdir: sub})
+					case !sIsID:
+						stray(rel+"/"+sname, st, "name is not a message id")
+					default:
+						stray(rel+"/"+sname, st, "not a regular file")
+						odd(sid, Location{Part: p, Subdir: sub}, st)
+					}
+				}
+			case t.IsRegular() && isID:
+				file(id, Location{Part: p, Subdir: Flat})
+			case isID && p != PartBounce && id < 1<<31:
+				badDirs[rel] = true
+				stray(rel, t, "not a directory where a split subdirectory belongs")
+			case t.IsDir():
+				stray(rel, t, "directory that is not a split subdirectory")
+			case !isID:
+				stray(rel, t, "name is not a message id")
+			default:
+				stray(rel, t, "not a regular file")
+				odd(id, Location{Part: p, Subdir: Flat}, t)
+			}
 		}
 	}
-	return nil
+	return strays, badDirs, nil
 }
 
 // readDir lists a directory below the root, never through a symbolic link.

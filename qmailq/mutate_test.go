@@ -1,11 +1,11 @@
 package qmailq
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,29 +55,7 @@ func qReadAll(t *testing.T, root string) (*Queue, map[string]*queue.Message) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	msgs := map[string]*queue.Message{}
-	err = q.Walk(context.Background(), func(ref queue.Ref) error {
-		m, err := q.Read(ref)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", ref.ID, err)
-		}
-		msgs[ref.ID] = m
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q, msgs
-}
-
-func qOpenFS(t *testing.T, root string) *safefs.FS {
-	t.Helper()
-	f, err := safefs.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return q, testkit.ReadAll(t, q)
 }
 
 // qPick returns up to n ids, ascending, whose set of parts is exactly want.
@@ -122,22 +100,13 @@ func qOthersRead(t *testing.T, label, root string, before map[string]*queue.Mess
 	t.Helper()
 	_, after := qReadAll(t, root)
 	for id, m := range before {
-		if containsID(skip, id) {
+		if slices.Contains(skip, id) {
 			continue
 		}
 		if m2, ok := after[id]; !ok || qDigest(m2) != qDigest(m) {
 			t.Errorf("%s: message %s reads differently", label, id)
 		}
 	}
-}
-
-func containsID(ids []string, id string) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
 
 func TestDeleteClean(t *testing.T) {
@@ -158,7 +127,7 @@ func TestDeleteClean(t *testing.T) {
 		}
 		ids = append(ids, got...)
 	}
-	fsys := qOpenFS(t, root)
+	fsys := testkit.OpenFS(t, root)
 	gone := map[string]bool{}
 	for _, id := range ids {
 		for _, p := range messageFiles(before, id) {
@@ -192,7 +161,7 @@ func TestDeleteBroken(t *testing.T) {
 	root := extract(t, "broken.tar.gz")
 	q, msgs := qReadAll(t, root)
 	before := testkit.Snapshot(t, root)
-	fsys := qOpenFS(t, root)
+	fsys := testkit.OpenFS(t, root)
 	gone := map[string]bool{}
 	var ids []string
 	for id, what := range brokenIDs {
@@ -207,7 +176,7 @@ func TestDeleteBroken(t *testing.T) {
 		// Extraction stamped the files with the kernel's time: judge
 		// their age by the same clock (the clock-ahead run moves clock.Now).
 		err := q.Delete(fsys, m, ActOptions{Now: time.Now()})
-		orphan := m.Queue == queue.QmailTodo && !containsPrefix(files, "todo/") && containsPrefix(files, "mess/")
+		orphan := m.Queue == queue.QmailTodo && !slices.ContainsFunc(files, func(s string) bool { return strings.HasPrefix(s, "todo/") }) && slices.ContainsFunc(files, func(s string) bool { return strings.HasPrefix(s, "mess/") })
 		if orphan {
 			// Extraction just set its ctime: it looks like a message
 			// qmail-queue is writing.
@@ -229,19 +198,10 @@ func TestDeleteBroken(t *testing.T) {
 	qOthersRead(t, "delete broken", root, msgs, ids...)
 }
 
-func containsPrefix(list []string, prefix string) bool {
-	for _, s := range list {
-		if strings.HasPrefix(s, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
 func TestDeleteOldOrphanAllowed(t *testing.T) {
 	root := extract(t, "broken.tar.gz")
 	q, msgs := qReadAll(t, root)
-	fsys := qOpenFS(t, root)
+	fsys := testkit.OpenFS(t, root)
 	m := msgs["10004805"]
 	// Just extracted: young by the kernel's clock, which stamped it.
 	if err := q.Delete(fsys, m, ActOptions{Now: time.Now()}); !errors.Is(err, ErrInProgress) {
@@ -298,7 +258,7 @@ func TestDeleteFaultCut(t *testing.T) {
 			if id == "" {
 				id = qPick(refBefore, msgs, 1, c.parts...)[0]
 			}
-			counter := safefs.NewFaulty(qOpenFS(t, ref), 0)
+			counter := safefs.NewFaulty(testkit.OpenFS(t, ref), 0)
 			if err := q.Delete(counter, msgs[id], ActOptions{AllowYoungOrphan: true}); err != nil {
 				t.Fatal(err)
 			}
@@ -312,7 +272,7 @@ func TestDeleteFaultCut(t *testing.T) {
 				root := extract(t, c.tarball)
 				q, msgs := qReadAll(t, root)
 				before := testkit.Snapshot(t, root)
-				fsys := qOpenFS(t, root)
+				fsys := testkit.OpenFS(t, root)
 				err := q.Delete(safefs.NewFaulty(fsys, k), msgs[id], ActOptions{AllowYoungOrphan: true})
 				if !errors.Is(err, safefs.ErrInjected) {
 					t.Fatalf("%s: %v", label, err)
@@ -364,7 +324,7 @@ func TestDeleteRefusesChanged(t *testing.T) {
 	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
 	s := testkit.Snapshot(t, root)
-	fsys := qOpenFS(t, root)
+	fsys := testkit.OpenFS(t, root)
 	id := qPick(s, msgs, 1, "mess", "info", "remote", "bounce")[0]
 	m := msgs[id]
 	// A different file under the same name (restored, or a new message
@@ -419,7 +379,7 @@ func TestDeleteSymlinkedMess(t *testing.T) {
 	}
 	q, msgs := qReadAll(t, root)
 	before := testkit.Snapshot(t, root)
-	if err := q.Delete(qOpenFS(t, root), msgs[id], ActOptions{}); err != nil {
+	if err := q.Delete(testkit.OpenFS(t, root), msgs[id], ActOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	gone := map[string]bool{}
@@ -436,7 +396,7 @@ func TestDeleteDryRun(t *testing.T) {
 	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
 	s := testkit.Snapshot(t, root)
-	dry := safefs.NewDryRun(qOpenFS(t, root))
+	dry := safefs.NewDryRun(testkit.OpenFS(t, root))
 	id := qPick(s, msgs, 1, "mess", "info", "remote", "bounce")[0]
 	tid := qPick(s, msgs, 1, "mess", "todo", "intd")[0]
 	if err := q.Delete(dry, msgs[id], ActOptions{}); err != nil {
@@ -472,7 +432,7 @@ func TestRequeueExpire(t *testing.T) {
 	root := extract(t, "queue.tar.gz")
 	q, msgs := qReadAll(t, root)
 	before := testkit.Snapshot(t, root)
-	fsys := qOpenFS(t, root)
+	fsys := testkit.OpenFS(t, root)
 	id := qPick(before, msgs, 1, "mess", "info", "local", "remote")[0]
 	m := msgs[id]
 	now := time.Unix(1795400000, 0)

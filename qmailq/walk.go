@@ -2,6 +2,7 @@ package qmailq
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -162,7 +163,7 @@ func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 // classification of entries is Inventory's.
 func (q *Queue) walkPass1(ctx context.Context) (*walkIndex, error) {
 	l := q.layout
-	idx := &walkIndex{badDirs: map[string]bool{}, extra: map[uint64][]Location{}, odd: map[uint64][]oddFile{}, byGroup: map[int][]uint64{}}
+	idx := &walkIndex{extra: map[uint64][]Location{}, odd: map[uint64][]oddFile{}, byGroup: map[int][]uint64{}}
 	note := func(id uint64) {
 		if _, ok := idx.extra[id]; !ok {
 			if _, ok := idx.odd[id]; !ok {
@@ -171,76 +172,21 @@ func (q *Queue) walkPass1(ctx context.Context) (*walkIndex, error) {
 			}
 		}
 	}
-	addExtra := func(id uint64, loc Location) {
+	file := func(id uint64, loc Location) {
+		if loc.Subdir != Flat && l.IsSplit(loc.Part) && l.Subdir(id) == loc.Subdir {
+			return // where fmtqfn() puts it: pass 2 finds it
+		}
 		note(id)
 		idx.extra[id] = append(idx.extra[id], loc)
 	}
-	addOdd := func(id uint64, loc Location, mode os.FileMode) {
+	odd := func(id uint64, loc Location, mode fs.FileMode) {
 		note(id)
 		idx.odd[id] = append(idx.odd[id], oddFile{loc, mode})
 	}
-	for _, p := range Parts {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		top := p.Dir()
-		ents, err := q.readDir(top)
-		if err != nil {
-			if os.IsNotExist(err) {
-				continue
-			}
-			return nil, err
-		}
-		for _, de := range ents {
-			name := de.Name()
-			t := de.Type()
-			rel := top + "/" + name
-			id, isID := ParseID(name)
-			switch {
-			case t.IsDir() && isID && p != PartBounce && id < 1<<31:
-				sub := int(id)
-				if err := ctx.Err(); err != nil {
-					return nil, err
-				}
-				dir := top + "/" + name
-				sents, err := q.readDir(dir)
-				if err != nil {
-					if !os.IsNotExist(err) {
-						idx.badDirs[dir] = true
-						idx.strays = append(idx.strays, Stray{Path: dir, Why: err.Error()})
-					}
-					continue
-				}
-				for _, se := range sents {
-					sname := se.Name()
-					st := se.Type()
-					sid, sIsID := ParseID(sname)
-					switch {
-					case st.IsRegular() && sIsID:
-						if !l.IsSplit(p) || l.Subdir(sid) != sub {
-							addExtra(sid, Location{Part: p, Subdir: sub})
-						}
-					case !sIsID:
-						idx.strays = append(idx.strays, Stray{Path: dir + "/" + sname, Mode: st, Why: "name is not a message id"})
-					default:
-						idx.strays = append(idx.strays, Stray{Path: dir + "/" + sname, Mode: st, Why: "not a regular file"})
-						addOdd(sid, Location{Part: p, Subdir: sub}, st)
-					}
-				}
-			case t.IsRegular() && isID:
-				addExtra(id, Location{Part: p, Subdir: Flat})
-			case isID && p != PartBounce && id < 1<<31:
-				idx.badDirs[rel] = true
-				idx.strays = append(idx.strays, Stray{Path: rel, Mode: t, Why: "not a directory where a split subdirectory belongs"})
-			case t.IsDir():
-				idx.strays = append(idx.strays, Stray{Path: rel, Mode: t, Why: "directory that is not a split subdirectory"})
-			case !isID:
-				idx.strays = append(idx.strays, Stray{Path: rel, Mode: t, Why: "name is not a message id"})
-			default:
-				idx.strays = append(idx.strays, Stray{Path: rel, Mode: t, Why: "not a regular file"})
-				addOdd(id, Location{Part: p, Subdir: Flat}, t)
-			}
-		}
+	var err error
+	idx.strays, idx.badDirs, err = q.list(ctx, file, odd)
+	if err != nil {
+		return nil, err
 	}
 	return idx, nil
 }

@@ -61,7 +61,7 @@ func (d *DryRun) Lstat(r Root, p string) (fs.FileInfo, error) {
 func (d *DryRun) Record(es ...Entry) error {
 	for i := range es {
 		e := es[i]
-		d.add(Step{Op: OpRecord, Entry: &e})
+		d.add(Step{Op: OpRecord, Payload: &e})
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package quarantine
 
 import (
-	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -26,43 +25,11 @@ func extract(t *testing.T, fixture string) string {
 	return testkit.Extract(t, testkit.Fixture(t, fixture, "queue.tar.gz"))
 }
 
-func openFS(t *testing.T, root string) *safefs.FS {
-	t.Helper()
-	f, err := safefs.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
 // diffSnapshots lists how snapshot b differs from a, leaving out the
 // paths skip accepts and the times and sizes of all but regular files
 // (adding and removing entries changes a directory's).
 func diffSnapshots(a, b testkit.Tree, skip func(p string) bool) []string {
 	return a.Diff(b, testkit.IgnoreNonFileTimes(), testkit.IgnorePaths(skip))
-}
-
-// readAll reads every message a source lists; any read error fails the
-// test (the queue must stay readable).
-func readAll(t *testing.T, src queue.Source) map[string]*queue.Message {
-	t.Helper()
-	out := map[string]*queue.Message{}
-	var mu sync.Mutex
-	err := src.Walk(context.Background(), func(ref queue.Ref) error {
-		m, err := src.Read(ref)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", ref.ID, err)
-		}
-		mu.Lock()
-		out[m.ID] = m
-		mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // envelopeKey is what a restore must give back about a message.

@@ -36,6 +36,12 @@ const (
 	StateRestored     State = "restored"
 )
 
+// String names the entry as a plan's record step prints it: key, state,
+// MTA and queue ID.
+func (e *Entry) String() string {
+	return fmt.Sprintf("%s %s (%s %s)", e.Key, e.State, e.MTA, e.ID)
+}
+
 // Part is one file of a message moved into quarantine.
 type Part struct {
 	// Name says what the file is: "message", "defer", "bounce", "trace"

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -17,82 +16,42 @@ import (
 const nofollow = unix.O_NOFOLLOW
 
 // Root says which tree a step's path is relative to.
-type Root int
+type Root = queue.Root
 
 const (
 	// InQueue: the queue root (for a restore, the queue restored into).
-	InQueue Root = iota
+	InQueue = queue.InQueue
 	// InDir: the quarantine directory.
-	InDir
+	InDir = queue.InDir
 )
-
-func (r Root) String() string {
-	if r == InDir {
-		return "dir"
-	}
-	return "queue"
-}
 
 // Step kinds.
 const (
-	OpRecord  = "record"  // append Entry to the manifest
+	OpRecord  = "record"  // append the *Entry in Payload to the manifest
 	OpMkdir   = "mkdir"   // create directory Path (an existing one is fine)
-	OpMove    = "move"    // rename Path (under Root) to Dest (under DestRoot), same inode
+	OpMove    = "move"    // rename Path (under Root) to Dest (under DestRoot), same inode (Inode)
 	OpChown   = "chown"   // set UID, GID of Path
 	OpChmod   = "chmod"   // set Perm of Path
 	OpChtimes = "chtimes" // set Atime, Mtime of Path (zero: unchanged)
 )
 
-// Step is one change of a plan. A plan is printed for --dry-run and then
-// executed step by step; every step can be executed again after a crash
-// (a move whose source is gone and whose destination holds the expected
-// inode counts as done).
-type Step struct {
-	Op       string
-	Root     Root
-	Path     string
-	DestRoot Root
-	Dest     string
-	// Inode is what a move expects to move.
-	Inode    uint64
-	Perm     fs.FileMode
-	UID, GID int
-	Atime    time.Time
-	Mtime    time.Time
-	// Entry is the manifest line of a record step.
-	Entry *Entry
-}
+// Step is one change of a plan (queue.Step, every path under its Root). A
+// plan is printed for --dry-run and then executed step by step; every step
+// can be executed again after a crash (a move whose source is gone and
+// whose destination holds the expected inode counts as done).
+type Step = queue.Step
 
-func (s Step) String() string {
-	switch s.Op {
-	case OpRecord:
-		return fmt.Sprintf("record %s %s (%s %s)", s.Entry.Key, s.Entry.State, s.Entry.MTA, s.Entry.ID)
-	case OpMove:
-		return fmt.Sprintf("move %s:%s -> %s:%s", s.Root, s.Path, s.DestRoot, s.Dest)
-	case OpMkdir:
-		return fmt.Sprintf("mkdir %s:%s %04o", s.Root, s.Path, uint32(s.Perm.Perm()))
-	case OpChown:
-		return fmt.Sprintf("chown %d:%d %s:%s", s.UID, s.GID, s.Root, s.Path)
-	case OpChmod:
-		return fmt.Sprintf("chmod %04o %s:%s", unixMode(s.Perm), s.Root, s.Path)
-	case OpChtimes:
-		return fmt.Sprintf("chtimes %s:%s atime=%s mtime=%s", s.Root, s.Path, fmtTime(s.Atime), fmtTime(s.Mtime))
-	}
-	return s.Op + " " + s.Path
-}
-
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return "unchanged"
-	}
-	return t.UTC().Format(time.RFC3339)
+// entry returns the manifest entry of a record step.
+func entry(s Step) *Entry {
+	e, _ := s.Payload.(*Entry)
+	return e
 }
 
 // Plan is what Quarantine or Restore will do for one message.
 type Plan struct {
+	queue.Plan
 	// Entry is the manifest entry as it will be recorded at the end.
 	Entry Entry
-	Steps []Step
 	// NewID is the message's name after a restore.
 	NewID string
 }
@@ -144,18 +103,7 @@ func (d *Disk) Record(es ...Entry) error {
 }
 
 // StepError is a failed step of a plan.
-type StepError struct {
-	Key  string
-	ID   string
-	Step Step
-	Err  error
-}
-
-func (e *StepError) Error() string {
-	return fmt.Sprintf("quarantine: %s (%s): %s: %v", e.ID, e.Key, e.Step, e.Err)
-}
-
-func (e *StepError) Unwrap() error { return e.Err }
+type StepError = queue.StepError
 
 // Errors a caller can test with errors.Is.
 var (
@@ -186,7 +134,7 @@ func (p *Plan) Execute(m Mover) (Entry, error) {
 func (p *Plan) run(m Mover, steps []Step) error {
 	for _, s := range steps {
 		if err := execStep(m, s); err != nil {
-			return &StepError{Key: p.Entry.Key, ID: p.Entry.ID, Step: s, Err: err}
+			return &StepError{Format: "quarantine", Key: p.Entry.Key, ID: p.Entry.ID, Step: s, Err: err}
 		}
 	}
 	return nil
@@ -211,12 +159,12 @@ func ExecuteBatch(plans []*Plan, m Mover, progress queue.Progress) (errs []error
 			errs[i] = fmt.Errorf("quarantine: %s: plan does not open and close with a manifest record", p.Entry.ID)
 			continue
 		}
-		opening = append(opening, *p.Steps[0].Entry)
+		opening = append(opening, *entry(p.Steps[0]))
 	}
 	if err := m.Record(opening...); err != nil {
 		for i := range errs {
 			if errs[i] == nil {
-				errs[i] = &StepError{Key: plans[i].Entry.Key, ID: plans[i].Entry.ID, Step: plans[i].Steps[0], Err: err}
+				errs[i] = &StepError{Format: "quarantine", Key: plans[i].Entry.Key, ID: plans[i].Entry.ID, Step: plans[i].Steps[0], Err: err}
 			}
 		}
 		return errs
@@ -226,7 +174,7 @@ func ExecuteBatch(plans []*Plan, m Mover, progress queue.Progress) (errs []error
 	for i, p := range plans {
 		if errs[i] == nil {
 			if errs[i] = p.run(m, p.Steps[1:len(p.Steps)-1]); errs[i] == nil {
-				closing = append(closing, *p.Steps[len(p.Steps)-1].Entry)
+				closing = append(closing, *entry(p.Steps[len(p.Steps)-1]))
 				closers = append(closers, i)
 			}
 		}
@@ -237,7 +185,7 @@ func ExecuteBatch(plans []*Plan, m Mover, progress queue.Progress) (errs []error
 	if err := m.Record(closing...); err != nil {
 		for _, i := range closers {
 			p := plans[i]
-			errs[i] = &StepError{Key: p.Entry.Key, ID: p.Entry.ID, Step: p.Steps[len(p.Steps)-1], Err: err}
+			errs[i] = &StepError{Format: "quarantine", Key: p.Entry.Key, ID: p.Entry.ID, Step: p.Steps[len(p.Steps)-1], Err: err}
 		}
 	}
 	return errs
@@ -252,21 +200,15 @@ func (p *Plan) framed() bool {
 func execStep(m Mover, s Step) error {
 	switch s.Op {
 	case OpRecord:
-		return m.Record(*s.Entry)
-	case OpMkdir:
-		err := m.Mutator(s.Root).Mkdir(s.Path, s.Perm, s.UID, s.GID)
-		if errors.Is(err, fs.ErrExist) {
+		return m.Record(*entry(s))
+	case OpMkdir, OpChown, OpChmod, OpChtimes:
+		_, err := s.Apply(m.Mutator(s.Root))
+		if s.Op == OpMkdir && errors.Is(err, fs.ErrExist) {
 			if fi, lerr := m.Lstat(s.Root, s.Path); lerr == nil && fi.IsDir() {
 				return nil
 			}
 		}
 		return err
-	case OpChown:
-		return m.Mutator(s.Root).Chown(s.Path, s.UID, s.GID)
-	case OpChmod:
-		return m.Mutator(s.Root).Chmod(s.Path, s.Perm)
-	case OpChtimes:
-		return m.Mutator(s.Root).Chtimes(s.Path, s.Atime, s.Mtime)
 	case OpMove:
 		fi, err := m.Lstat(s.Root, s.Path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -309,20 +251,8 @@ func statOf(fi fs.FileInfo) *syscall.Stat_t {
 }
 
 // unixMode converts Go's FileMode permission and special bits to the Unix
-// numbering (04000 set-uid, 02000 set-gid, 01000 sticky).
-func unixMode(m fs.FileMode) uint32 {
-	u := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return u
-}
+// numbering.
+var unixMode = queue.UnixMode
 
 // goMode is the inverse of unixMode.
 func goMode(u uint32) fs.FileMode {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/postfixtest"
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/postfixq"
@@ -36,8 +37,8 @@ func newPostfixCopy(t *testing.T) *postfixCopy {
 	// the generating machine's inodes) are stale: let the real postsuper
 	// -s rename them first, as a postfix start would, to get a valid queue.
 	postsuper(t, c.root, false)
-	c.queueFS = openFS(t, c.root)
-	c.dirFS = openFS(t, c.qdir)
+	c.queueFS = testkit.OpenFS(t, c.root)
+	c.dirFS = testkit.OpenFS(t, c.qdir)
 	return c
 }
 
@@ -115,7 +116,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
 	orig := testkit.Snapshot(t, c.root)
-	msgs := readAll(t, sp)
+	msgs := testkit.ReadAll(t, sp)
 	sel := selectSASL(msgs, hello)
 	if len(sel) == 0 {
 		t.Fatal("no message of", hello)
@@ -139,7 +140,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 		t.Error("no selected message had a log file: the log moves are untested")
 	}
 	// Gone from the reader's view; all others unchanged.
-	after := readAll(t, c.spool(t))
+	after := testkit.ReadAll(t, c.spool(t))
 	for id := range picked {
 		if _, ok := after[id]; ok {
 			t.Errorf("%s still in the queue", id)
@@ -185,7 +186,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 	if d := diffSnapshots(orig, testkit.Snapshot(t, c.root), nil); len(d) > 0 {
 		t.Errorf("restore did not give back the queue:\n%s", strings.Join(d, "\n"))
 	}
-	back := readAll(t, c.spool(t))
+	back := testkit.ReadAll(t, c.spool(t))
 	for id, m := range msgs {
 		b, ok := back[id]
 		if !ok {
@@ -211,7 +212,7 @@ func TestPostfixRoundTrip(t *testing.T) {
 func TestPostfixRefusals(t *testing.T) {
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
-	msgs := readAll(t, sp)
+	msgs := testkit.ReadAll(t, sp)
 	var m *queue.Message
 	for _, x := range msgs {
 		if x.Queue == queue.Deferred {
@@ -220,14 +221,14 @@ func TestPostfixRefusals(t *testing.T) {
 		}
 	}
 	// Quarantine directory inside the queue.
-	inside := openFS(t, filepath.Join(c.root, "hold"))
+	inside := testkit.OpenFS(t, filepath.Join(c.root, "hold"))
 	if _, err := PlanQuarantine(sp, m, inside, c.queueFS, Options{}); !errors.Is(err, ErrInside) {
 		t.Errorf("dir inside the queue: %v", err)
 	}
 	// Another file system (/dev/shm is a tmpfs).
 	if shm, err := os.MkdirTemp("/dev/shm", "quarantine-test-"); err == nil {
 		defer os.RemoveAll(shm)
-		if _, err := PlanQuarantine(sp, m, openFS(t, shm), c.queueFS, Options{}); !errors.Is(err, safefs.ErrCrossDevice) {
+		if _, err := PlanQuarantine(sp, m, testkit.OpenFS(t, shm), c.queueFS, Options{}); !errors.Is(err, safefs.ErrCrossDevice) {
 			t.Errorf("other file system: %v", err)
 		}
 	}
@@ -288,10 +289,10 @@ func TestPostfixRestoreInto(t *testing.T) {
 	}
 	testkit.ExtractInto(t, testkit.Fixture(t, "postfix-incident", "queue.tar.gz"), live)
 	liveRoot := filepath.Join(live, testkit.PostfixRoot)
-	liveFS := openFS(t, liveRoot)
+	liveFS := testkit.OpenFS(t, liveRoot)
 	liveBefore := testkit.Snapshot(t, liveRoot)
 	sp := c.spool(t)
-	msgs := readAll(t, sp)
+	msgs := testkit.ReadAll(t, sp)
 	var sel []*queue.Message
 	for _, m := range sorted(msgs) {
 		if m.SASLUser != hello && m.Queue == queue.Deferred && len(sel) < 5 {
@@ -366,7 +367,7 @@ func TestPostfixRestoreActiveLive(t *testing.T) {
 	c := newPostfixCopy(t)
 	sp := c.spool(t)
 	var m *queue.Message
-	for _, x := range sorted(readAll(t, sp)) {
+	for _, x := range sorted(testkit.ReadAll(t, sp)) {
 		if x.Queue == queue.Active {
 			if _, err := c.queueFS.Lstat(sp.LogPath(postfixq.LogBounce, x.ID)); err == nil {
 				m = x
@@ -396,4 +397,229 @@ func TestPostfixRestoreActiveLive(t *testing.T) {
 		t.Errorf("incoming/%s: %v %+v", m.ID, err, back)
 	}
 	postsuperCheck(t, c.root)
+}
+
+// TestPostfixRealRoundTrip runs a real Postfix: three deferred messages;
+// two are quarantined while Postfix is stopped, one is restored in place
+// and one through maildrop (postsuper -r's route); after a start with the
+// relay pointed at smtp-sink, all three arrive, each once, with the
+// restored ones byte-identical in their bodies.
+func TestPostfixRealRoundTrip(t *testing.T) {
+	postfixtest.Require(t)
+	pf := postfixtest.New(t, postfixtest.Options{})
+	pf.Start()
+	sink := postfixtest.StartSink(t)
+	subjects := []string{"quarantine-in-place", "quarantine-into-maildrop", "never-quarantined"}
+	ids := map[string]string{}
+	for _, s := range subjects {
+		ids[s] = pf.SendSMTP(postfixtest.Mail{From: "a@example.com", To: []string{"x@remote.example"},
+			Data: postfixtest.NewMessage("a@example.com", []string{"x@remote.example"}, s, "body of "+s+"\n")})
+	}
+	pf.WaitQueued(len(subjects), 30*time.Second)
+	pf.Stop()
+
+	qdir := filepath.Join(filepath.Dir(pf.QueueDir), "quarantine")
+	if err := os.Mkdir(qdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	queueFS, dirFS := testkit.OpenFS(t, pf.QueueDir), testkit.OpenFS(t, qdir)
+	sp, err := postfixq.Open(pf.QueueDir, postfixq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	msgs := testkit.ReadAll(t, sp)
+	entries := map[string]Entry{}
+	for _, s := range subjects[:2] {
+		m, ok := msgs[ids[s]]
+		if !ok {
+			t.Fatalf("%s (%s) not in the queue: %v", s, ids[s], msgs)
+		}
+		e, err := Quarantine(sp, m, dirFS, queueFS, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries[s] = e
+	}
+	if left := testkit.ReadAll(t, sp); len(left) != 1 {
+		t.Fatalf("%d messages left after quarantine", len(left))
+	}
+	if _, err := Restore(entries[subjects[0]], dirFS, queueFS, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(entries[subjects[1]], dirFS, queueFS, RestoreOptions{Into: true}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := pf.Postsuper("-s"); err != nil || strings.Contains(out, "enamed") {
+		t.Errorf("postsuper -s: %v %s", err, out)
+	}
+
+	pf.Postconf("relayhost = [" + strings.Replace(sink.Addr, ":", "]:", 1))
+	pf.Start()
+	pf.Flush()
+	got := sink.WaitMessages(len(subjects), 60*time.Second)
+	seen := map[string]int{}
+	for _, m := range got {
+		for _, s := range subjects {
+			if strings.Contains(string(m.Data), "Subject: "+s+"\n") && strings.Contains(string(m.Data), "body of "+s+"\n") {
+				seen[s]++
+			}
+		}
+	}
+	for _, s := range subjects {
+		if seen[s] != 1 {
+			t.Errorf("%s arrived %d times", s, seen[s])
+		}
+	}
+	if len(got) != len(subjects) {
+		t.Errorf("sink got %d messages, want %d", len(got), len(subjects))
+	}
+}
+
+// TestPlanChangesNothing: a plan (what --dry-run prints) is built without
+// touching the queue or the quarantine directory, and lists every move
+// Execute then makes, in order.
+func TestPlanChangesNothing(t *testing.T) {
+	t.Parallel()
+	c := newPostfixCopy(t)
+	sp := c.spool(t)
+	msgs := testkit.ReadAll(t, sp)
+	q0, d0 := testkit.Snapshot(t, c.root), testkit.Snapshot(t, c.qdir)
+	var plans []*Plan
+	for _, m := range selectSASL(msgs, hello)[:10] {
+		p, err := PlanQuarantine(sp, m, c.dirFS, c.queueFS, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plans = append(plans, p)
+	}
+	if d := diffSnapshots(q0, testkit.Snapshot(t, c.root), nil); len(d) > 0 {
+		t.Errorf("planning changed the queue: %v", d)
+	}
+	if d := diffSnapshots(d0, testkit.Snapshot(t, c.qdir), nil); len(d) > 0 {
+		t.Errorf("planning changed the quarantine dir: %v", d)
+	}
+	rec := &recorder{Mover: &Disk{Queue: c.queueFS, Dir: c.dirFS}}
+	for _, p := range plans {
+		if _, err := p.Execute(rec); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, s := range p.Steps {
+			if s.Op == OpMove {
+				want = append(want, s.Path+" -> "+s.Dest)
+			}
+		}
+		if got := rec.take(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: executed\n%s\nplanned\n%s", p.Entry.ID, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+type recorder struct {
+	Mover
+	moves []string
+}
+
+func (r *recorder) Move(a Root, from string, b Root, to string) error {
+	r.moves = append(r.moves, from+" -> "+to)
+	return r.Mover.Move(a, from, b, to)
+}
+
+func (r *recorder) take() []string { m := r.moves; r.moves = nil; return m }
+
+// TestHostileParts: a symbolic link where a log belongs, and a quarantined
+// file replaced by another, are refused before anything moves.
+func TestHostileParts(t *testing.T) {
+	t.Parallel()
+	c := newPostfixCopy(t)
+	sp := c.spool(t)
+	msgs := testkit.ReadAll(t, sp)
+	var m *queue.Message
+	for _, x := range sorted(msgs) {
+		if x.Queue == queue.Deferred {
+			m = x
+			break
+		}
+	}
+	// A bounce log that is a symbolic link to a file outside the queue.
+	outside := filepath.Join(c.tmp, "outside")
+	if err := os.WriteFile(outside, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(c.root, sp.LogPath(postfixq.LogBounce, m.ID))
+	os.MkdirAll(filepath.Dir(link), 0o700)
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	q0 := testkit.Snapshot(t, c.root)
+	if _, err := Quarantine(sp, m, c.dirFS, c.queueFS, Options{}); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("symlinked log: %v", err)
+	}
+	if d := diffSnapshots(q0, testkit.Snapshot(t, c.root), nil); len(d) > 0 {
+		t.Errorf("refused quarantine changed the queue: %v", d)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "secret" {
+		t.Error("outside file changed")
+	}
+	os.Remove(link)
+
+	// A quarantined file replaced by another one is not restored.
+	e, err := Quarantine(sp, m, c.dirFS, c.queueFS, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := e.Parts[len(e.Parts)-1]
+	qp := filepath.Join(c.qdir, last.DirPath)
+	b, _ := os.ReadFile(qp)
+	os.Remove(qp)
+	if err := os.WriteFile(qp, b, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(e, c.dirFS, c.queueFS, RestoreOptions{}); !errors.Is(err, ErrChanged) {
+		t.Errorf("replaced quarantined file: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(c.root, last.QueuePath)); !os.IsNotExist(err) {
+		t.Errorf("replaced file was put into the queue: %v", err)
+	}
+}
+
+// TestManifestDamage: a torn or garbage line is reported with its line
+// number, the other entries are still read, and the last state wins.
+func TestManifestDamage(t *testing.T) {
+	t.Parallel()
+	c := newPostfixCopy(t)
+	sp := c.spool(t)
+	sel := selectSASL(testkit.ReadAll(t, sp), hello)[:3]
+	for _, m := range sel {
+		if _, err := Quarantine(sp, m, c.dirFS, c.queueFS, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mf := filepath.Join(c.qdir, ManifestName)
+	f, err := os.OpenFile(mf, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("not json\n{\"key\":\"")
+	f.Close()
+	es, err := ReadManifest(mf)
+	var me *ManifestError
+	if !errors.As(err, &me) || me.Line != 7 {
+		t.Errorf("error %v, want a *ManifestError at line 7", err)
+	}
+	if len(es) != 3 {
+		t.Fatalf("%d entries", len(es))
+	}
+	for i, e := range es {
+		if e.State != StateQuarantined || e.ID != sel[i].ID {
+			t.Errorf("entry %d: %s %s", i, e.ID, e.State)
+		}
+	}
+	// A symbolic link is not followed.
+	ln := filepath.Join(c.tmp, "link.jsonl")
+	os.Symlink(mf, ln)
+	if _, err := ReadManifest(ln); err == nil {
+		t.Error("manifest read through a symbolic link")
+	}
 }

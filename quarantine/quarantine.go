@@ -176,7 +176,7 @@ func PlanQuarantine(src queue.Source, m *queue.Message, dir DirReader, queueFS *
 	p := &Plan{NewID: m.ID}
 	start := e
 	start.State = StateQuarantining
-	p.Steps = append(p.Steps, Step{Op: OpRecord, Entry: &start})
+	p.Steps = append(p.Steps, Step{Op: OpRecord, Payload: &start})
 	var dirs []string
 	for _, pt := range e.Parts {
 		dirs = append(dirs, path.Dir(pt.DirPath))
@@ -189,7 +189,7 @@ func PlanQuarantine(src queue.Source, m *queue.Message, dir DirReader, queueFS *
 	}
 	e.State = StateQuarantined
 	done := e
-	p.Steps = append(p.Steps, Step{Op: OpRecord, Entry: &done})
+	p.Steps = append(p.Steps, Step{Op: OpRecord, Payload: &done})
 	p.Entry = e
 	return p, nil
 }

@@ -203,7 +203,7 @@ func planParts(e Entry, d *Disk, order []Part, targets map[string]string, newID 
 	p := &Plan{NewID: newID}
 	start := final
 	start.State = StateRestoring
-	p.Steps = append(p.Steps, Step{Op: OpRecord, Entry: &start})
+	p.Steps = append(p.Steps, Step{Op: OpRecord, Payload: &start})
 	madeDirs := map[string]bool{}
 	for _, pt := range order {
 		target := targets[pt.Name]
@@ -272,7 +272,7 @@ func planParts(e Entry, d *Disk, order []Part, targets map[string]string, newID 
 	}
 	final.State = StateRestored
 	done := final
-	p.Steps = append(p.Steps, Step{Op: OpRecord, Entry: &done})
+	p.Steps = append(p.Steps, Step{Op: OpRecord, Payload: &done})
 	p.Entry = final
 	return p, nil
 }
@@ -305,7 +305,7 @@ func planPostfixInto(e Entry, d *Disk, opt RestoreOptions, now time.Time) (*Plan
 	p := &Plan{NewID: e.ID}
 	start := final
 	start.State = StateRestoring
-	p.Steps = append(p.Steps, Step{Op: OpRecord, Entry: &start})
+	p.Steps = append(p.Steps, Step{Op: OpRecord, Payload: &start})
 
 	fi, err := d.Lstat(InDir, msg.DirPath)
 	switch {
@@ -349,7 +349,7 @@ func planPostfixInto(e Entry, d *Disk, opt RestoreOptions, now time.Time) (*Plan
 	}
 	final.State = StateRestored
 	done := final
-	p.Steps = append(p.Steps, Step{Op: OpRecord, Entry: &done})
+	p.Steps = append(p.Steps, Step{Op: OpRecord, Payload: &done})
 	p.Entry = final
 	return p, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
+	"github.com/qsurgeon/qsurgeon/queue"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
 )
@@ -434,22 +435,8 @@ func (a *analysis) ownerMode(n *node, m *msg, user, group string, mode fs.FileMo
 		a.findings = append(a.findings, finding{Problem: Problem{Kind: KindWrongOwner, ID: id, Path: n.Rel, Detail: detail, Fix: "chown " + want}, act: actChown, node: n, msg: m, uid: uid, gid: gid})
 	}
 	if n.Perm != mode {
-		a.findings = append(a.findings, finding{Problem: Problem{Kind: KindWrongMode, ID: id, Path: n.Rel, Detail: fmt.Sprintf("mode %04o; want %04o", uint32(n.Perm.Perm())|extraBits(n.Perm), uint32(mode)), Fix: fmt.Sprintf("chmod %04o", uint32(mode))}, act: actChmod, node: n, msg: m, perm: mode})
+		a.findings = append(a.findings, finding{Problem: Problem{Kind: KindWrongMode, ID: id, Path: n.Rel, Detail: fmt.Sprintf("mode %04o; want %04o", queue.UnixMode(n.Perm), uint32(mode)), Fix: fmt.Sprintf("chmod %04o", uint32(mode))}, act: actChmod, node: n, msg: m, perm: mode})
 	}
-}
-
-func extraBits(m fs.FileMode) uint32 {
-	var x uint32
-	if m&fs.ModeSetuid != 0 {
-		x |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		x |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		x |= 0o1000
-	}
-	return x
 }
 
 func gidText(gid int) string {

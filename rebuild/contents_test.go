@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 )
 
@@ -204,7 +205,7 @@ func TestCheckRepairContents(t *testing.T) {
 	if len(plan.Skipped) > 0 {
 		t.Errorf("repair left problems unfixed: %v", plan.Skipped)
 	}
-	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != nil {
 		t.Fatalf("%v\n%s", err, plan)
 	}
 	after, err := CheckQmail(root, ids, opts)

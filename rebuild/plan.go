@@ -7,100 +7,27 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"golang.org/x/sys/unix"
 )
 
-// Step is one change of a Plan. Paths are relative to Plan.Base.
-type Step struct {
-	// Op is a queue.Mutator method in lower case (mkdir, mkfifo, create,
-	// chmod, chown, chtimes, rename, link), "rmdir" (remove of a directory
-	// that is left alone if it is not empty), "unlink" (remove the name
-	// Path only when it is a second hard link of Dest, which stays) or "carry" (copy one message
-	// into a new queue, see PlanCarry).
-	Op    string
-	Path  string
-	Dest  string
-	Perm  fs.FileMode
-	UID   int
-	GID   int
-	Data  []byte
-	Atime time.Time
-	Mtime time.Time
-	// Kind and ID name the problem this step fixes ("" for preparation).
-	Kind string
-	ID   string
-	// Why is the human explanation printed with the step.
-	Why string
-
-	// exist: an existing target is fine (mkdir of a lost+found directory).
-	exist bool
-	carry *carry
-}
-
-func (s Step) String() string {
-	var b strings.Builder
-	switch s.Op {
-	case "rename", "link":
-		fmt.Fprintf(&b, "%-7s %s -> %s", s.Op, s.Path, s.Dest)
-	case "unlink":
-		fmt.Fprintf(&b, "%-7s %s (a second name of %s)", s.Op, s.Path, s.Dest)
-	case "mkdir", "mkfifo":
-		fmt.Fprintf(&b, "%-7s %s %04o %s", s.Op, s.Path, uint32(s.Perm.Perm()), ownerText(s.UID, s.GID))
-	case "create":
-		fmt.Fprintf(&b, "%-7s %s %04o %s (%d bytes)", s.Op, s.Path, uint32(s.Perm.Perm()), ownerText(s.UID, s.GID), len(s.Data))
-	case "chmod":
-		fmt.Fprintf(&b, "%-7s %s %04o", s.Op, s.Path, uint32(s.Perm.Perm()))
-	case "chown":
-		fmt.Fprintf(&b, "%-7s %s %s", s.Op, s.Path, ownerText(s.UID, s.GID))
-	case "chtimes":
-		fmt.Fprintf(&b, "%-7s %s mtime %s", s.Op, s.Path, s.Mtime.UTC().Format(time.RFC3339))
-	default:
-		fmt.Fprintf(&b, "%-7s %s", s.Op, s.Path)
-		if s.Dest != "" {
-			fmt.Fprintf(&b, " -> %s", s.Dest)
-		}
-	}
-	if s.Kind != "" || s.Why != "" {
-		b.WriteString("   # ")
-		if s.Kind != "" {
-			b.WriteString(s.Kind)
-			if s.ID != "" {
-				b.WriteString(" #" + s.ID)
-			}
-			if s.Why != "" {
-				b.WriteString(": ")
-			}
-		}
-		b.WriteString(s.Why)
-	}
-	return b.String()
-}
-
-func ownerText(uid, gid int) string {
-	u, g := "-", "-"
-	if uid >= 0 {
-		u = fmt.Sprint(uid)
-	}
-	if gid >= 0 {
-		g = fmt.Sprint(gid)
-	}
-	return u + ":" + g
-}
+// Step is one change of a Plan (queue.Step): paths are relative to
+// Plan.Base. Besides the queue.Mutator calls, Op may be "rmdir" (remove of
+// a directory that is left alone if it is not empty), "unlink" (remove the
+// name Path only when it is a second hard link of Dest, which stays) or
+// "carry" (copy one message into a new queue, see PlanCarry; Payload is
+// its *carry).
+type Step = queue.Step
 
 // Plan is a list of changes built read-only, to be shown and then executed
 // once (restic prune's plan → print → execute).
 type Plan struct {
-	// Base is the directory every Step path is relative to: the queue's
-	// parent, or the common ancestor of the queue(s) and lost+found. The
-	// mutator given to Execute must be rooted here (safefs.Open(Base)).
-	Base string
-	// Title says what the plan does.
-	Title string
-	Steps []Step
+	// Base (the queue's parent, or the common ancestor of the queue(s)
+	// and lost+found) is where the mutator given to Execute must be
+	// rooted (safefs.Open(Base)); Title says what the plan does.
+	queue.Plan
 	// LostFound is the directory (absolute) fragments are moved into; ""
 	// when nothing goes there.
 	LostFound string
@@ -138,17 +65,7 @@ func (p *Plan) String() string {
 var ErrExecuted = errors.New("rebuild: plan already executed; build a new one")
 
 // StepError says which step failed.
-type StepError struct {
-	N, Total int
-	Step     Step
-	Err      error
-}
-
-func (e *StepError) Error() string {
-	return fmt.Sprintf("rebuild: step %d of %d (%s %s): %v", e.N, e.Total, e.Step.Op, e.Step.Path, e.Err)
-}
-
-func (e *StepError) Unwrap() error { return e.Err }
+type StepError = queue.StepError
 
 // Execute carries out the steps in order through m, which must be rooted
 // at p.Base, and stops at the first failure. It first takes
@@ -227,43 +144,25 @@ func madeThrough(m queue.Mutator, rel string) bool {
 
 func (p *Plan) do(m queue.Mutator, i int) error {
 	s := p.Steps[i]
-	var err error
-	switch s.Op {
-	case "mkdir":
-		err = m.Mkdir(s.Path, s.Perm, s.UID, s.GID)
-		if s.exist && errors.Is(err, fs.ErrExist) {
-			err = nil
-		}
-	case "mkfifo":
-		err = m.Mkfifo(s.Path, s.Perm, s.UID, s.GID)
-	case "create":
-		err = m.Create(s.Path, s.Data, s.Perm, s.UID, s.GID)
-	case "chmod":
-		err = m.Chmod(s.Path, s.Perm)
-	case "chown":
-		err = m.Chown(s.Path, s.UID, s.GID)
-	case "chtimes":
-		err = m.Chtimes(s.Path, s.Atime, s.Mtime)
-	case "rename":
-		err = m.Rename(s.Path, s.Dest)
-	case "link":
-		err = m.Link(s.Path, s.Dest)
-	case "unlink":
+	handled, err := s.Apply(m)
+	switch {
+	case handled:
+	case s.Op == "unlink":
 		err = unlinkTwin(m, s.Path, s.Dest)
-	case "rmdir":
+	case s.Op == "rmdir":
 		err = m.Remove(s.Path)
 		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
 			err = nil // something unexpected is inside: leave it, check reports it
 		}
 	default:
-		if s.carry == nil {
-			err = fmt.Errorf("unknown step %q", s.Op)
+		if c, ok := s.Payload.(*carry); ok {
+			err = c.run(m)
 		} else {
-			err = s.carry.run(m)
+			err = fmt.Errorf("unknown step %q", s.Op)
 		}
 	}
 	if err != nil {
-		return &StepError{N: i + 1, Total: len(p.Steps), Step: s, Err: err}
+		return &StepError{Format: "rebuild", N: i + 1, Total: len(p.Steps), Step: s, Err: err}
 	}
 	return nil
 }

@@ -41,10 +41,10 @@ func PlanRebuild(newDir string, split int, bigTodo bool, ids IDs) (*Plan, error)
 	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("rebuild: parent of %s is not a directory", abs)
 	}
-	p := &Plan{
+	p := &Plan{Plan: queue.Plan{
 		Base:  base,
 		Title: fmt.Sprintf("new qmail queue %s (conf-split %d, %s todo)", abs, split, map[bool]string{true: "big", false: "flat"}[bigTodo]),
-	}
+	}}
 	q := filepath.Base(abs)
 	for _, r := range Hier(split, bigTodo) {
 		rel := q
@@ -106,11 +106,7 @@ func PlanCarry(oldDir, newDir string, sel []uint64, ids IDs, opts CarryOptions) 
 	if opts.Split < 1 {
 		return nil, fmt.Errorf("rebuild: the new queue's conf-split is not set")
 	}
-	oldAbs, err := filepath.Abs(oldDir)
-	if err != nil {
-		return nil, err
-	}
-	newAbs, err := filepath.Abs(newDir)
+	oldAbs, newAbs, err := absPair(oldDir, newDir)
 	if err != nil {
 		return nil, err
 	}
@@ -127,8 +123,7 @@ func PlanCarry(oldDir, newDir string, sel []uint64, ids IDs, opts CarryOptions) 
 	nl := &qmailq.Layout{Root: newAbs, Split: opts.Split, BigTodo: opts.BigTodo}
 	base := commonBase(filepath.Dir(newAbs), oldAbs)
 	p := &Plan{
-		Base:    base,
-		Title:   fmt.Sprintf("carry %d messages from %s into %s", len(sel), oldAbs, newAbs),
+		Plan:    queue.Plan{Base: base, Title: fmt.Sprintf("carry %d messages from %s into %s", len(sel), oldAbs, newAbs)},
 		Locks:   []string{oldAbs},
 		carried: map[uint64]uint64{},
 	}
@@ -195,7 +190,7 @@ func PlanCarry(oldDir, newDir string, sel []uint64, ids IDs, opts CarryOptions) 
 				parts += "+" + sp.part.Dir()
 			}
 		}
-		p.Steps = append(p.Steps, Step{Op: "carry", Path: relTo(base, filepath.Join(oldAbs, mess.Rel)), Dest: qnew, ID: idStr, Why: parts + ", new id = inode of a new pid/ file", carry: c})
+		p.Steps = append(p.Steps, Step{Op: "carry", Path: relTo(base, filepath.Join(oldAbs, mess.Rel)), Dest: qnew, ID: idStr, Why: parts + ", new id = inode of a new pid/ file", Payload: c})
 	}
 	return p, nil
 }
@@ -372,9 +367,9 @@ func (p *Plan) rebase(nb string) {
 	for i := range p.Steps {
 		s := &p.Steps[i]
 		s.Path, s.Dest = fix(s.Path), fix(s.Dest)
-		if s.carry != nil && s.carry.base != nb {
-			s.carry.newRel = relTo(nb, filepath.Join(s.carry.base, s.carry.newRel))
-			s.carry.base = nb
+		if c, ok := s.Payload.(*carry); ok && c.base != nb {
+			c.newRel = relTo(nb, filepath.Join(c.base, c.newRel))
+			c.base = nb
 		}
 	}
 	p.Base = nb
@@ -392,15 +387,20 @@ func Carry(oldDir, newDir string, sel []uint64, ids IDs, opts CarryOptions, m qu
 	return p.Carried(), p, err
 }
 
+// absPair makes the old and the new queue's paths absolute.
+func absPair(oldDir, newDir string) (oldAbs, newAbs string, err error) {
+	if oldAbs, err = filepath.Abs(oldDir); err != nil {
+		return "", "", err
+	}
+	newAbs, err = filepath.Abs(newDir)
+	return oldAbs, newAbs, err
+}
+
 // PlanSwap plans putting the new queue in the old one's place: the old
 // queue is renamed to "<old>.before-rebuild-<time>" (never deleted), then
 // the new one to the old name. Both must be on one filesystem.
 func PlanSwap(oldDir, newDir string, now time.Time) (*Plan, error) {
-	oldAbs, err := filepath.Abs(oldDir)
-	if err != nil {
-		return nil, err
-	}
-	newAbs, err := filepath.Abs(newDir)
+	oldAbs, newAbs, err := absPair(oldDir, newDir)
 	if err != nil {
 		return nil, err
 	}
@@ -436,13 +436,15 @@ func PlanSwap(oldDir, newDir string, now time.Time) (*Plan, error) {
 	}
 	base := commonBase(filepath.Dir(oldAbs), filepath.Dir(newAbs))
 	return &Plan{
-		Base:  base,
-		Title: fmt.Sprintf("swap %s into %s (the old queue is kept as %s)", newAbs, oldAbs, backup),
-		Locks: []string{oldAbs, newAbs},
-		Steps: []Step{
-			{Op: "rename", Path: relTo(base, oldAbs), Dest: relTo(base, backup), Why: "keep the old queue"},
-			{Op: "rename", Path: relTo(base, newAbs), Dest: relTo(base, oldAbs), Why: "the new queue takes its place"},
+		Plan: queue.Plan{
+			Base:  base,
+			Title: fmt.Sprintf("swap %s into %s (the old queue is kept as %s)", newAbs, oldAbs, backup),
+			Steps: []Step{
+				{Op: "rename", Path: relTo(base, oldAbs), Dest: relTo(base, backup), Why: "keep the old queue"},
+				{Op: "rename", Path: relTo(base, newAbs), Dest: relTo(base, oldAbs), Why: "the new queue takes its place"},
+			},
 		},
+		Locks: []string{oldAbs, newAbs},
 	}, nil
 }
 

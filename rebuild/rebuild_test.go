@@ -2,9 +2,12 @@ package rebuild
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -12,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"github.com/qsurgeon/qsurgeon/internal/testkit"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -109,7 +113,7 @@ func TestRebuildHierarchy(t *testing.T) {
 			t.Run(fmt.Sprintf("split%d-big%v", split, big), func(t *testing.T) {
 				dir := t.TempDir()
 				newq := filepath.Join(dir, "queue")
-				if err := Rebuild(newq, split, big, ids, openFS(t, dir)); err != nil {
+				if err := Rebuild(newq, split, big, ids, testkit.OpenFS(t, dir)); err != nil {
 					t.Fatal(err)
 				}
 				got := walkHier(t, newq, ids)
@@ -204,7 +208,7 @@ func TestCarryAllIntoRebuilt(t *testing.T) {
 			if len(plan.Skipped) > 0 {
 				t.Fatalf("skipped: %v", plan.Skipped)
 			}
-			if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+			if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != nil {
 				t.Fatal(err)
 			}
 			carried := plan.Carried()
@@ -283,5 +287,332 @@ func TestCarryAllIntoRebuilt(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// copyTree copies a queue with cp -a (owners, modes, times, hard links and
+// the FIFO kept) into a fresh directory; the copy has new inodes, like
+// every extraction.
+func copyTree(t *testing.T, src string) string {
+	t.Helper()
+	dir := testkit.FastTempDir(t)
+	out, err := exec.Command("cp", "-a", src, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, filepath.Base(src))
+}
+
+// faultPoints returns the calls to fail: all of them when
+// QSURGEON_ALL_FAULTS is set (CI, slow), else the first 40 (lost+found
+// preparation, hierarchy fixes) and 40 spread evenly over the rest (the
+// message moves and renames), always including the last.
+func faultPoints(n int) []int {
+	var out []int
+	all := os.Getenv("QSURGEON_ALL_FAULTS") != ""
+	stride := max(1, (n-40)/40)
+	for k := 1; k <= n; k++ {
+		if all || k <= 40 || (k-40)%stride == 0 || k == n {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// sendHazards lists what the real qmail-send would do wrong at its next
+// start on this queue, by its own rules (notqmail qmail-send.c), keyed by
+// path:
+//
+//   - "messdone": info where fnmake_info() looks, no todo and neither
+//     local nor remote where fnmake_chanaddr() looks. pqadd() puts the id
+//     on pqdone, and messdone() unlinks info and has qmail-clean unlink
+//     mess: any recipient still pending in a channel file elsewhere is lost.
+//   - "cleanup": a mess with one link, where fnmake_mess() looks, with
+//     neither info nor todo. cleanup_do() has qmail-clean unlink it once
+//     its atime is 36 h old.
+func sendHazards(t *testing.T, root string) map[string]string {
+	t.Helper()
+	s, err := takeSnapshot(root, 0, TodoAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.layout
+	exists := func(rel string) bool {
+		_, err := os.Lstat(filepath.Join(root, rel))
+		return err == nil
+	}
+	out := map[string]string{}
+	for _, dir := range []string{"info", "mess"} {
+		filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			id, err := strconv.ParseUint(d.Name(), 10, 64)
+			if err != nil {
+				return nil
+			}
+			rel, _ := filepath.Rel(root, p)
+			if dir == "info" {
+				if rel == l.InfoPath(id) && !exists(l.TodoPath(id)) && !exists(l.Path(qmailq.PartLocal, id)) && !exists(l.Path(qmailq.PartRemote, id)) {
+					out[rel] = "messdone"
+				}
+				return nil
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return nil
+			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 1 && rel == l.MessPath(id) && !exists(l.InfoPath(id)) && !exists(l.TodoPath(id)) {
+				out[rel] = "cleanup"
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// newHazards returns the hazards of now that were not there before.
+func newHazards(before, now map[string]string) []string {
+	var out []string
+	for p, h := range now {
+		if before[p] != h {
+			out = append(out, h+" "+p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// countKind counts the problems of one kind.
+func countKind(probs []Problem, kind string) int {
+	n := 0
+	for _, p := range probs {
+		if p.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRepairFaults interrupts the repair of the broken queue at each
+// mutating call and checks that a second repair then finishes the job:
+// the queue checks clean and every file is either in it or in lost+found.
+func TestRepairFaults(t *testing.T) {
+	template := extract(t, "broken.tar.gz")
+	ids := fixtureIDs(t)
+	opts := Options{Now: fixtureNow(t)}
+
+	// Count the calls of an uninterrupted repair.
+	q := copyTree(t, template)
+	p, err := PlanRepair(q, nil, ids, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := safefs.NewFaulty(testkit.OpenFS(t, p.Base), 0)
+	if err := p.Execute(counter, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := counter.Calls()
+	if n < 50 {
+		t.Fatalf("only %d calls", n)
+	}
+	for _, k := range faultPoints(n) {
+		t.Run(strconv.Itoa(k), func(t *testing.T) {
+			q := copyTree(t, template)
+			before := inventory(t, q)
+			hazBefore := sendHazards(t, q)
+			probsBefore, err := CheckQmail(q, ids, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := PlanRepair(q, nil, ids, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = p.Execute(safefs.NewFaulty(testkit.OpenFS(t, p.Base), k), nil)
+			if !errors.Is(err, safefs.ErrInjected) {
+				t.Fatalf("Execute with a fault at call %d: %v", k, err)
+			}
+			// The cut queue as qmail-send would find it if started now,
+			// without a second repair: nothing it would finish as
+			// delivered or clean up that was not so before.
+			if h := newHazards(hazBefore, sendHazards(t, q)); len(h) > 0 {
+				t.Errorf("cut at call %d (%v): qmail-send would lose mail: %v", k, p.Steps[min(k, len(p.Steps))-1], h)
+			}
+			probsCut, err := CheckQmail(q, ids, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := countKind(probsCut, KindChannelsGone), countKind(probsBefore, KindChannelsGone); a > b {
+				t.Errorf("cut at call %d: %d %s messages, %d before", k, a, KindChannelsGone, b)
+			}
+			// Whatever was done so far lost nothing.
+			verifyNothingLost(t, q, q+".lost+found", before)
+			p2, err := PlanRepair(q, nil, ids, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p2.Skipped) > 0 {
+				t.Errorf("second repair skips %v", p2.Skipped)
+			}
+			if err := p2.Execute(testkit.OpenFS(t, p2.Base), nil); err != nil {
+				t.Fatalf("second repair: %v", err)
+			}
+			probs, err := CheckQmail(q, ids, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, pr := range probs {
+				t.Errorf("after interrupted + second repair: %v", pr)
+			}
+			verifyNothingLost(t, q, q+".lost+found", before)
+		})
+	}
+}
+
+// TestRebuildCarryFaults interrupts "rebuild + carry every message" at
+// each sampled mutating call: the old queue must be byte-for-byte
+// untouched, and the new one may hold at most one partly carried message
+// (which check flags) besides what was carried completely.
+func TestRebuildCarryFaults(t *testing.T) {
+	template := extract(t, "queue.tar.gz")
+	ids := fixtureIDs(t)
+	s, err := takeSnapshot(template, 0, TodoAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := s.sortedIDs()
+	mk := func(old string) (*Plan, string, int) {
+		newq := filepath.Join(filepath.Dir(old), "queue.new")
+		p, err := PlanRebuild(newq, 29, true, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hierSteps := len(p.Steps)
+		c, err := PlanCarry(old, newq, sel, ids, CarryOptions{Split: 29, BigTodo: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Append(c)
+		return p, newq, hierSteps
+	}
+	old := copyTree(t, template)
+	p, _, hierCalls := mk(old)
+	counter := safefs.NewFaulty(testkit.OpenFS(t, p.Base), 0)
+	if err := p.Execute(counter, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := counter.Calls()
+	for _, k := range faultPoints(n) {
+		t.Run(strconv.Itoa(k), func(t *testing.T) {
+			old := copyTree(t, template)
+			before := testkit.Snapshot(t, old)
+			p, newq, _ := mk(old)
+			err := p.Execute(safefs.NewFaulty(testkit.OpenFS(t, p.Base), k), nil)
+			if !errors.Is(err, safefs.ErrInjected) {
+				t.Fatalf("Execute with a fault at call %d: %v", k, err)
+			}
+			if d := before.Diff(testkit.Snapshot(t, old)); d != nil {
+				t.Fatalf("the old queue changed:\n%s", strings.Join(d, "\n"))
+			}
+			if k <= hierCalls {
+				return // the new queue is not complete yet; nothing was carried
+			}
+			// A partly carried mess alone is a copy (the old queue
+			// keeps the message, checked above); info without channel
+			// files would be finished as delivered.
+			for p, h := range sendHazards(t, newq) {
+				if h == "messdone" {
+					t.Errorf("new queue cut at call %d: qmail-send would finish %s as delivered", k, p)
+				}
+			}
+			probs, err := CheckQmail(newq, ids, Options{Todo: TodoBig})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := countKind(probs, KindChannelsGone); n > 0 {
+				t.Errorf("new queue cut at call %d: %d %s messages", k, n, KindChannelsGone)
+			}
+			partial := map[string]bool{}
+			for _, pr := range probs {
+				switch {
+				// The carry's own temporary file: young or stale by the
+				// old message's time stamp, which the carry keeps, so
+				// either kind whatever the date; the message itself is
+				// still whole in the old queue (checked above).
+				case pr.Kind == KindPidFile, pr.Kind == KindStalePid:
+				case pr.ID != "":
+					partial[pr.ID] = true
+				default:
+					t.Errorf("new queue: %v", pr)
+				}
+			}
+			if len(partial) > 1 {
+				t.Errorf("%d partly carried messages: %v", len(partial), probs)
+			}
+		})
+	}
+}
+
+func TestSwapKeepsOld(t *testing.T) {
+	ids := fixtureIDs(t)
+	dir := testkit.FastTempDir(t)
+	old := filepath.Join(dir, "queue")
+	if err := Rebuild(old, 23, false, ids, testkit.OpenFS(t, dir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "mess/0/marker"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newq := filepath.Join(dir, "queue.new")
+	if err := Rebuild(newq, 23, false, ids, testkit.OpenFS(t, dir)); err != nil {
+		t.Fatal(err)
+	}
+	// Refused while "qmail-send" holds the old queue's sendmutex.
+	unlock, err := qmailq.LockSend(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Swap(old, newq, testkit.OpenFS(t, dir)); !errors.Is(err, qmailq.ErrSendRunning) {
+		t.Errorf("Swap while locked: %v", err)
+	}
+	unlock()
+	kept, err := Swap(old, newq, testkit.OpenFS(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(kept, "mess/0/marker")); err != nil || string(data) != "old" {
+		t.Errorf("old queue not kept at %s: %v", kept, err)
+	}
+	if _, err := os.Stat(filepath.Join(old, "mess/0/marker")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the new queue is not in place: %v", err)
+	}
+	if _, err := os.Stat(newq); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists", newq)
+	}
+}
+
+func TestIDsFromFlags(t *testing.T) {
+	ids, err := IDsFromFlags([]string{"qmailq=992", "qmails=990", "qmailr = 991", "alias=999"}, []string{"qmail=995"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids.Users["qmailq"] != 992 || ids.Users["qmailr"] != 991 || ids.Groups["qmail"] != 995 {
+		t.Errorf("got %+v", ids)
+	}
+	for _, bad := range []string{"qmailq", "=5", "qmailq=x", "qmailq=-1"} {
+		if _, err := IDsFromFlags([]string{bad}, nil); err == nil || errors.Is(err, ErrUnknownAccount) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	// Accounts this machine does not have are named in the error.
+	if _, err := user.Lookup("qmailq"); err != nil {
+		_, err := IDsFromFlags(nil, []string{"qmail=995"})
+		if !errors.Is(err, ErrUnknownAccount) {
+			t.Errorf("missing accounts: %v", err)
+		}
+	}
+	if _, err := CheckQmail(t.TempDir(), IDs{}, Options{}); !errors.Is(err, ErrUnknownAccount) {
+		t.Errorf("CheckQmail without ids: %v", err)
 	}
 }

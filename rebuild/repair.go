@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/qmailq"
+	"github.com/qsurgeon/qsurgeon/queue"
 )
 
 // PlanRepair builds the plan that fixes problems (as returned by
@@ -86,8 +87,10 @@ func PlanRepair(root string, problems []Problem, ids IDs, opts Options) (*Plan, 
 		dirs:  map[string]bool{},
 		final: map[*node]string{},
 		plan: &Plan{
-			Base:  base,
-			Title: fmt.Sprintf("repair of qmail queue %s (conf-split %d, %s todo)", s.root, s.layout.Split, map[bool]string{true: "big", false: "flat"}[s.layout.BigTodo]),
+			Plan: queue.Plan{
+				Base:  base,
+				Title: fmt.Sprintf("repair of qmail queue %s (conf-split %d, %s todo)", s.root, s.layout.Split, map[bool]string{true: "big", false: "flat"}[s.layout.BigTodo]),
+			},
 			Locks: []string{s.root},
 		},
 	}
@@ -138,6 +141,24 @@ func (b *repairer) q(rel string) string {
 	return b.qrel + "/" + rel
 }
 
+// eachRename calls fn, parts in the order given, for every file of m not
+// moved to lost+found whose name under the message's final id differs
+// from where it is, and records that final name.
+func (b *repairer) eachRename(m *msg, final uint64, order []qmailq.Part, fn func(p qmailq.Part, n *node, dst string)) {
+	for _, p := range order {
+		for _, n := range m.parts[p] {
+			if b.moved[n.Rel] {
+				continue
+			}
+			dst := b.s.layout.Path(p, final)
+			b.final[n] = dst
+			if dst != n.Rel {
+				fn(p, n, dst)
+			}
+		}
+	}
+}
+
 func (b *repairer) add(s Step) { b.plan.Steps = append(b.plan.Steps, s) }
 
 // lfDir makes sure the lost+found directory for queue-relative dir rel is
@@ -155,7 +176,7 @@ func (b *repairer) lfDir(rel string) string {
 		r := relTo(b.base, d)
 		if !b.dirs[r] {
 			b.dirs[r] = true
-			b.add(Step{Op: "mkdir", Path: r, Perm: 0o700, UID: -1, GID: -1, exist: d == b.lf, Why: "lost+found"})
+			b.add(Step{Op: "mkdir", Path: r, Perm: 0o700, UID: -1, GID: -1, Exist: d == b.lf, Why: "lost+found"})
 		}
 	}
 	return relTo(b.base, chain[len(chain)-1])
@@ -336,23 +357,13 @@ func (b *repairer) build() error {
 		var list []mv
 		if final == id {
 			var messList []mv
-			for _, p := range []qmailq.Part{qmailq.PartBounce, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartInfo, qmailq.PartTodo, qmailq.PartIntd, qmailq.PartMess} {
-				for _, n := range m.parts[p] {
-					if b.moved[n.Rel] {
-						continue
-					}
-					dst := l.Path(p, final)
-					b.final[n] = dst
-					if dst == n.Rel {
-						continue
-					}
-					if p == qmailq.PartMess {
-						messList = append(messList, mv{"rename", n.Rel, dst})
-					} else {
-						list = append(list, mv{"rename", n.Rel, dst})
-					}
+			b.eachRename(m, final, []qmailq.Part{qmailq.PartBounce, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartInfo, qmailq.PartTodo, qmailq.PartIntd, qmailq.PartMess}, func(p qmailq.Part, n *node, dst string) {
+				if p == qmailq.PartMess {
+					messList = append(messList, mv{"rename", n.Rel, dst})
+				} else {
+					list = append(list, mv{"rename", n.Rel, dst})
 				}
-			}
+			})
 			list = append(list, messList...)
 		} else {
 			// The todo that stays (a stale one went to lost+found in 3a).
@@ -363,31 +374,21 @@ func (b *repairer) build() error {
 				}
 			}
 			var links, commits, unlinks []mv
-			for _, p := range []qmailq.Part{qmailq.PartMess, qmailq.PartIntd, qmailq.PartBounce, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartInfo, qmailq.PartTodo} {
-				for _, n := range m.parts[p] {
-					if b.moved[n.Rel] {
-						continue
+			b.eachRename(m, final, []qmailq.Part{qmailq.PartMess, qmailq.PartIntd, qmailq.PartBounce, qmailq.PartLocal, qmailq.PartRemote, qmailq.PartInfo, qmailq.PartTodo}, func(p qmailq.Part, n *node, dst string) {
+				switch {
+				case p == commit:
+					commits = append(commits, mv{"rename", n.Rel, dst})
+				case commit == qmailq.PartTodo && p != qmailq.PartMess && p != qmailq.PartIntd:
+					// info, local, remote of a message not yet
+					// preprocessed: todo_do() rewrites them.
+					links = append(links, mv{"rename", n.Rel, dst})
+				default:
+					if tw := m.twin[n]; tw == nil || tw.Rel != dst {
+						links = append(links, mv{"link", n.Rel, dst})
 					}
-					dst := l.Path(p, final)
-					b.final[n] = dst
-					if dst == n.Rel {
-						continue
-					}
-					switch {
-					case p == commit:
-						commits = append(commits, mv{"rename", n.Rel, dst})
-					case commit == qmailq.PartTodo && p != qmailq.PartMess && p != qmailq.PartIntd:
-						// info, local, remote of a message not yet
-						// preprocessed: todo_do() rewrites them.
-						links = append(links, mv{"rename", n.Rel, dst})
-					default:
-						if tw := m.twin[n]; tw == nil || tw.Rel != dst {
-							links = append(links, mv{"link", n.Rel, dst})
-						}
-						unlinks = append(unlinks, mv{"unlink", n.Rel, dst})
-					}
+					unlinks = append(unlinks, mv{"unlink", n.Rel, dst})
 				}
-			}
+			})
 			// Unlink the old names in the order qmail leaves a message:
 			// bounce first (qmail-send.c:messdone()), mess last.
 			sort.SliceStable(unlinks, func(i, j int) bool { return unlinkRank(unlinks[i].from) < unlinkRank(unlinks[j].from) })

@@ -2,25 +2,19 @@ package rebuild
 
 import (
 	"errors"
-	"github.com/qsurgeon/qsurgeon/qmailq"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/qmailtest"
 	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
+	"github.com/qsurgeon/qsurgeon/qmailq"
 )
-
-func openFS(t testing.TB, root string) *safefs.FS {
-	t.Helper()
-	f, err := safefs.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
 
 // inventory lists every regular file below dir (relative path -> inode).
 func inventory(t testing.TB, dir string) map[string]uint64 {
@@ -82,11 +76,11 @@ func TestRepairBroken(t *testing.T) {
 		t.Fatalf("dry run changed the queue: %d files, was %d", len(after), len(before))
 	}
 
-	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != nil {
 		t.Logf("%s", text)
 		t.Fatal(err)
 	}
-	if err := plan.Execute(openFS(t, plan.Base), nil); err != ErrExecuted {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != ErrExecuted {
 		t.Errorf("second Execute: %v, want ErrExecuted", err)
 	}
 	after, err := CheckQmail(root, ids, opts)
@@ -110,16 +104,7 @@ func TestRepairBroken(t *testing.T) {
 // aside), and the unrecoverable ones are gone from the queue.
 func verifyMessagesKept(t *testing.T, root string, before map[string]uint64) {
 	t.Helper()
-	var d struct {
-		Defects []struct {
-			Kind       string  `json:"kind"`
-			MessageIDs []int64 `json:"message_ids"`
-		} `json:"defects"`
-		After map[string]struct {
-			Paths map[string]string `json:"paths"`
-		} `json:"messages_after_damage"`
-	}
-	readJSON(t, filepath.Join(qmailFixtures, "broken-defects.json"), &d)
+	d := testkit.BrokenDefects(t)
 	lostKinds := map[string]bool{"mess_only_by_crash": true, "zero_length_mess_orphan_by_crash": true, "info_without_mess": true, "mess_without_info_local_remote": true, "zero_length_mess": true}
 	lost := map[string]bool{}
 	for _, def := range d.Defects {
@@ -268,7 +253,7 @@ func TestRepairSeedRecipe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != nil {
 		t.Fatal(err)
 	}
 	after, err := CheckQmail(root, ids, Options{})
@@ -301,7 +286,7 @@ func TestRepairRefusesWhileSendRuns(t *testing.T) {
 		t.Errorf("PlanRepair while locked: %v", err)
 	}
 	before := inventory(t, root)
-	if err := plan.Execute(openFS(t, plan.Base), nil); !errors.Is(err, qmailq.ErrSendRunning) {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); !errors.Is(err, qmailq.ErrSendRunning) {
 		t.Errorf("Execute while locked: %v", err)
 	}
 	if after := inventory(t, root); len(after) != len(before) {
@@ -334,7 +319,7 @@ func TestRepairOnlyGivenProblems(t *testing.T) {
 	if len(plan.Steps) != 2 || plan.Steps[0].Op != "chmod" || plan.Steps[1].Op != "mkfifo" {
 		t.Fatalf("plan:\n%s", plan)
 	}
-	if err := plan.Execute(openFS(t, plan.Base), nil); err != nil {
+	if err := plan.Execute(testkit.OpenFS(t, plan.Base), nil); err != nil {
 		t.Fatal(err)
 	}
 	after, err := CheckQmail(root, ids, Options{})
@@ -343,5 +328,127 @@ func TestRepairOnlyGivenProblems(t *testing.T) {
 	}
 	if len(after) != len(probs)-2 {
 		t.Errorf("%d problems after fixing 2 of %d", len(after), len(probs))
+	}
+}
+
+// TestRepairCutThenRealQmailSend: the issue's remaining hole. A queue copied
+// with cp -a (every message id-not-inode) is repaired with a fault injected
+// inside one message's move, and the real qmail-send (notqmail, via
+// internal/qmailtest) is started on the cut queue WITHOUT a second repair:
+// every pending recipient must be delivered exactly once and qmail-send
+// must log no trouble. The cut points: right before the step that moves
+// the message from its old name to its new one (where the old order,
+// channel files renamed before info, left info without channel files,
+// which qmail-send.c:pqadd() hands to messdone(): "treated as delivered"),
+// right after it, and between the unlinks of the old names; every step of
+// the message under QSURGEON_ALL_FAULTS.
+func TestRepairCutThenRealQmailSend(t *testing.T) {
+	q := qmailtest.New(t, qmailtest.Options{})
+	t.Cleanup(func() { os.RemoveAll(q.QueueDir + ".lost+found") })
+	ids, err := Resolve(IDs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pair struct{ sender, rcpt string }
+	want := map[pair]int{
+		{"alice@example.com", "a1@remote.example"}: 1, {"alice@example.com", "dave@example.com"}: 1,
+		{"bob@example.com", "b1@remote.example"}: 1, {"bob@example.com", "erin@example.com"}: 1,
+	}
+	q.Inject("alice@example.com", []string{"a1@remote.example", "dave@example.com"}, []byte("Subject: from alice\n\nalice\n"))
+	q.Inject("bob@example.com", []string{"b1@remote.example", "erin@example.com"}, []byte("Subject: from bob\n\nbob\n"))
+	// Preprocessed (todo -> info, local, remote) but not delivered.
+	q.SetControl("concurrencylocal", "0")
+	q.SetControl("concurrencyremote", "0")
+	q.Start()
+	if res := q.WaitIdle(time.Minute); len(res.Delivered) != 0 {
+		t.Fatalf("delivered while held: %v", res.Delivered)
+	}
+	q.SetControl("concurrencylocal", "")
+	q.SetControl("concurrencyremote", "")
+	template := copyTree(t, q.QueueDir)
+
+	// plan lays a fresh copy (new inodes: every message id-not-inode) and
+	// plans its repair; first/commit/last are the step indexes of the
+	// first message's move.
+	plan := func() (p *Plan, first, commit, last int) {
+		q.LayQueue(template)
+		p, err := PlanRepair(q.QueueDir, nil, ids, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, commit, last = -1, -1, -1
+		for i, s := range p.Steps {
+			if s.Kind != KindIDNotInode {
+				continue
+			}
+			if first < 0 {
+				first = i
+			} else if s.ID != p.Steps[first].ID {
+				break
+			}
+			if s.Op == "rename" && strings.Contains(s.Path, "/info/") {
+				commit = i
+			}
+			last = i
+		}
+		if first < 0 || commit < 0 {
+			t.Fatalf("no id-not-inode move in the plan:\n%v", p.Steps)
+		}
+		return p, first, commit, last
+	}
+	_, first, commit, last := plan()
+	cuts := []int{commit, commit + 1, (commit + 1 + last + 1) / 2}
+	if os.Getenv("QSURGEON_ALL_FAULTS") != "" {
+		cuts = nil
+		for i := first; i <= last; i++ {
+			cuts = append(cuts, i)
+		}
+	}
+	// The instance's Maildir and SMTP sink keep what earlier runs
+	// delivered: each run counts what was added.
+	seen := map[pair]int{}
+	for _, cut := range cuts {
+		t.Run(fmt.Sprintf("before-step-%d", cut+1), func(t *testing.T) {
+			p, _, _, _ := plan()
+			// Call cut+1 fails: steps 1..cut are done.
+			err := p.Execute(safefs.NewFaulty(testkit.OpenFS(t, p.Base), cut+1), nil)
+			var se *StepError
+			if !errors.Is(err, safefs.ErrInjected) || !errors.As(err, &se) || se.N != cut+1 {
+				t.Fatalf("Execute cut before step %d: %v", cut+1, err)
+			}
+			t.Logf("cut before %v", p.Steps[cut])
+			q.Start()
+			res := q.WaitIdle(2 * time.Minute)
+			for _, l := range strings.Split(res.Log, "\n") {
+				if strings.Contains(l, "trouble") || strings.Contains(l, "unable") || strings.Contains(l, "alert") {
+					t.Errorf("qmail-send logged: %s", l)
+				}
+			}
+			got := map[pair]int{}
+			for _, d := range res.Delivered {
+				for _, r := range d.Recipients {
+					got[pair{d.Sender, r}]++
+				}
+			}
+			for pr, n := range seen {
+				got[pr] -= n
+				if got[pr] == 0 {
+					delete(got, pr)
+				}
+			}
+			for pr, n := range got {
+				seen[pr] += n
+			}
+			for pr, n := range want {
+				if got[pr] != n {
+					t.Errorf("%v delivered %d times, want %d", pr, got[pr], n)
+				}
+			}
+			for pr, n := range got {
+				if _, ok := want[pr]; !ok {
+					t.Errorf("%v delivered %d times, want none", pr, n)
+				}
+			}
+		})
 	}
 }

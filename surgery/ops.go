@@ -82,7 +82,11 @@ func opsOf(base *safefs.FS, ops []safefs.Op, wherePrefix, textPrefix string) []O
 func stepOps(steps []quarantine.Step) []Op {
 	out := make([]Op, 0, len(steps))
 	for _, s := range steps {
-		out = append(out, Op{Kind: s.Op, Where: s.Root.String() + ":" + firstDir(s.Path), Text: s.String()})
+		root := s.Root
+		if root == "" { // a manifest record: the quarantine's own step
+			root = quarantine.InQueue
+		}
+		out = append(out, Op{Kind: s.Op, Where: string(root) + ":" + firstDir(s.Path), Text: s.String()})
 	}
 	return out
 }

@@ -28,13 +28,20 @@ func ids(t *testing.T, root string, filter ...string) []string {
 
 func listByID(t *testing.T, root string, filter ...string) map[string]map[string]any {
 	t.Helper()
+	return listBy(t, func(m map[string]any) string { return str(m["queue_id"]) }, root, filter...)
+}
+
+// listBy runs list --format json, which must exit 0, and returns its
+// lines by key.
+func listBy(t *testing.T, key func(map[string]any) string, root string, filter ...string) map[string]map[string]any {
+	t.Helper()
 	r := qs(t, "", append([]string{"--queue", root, "--format", "json", "list"}, filter...)...)
 	if r.code != 0 {
 		t.Fatalf("list: exit %d: %s", r.code, r.stderr)
 	}
 	out := map[string]map[string]any{}
 	for _, m := range jsonLines(t, r.stdout) {
-		out[str(m["queue_id"])] = m
+		out[key(m)] = m
 	}
 	return out
 }
@@ -118,18 +125,7 @@ func TestPlanOutAndApply(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(root, first.Path)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Write the twin first, so it cannot get the freed inode back.
-	if err := os.WriteFile(p+".new", data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(p+".new", p); err != nil {
-		t.Fatal(err)
-	}
+	replaceInode(t, filepath.Join(root, first.Path))
 	r = qs(t, "", "--queue", root, "apply", plan, "delete", "--yes", "--journal", "none")
 	if r.code != exitPartial || !strings.Contains(r.stderr, first.QueueID) {
 		t.Fatalf("apply: exit %d, want %d naming %s: %s", r.code, exitPartial, first.QueueID, r.stderr)
@@ -189,8 +185,7 @@ func TestExportPostfixAndQmail(t *testing.T) {
 func TestRepairBrokenQmailQueue(t *testing.T) {
 	base := extract(t, filepath.Join(qmailFixture, "broken.tar.gz"))
 	root := filepath.Join(base, "queue")
-	acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--user", "alias=999",
-		"--user", "qmaild=995", "--user", "qmaill=994", "--user", "qmailp=993", "--group", "qmail=995", "--group", "nofiles=994"}
+	acct := fixtureAccounts
 	r := qs(t, "", append([]string{"--queue", root, "--format", "json", "check"}, acct...)...)
 	if r.code != exitAtRisk || len(jsonLines(t, r.stdout)) == 0 {
 		t.Fatalf("check on the broken queue: exit %d, %d problems: %s", r.code, len(jsonLines(t, r.stdout)), r.stderr)
@@ -437,14 +432,7 @@ func TestRequeueIntoLive(t *testing.T) {
 		}
 	})
 	t.Run("qmail", func(t *testing.T) {
-		base := extract(t, filepath.Join(qmailFixture, "queue.tar.gz"))
-		det := filepath.Join(base, "queue")
-		live := filepath.Join(base, "live")
-		acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--user", "alias=999",
-			"--user", "qmaild=995", "--user", "qmaill=994", "--user", "qmailp=993", "--group", "qmail=995", "--group", "nofiles=994"}
-		if r := qs(t, "", append([]string{"rebuild", "--new", live, "--split", "23", "--yes"}, acct...)...); r.code != 0 {
-			t.Fatalf("rebuild --new: exit %d: %s %s", r.code, r.stdout, r.stderr)
-		}
+		det, live := qmailWithLive(t)
 		good := listByID(t, det, "--sasl-user", "bob@example.com")
 		r := qs(t, "", "--queue", det, "requeue", "--sasl-user", "bob@example.com", "--into", live, "--yes", "--journal", "none")
 		if r.code != 0 {
@@ -462,7 +450,7 @@ func TestRequeueIntoLive(t *testing.T) {
 				t.Errorf("%s: %v", id, probs)
 			}
 		}
-		if r := qs(t, "", append([]string{"--queue", live, "check"}, acct...)...); r.code != 0 {
+		if r := qs(t, "", append([]string{"--queue", live, "check"}, fixtureAccounts...)...); r.code != 0 {
 			t.Errorf("check of the live queue: exit %d:\n%s", r.code, r.stdout)
 		}
 	})
@@ -562,4 +550,38 @@ func TestDeleteByIDsFromStdin(t *testing.T) {
 			t.Errorf("%s: still queued %v, want %v", id, left[id], want)
 		}
 	}
+}
+
+// replaceInode puts a copy of file p under its name: the same content in a
+// new inode, as when a queue ID is reused. The copy is written first, so
+// it cannot get the freed inode back.
+func replaceInode(t *testing.T, p string) {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+".new", data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p+".new", p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixtureAccounts are the --user/--group numbers of the qmail fixture's
+// accounts (as the machine that made it had them).
+var fixtureAccounts = []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--user", "alias=999",
+	"--user", "qmaild=995", "--user", "qmaill=994", "--user", "qmailp=993", "--group", "qmail=995", "--group", "nofiles=994"}
+
+// qmailWithLive unpacks the qmail fixture (det, a detached queue) and
+// builds an empty live queue beside it with rebuild --new.
+func qmailWithLive(t *testing.T) (det, live string) {
+	t.Helper()
+	base := extract(t, filepath.Join(qmailFixture, "queue.tar.gz"))
+	det, live = filepath.Join(base, "queue"), filepath.Join(base, "live")
+	if r := qs(t, "", append([]string{"rebuild", "--new", live, "--split", "23", "--yes"}, fixtureAccounts...)...); r.code != 0 {
+		t.Fatalf("rebuild --new: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	return det, live
 }

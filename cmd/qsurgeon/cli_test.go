@@ -163,14 +163,7 @@ func deref(p *string) string {
 
 func TestListPostfixMatchesTruth(t *testing.T) {
 	root := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
-	r := qs(t, "", "--queue", root, "--format", "json", "list")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
-	got := map[string]map[string]any{}
-	for _, m := range jsonLines(t, r.stdout) {
-		got[str(m["queue_name"])+"/"+str(m["queue_id"])] = m
-	}
+	got := listBy(t, func(m map[string]any) string { return str(m["queue_name"]) + "/" + str(m["queue_id"]) }, root)
 	truth := loadPostfixTruth(t)
 	if len(got) != len(truth.Messages) {
 		t.Errorf("listed %d messages, the queue holds %d", len(got), len(truth.Messages))
@@ -229,14 +222,7 @@ func TestListPostfixMatchesTruth(t *testing.T) {
 // printed for the same queue: the postqueue members must be identical.
 func TestListPostfixMatchesPostqueue(t *testing.T) {
 	root := filepath.Join(extract(t, filepath.Join(postfixFixture, "queue.tar.gz")), "postfix-incident-a")
-	r := qs(t, "", "--queue", root, "--format", "json", "list")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
-	got := map[string]map[string]any{}
-	for _, m := range jsonLines(t, r.stdout) {
-		got[str(m["queue_id"])] = m
-	}
+	got := listByID(t, root)
 	b, err := os.ReadFile(filepath.Join(postfixFixture, "postqueue.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
-	"github.com/qsurgeon/qsurgeon/rebuild"
 	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
 )
@@ -53,22 +52,37 @@ func (a *accountFlags) logs() ([]string, error) {
 	return a.sendLogs.Value(), nil
 }
 
-func (a *accountFlags) ids() (rebuild.IDs, error) {
-	var ids rebuild.IDs
+func (a *accountFlags) ids() (surgery.IDs, error) {
+	var ids surgery.IDs
 	for kind, vals := range map[string][]string{"user": a.users.Value(), "group": a.groups.Value()} {
 		for _, v := range vals {
-			name, id, err := rebuild.ParseAssignment(v)
+			name, id, err := surgery.ParseAssignment(v)
 			if err != nil {
 				return ids, usageErr("--%s: %v", kind, err)
 			}
 			ids.Set(kind, name, id)
 		}
 	}
-	r, err := rebuild.Resolve(ids)
+	r, err := surgery.ResolveIDs(ids)
 	if err != nil {
 		return ids, fail(exitUsage, err, "give the numbers with --user qmailq=UID --user qmails=UID --user qmailr=UID --group qmail=GID")
 	}
 	return r, nil
+}
+
+// qmailQueue is what check and repair of a qmail queue start from: the
+// queue root, the accounts' numbers and the --send-log files.
+func (a *accountFlags) qmailQueue(o globalOpts) (root string, ids surgery.IDs, logs []string, err error) {
+	if root, err = qmailRoot(o); err != nil {
+		return "", ids, nil, err
+	}
+	if ids, err = a.ids(); err != nil {
+		return "", ids, nil, err
+	}
+	if logs, err = a.logs(); err != nil {
+		return "", ids, nil, err
+	}
+	return root, ids, logs, nil
 }
 
 func qmailRoot(o globalOpts) (string, error) {
@@ -123,19 +137,11 @@ EXAMPLES:
 			if mta == queue.Postfix {
 				return e.checkPostfix(o, dir)
 			}
-			root, err := qmailRoot(o)
+			root, ids, logs, err := af.qmailQueue(o)
 			if err != nil {
 				return err
 			}
-			ids, err := af.ids()
-			if err != nil {
-				return err
-			}
-			logs, err := af.logs()
-			if err != nil {
-				return err
-			}
-			rep, err := rebuild.InspectQmail(root, ids, rebuild.Options{Split: af.split, SendLogs: logs})
+			rep, err := surgery.CheckQmail(root, ids, surgery.CheckOptions{Split: af.split, SendLogs: logs})
 			if err != nil {
 				return err
 			}
@@ -166,7 +172,7 @@ EXAMPLES:
 // longer match their inodes), files in the wrong hash directory, stale
 // temporary files, orphan logs and corrupt queue files.
 func (e *env) checkPostfix(o globalOpts, root string) error {
-	var opts rebuild.PostfixOptions
+	var opts surgery.PostfixCheckOptions
 	if o.ConfigDir != "" {
 		cfg, err := postfixq.LoadConfig(o.ConfigDir)
 		if err != nil {
@@ -174,9 +180,9 @@ func (e *env) checkPostfix(o globalOpts, root string) error {
 		}
 		opts.Config = &cfg
 	}
-	var assumed rebuild.PostfixAssumed
+	var assumed surgery.PostfixAssumed
 	opts.Assumed = &assumed
-	probs, err := rebuild.CheckPostfix(root, opts)
+	probs, err := surgery.CheckPostfix(root, opts)
 	if err != nil {
 		return fail(exitNoQueue, err, "")
 	}
@@ -205,7 +211,7 @@ func (e *env) checkPostfix(o globalOpts, root string) error {
 
 // postfixLayout says what a Postfix check assumed: enable_long_queue_ids
 // and the hashing, and where they came from.
-func postfixLayout(a rebuild.PostfixAssumed) string {
+func postfixLayout(a surgery.PostfixAssumed) string {
 	long := "no"
 	if a.LongIDs {
 		long = "yes"
@@ -267,23 +273,15 @@ EXAMPLES:
 		),
 		Action: func(c *cli.Context) error {
 			o := e.opts(c)
-			root, err := qmailRoot(o)
-			if err != nil {
-				return err
-			}
-			ids, err := af.ids()
+			root, ids, logs, err := af.qmailQueue(o)
 			if err != nil {
 				return err
 			}
 			// qmail's own rule leaves an orphan alone until it is 36
 			// hours old, because a live qmail-queue may own it
 			// (qmail-send.c OSSIFIED). On a detached queue nothing can.
-			logs, err := af.logs()
-			if err != nil {
-				return err
-			}
-			opts := rebuild.Options{Split: af.split, LostFound: lostFound, Detached: sf.detached, SendLogs: logs}
-			plan, err := rebuild.PlanRepair(root, nil, ids, opts)
+			opts := surgery.CheckOptions{Split: af.split, LostFound: lostFound, Detached: sf.detached, SendLogs: logs}
+			plan, err := surgery.PlanRepair(root, ids, opts)
 			if err != nil {
 				return err
 			}
@@ -294,7 +292,7 @@ EXAMPLES:
 
 // runPlan prints a rebuild plan, asks, and executes it once through a
 // mutator rooted at the plan's base (or the dry-run recorder).
-func (e *env) runPlan(c *cli.Context, plan *rebuild.Plan, sf *safetyFlags, what string) error {
+func (e *env) runPlan(c *cli.Context, plan *surgery.Plan, sf *safetyFlags, what string) error {
 	if len(plan.Steps) == 0 {
 		fmt.Fprint(e.stdout, termsafe.Text(plan.String()))
 		return nil
@@ -406,22 +404,15 @@ EXAMPLES:
 			if split == 0 {
 				split = 23
 			}
-			plan, err := rebuild.PlanRebuild(newDir, split, big, ids)
+			plan, err := surgery.PlanRebuild(newDir, surgery.RebuildOptions{Split: split, BigTodo: big, IDs: ids, CarryFrom: carryFrom, Carry: sel})
 			if err != nil {
 				return err
-			}
-			if carryFrom != "" {
-				cp, err := rebuild.PlanCarry(carryFrom, newDir, sel, ids, rebuild.CarryOptions{Split: split, BigTodo: big})
-				if err != nil {
-					return err
-				}
-				plan.Append(cp)
 			}
 			if err := e.runPlan(c, plan, &sf, "rebuild"); err != nil {
 				return err
 			}
 			if swap && !sf.dryRun {
-				sp, err := rebuild.PlanSwap(filepath.Clean(carryFrom), filepath.Clean(newDir), time.Time{})
+				sp, err := surgery.PlanSwap(filepath.Clean(carryFrom), filepath.Clean(newDir), time.Time{})
 				if err != nil {
 					return err
 				}
@@ -436,12 +427,12 @@ EXAMPLES:
 // checkExit is check's exit code for a qmail queue: 7 when a problem puts
 // mail at risk, 6 for other problems, 0 when only notes (states qmail
 // tolerates) or nothing were found.
-func checkExit(probs []rebuild.Problem) error {
-	if rebuild.AtRisk(probs) {
+func checkExit(probs []surgery.Problem) error {
+	if surgery.AtRisk(probs) {
 		return silentExit(exitAtRisk)
 	}
 	for _, p := range probs {
-		if p.Severity != rebuild.SeverityNote {
+		if p.Severity != surgery.SeverityNote {
 			return silentExit(exitProblems)
 		}
 	}

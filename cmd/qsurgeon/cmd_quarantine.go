@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qsurgeon/qsurgeon/quarantine"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/surgery"
 	"github.com/urfave/cli/v2"
@@ -140,7 +139,7 @@ EXAMPLES:
 					switch {
 					case out.Err != nil:
 						fmt.Fprintf(e.stderr, "qsurgeon: %s: %s (it stays in %s)\n", out.ID, printable(out.Err.Error()), printable(dir))
-						if errors.Is(out.Err, quarantine.ErrOccupied) && mta[out.ID] == queue.Qmail {
+						if errors.Is(out.Err, surgery.ErrOccupied) && mta[out.ID] == queue.Qmail {
 							fmt.Fprintln(e.stderr, "qsurgeon: hint: on a queue copied from another filesystem, names are not inodes; run 'qsurgeon repair' on it first, then restore again")
 						}
 					case out.NewID != "" && !sf.dryRun:

@@ -41,8 +41,7 @@ func readOnly(t *testing.T, dir string) {
 // print its plan; a real run on the same mounts must fail (the proof that
 // the mounts do refuse writes).
 func TestDryRunWritesNothing(t *testing.T) {
-	acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--user", "alias=999",
-		"--user", "qmaild=995", "--user", "qmaill=994", "--user", "qmailp=993", "--group", "qmail=995", "--group", "nofiles=994"}
+	acct := fixtureAccounts
 	mustRun := func(t *testing.T, what string, args ...string) {
 		t.Helper()
 		if r := qs(t, "", args...); r.code != 0 {

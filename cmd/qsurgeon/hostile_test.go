@@ -123,6 +123,47 @@ func okOrPartial(code int) bool { return code == 0 || code == exitPartial }
 
 // checkReported asserts the "each is reported": every planted entry
 // is named on stderr (or, for list, in a listed entry's problems).
+// listPartial runs list --format json on a queue with hostile entries,
+// where a partial failure (the entries it reports) is expected, and
+// returns the messages by queue ID.
+func listPartial(t *testing.T, root string) (result, map[string]map[string]any) {
+	t.Helper()
+	r := qs(t, "", "--queue", root, "--format", "json", "list")
+	if !okOrPartial(r.code) {
+		t.Fatalf("list: exit %d: %s", r.code, r.stderr)
+	}
+	listed := map[string]map[string]any{}
+	for _, m := range jsonLines(t, r.stdout) {
+		listed[str(m["queue_id"])] = m
+	}
+	return r, listed
+}
+
+// exportRefused: export of an ID that only exists behind a symbolic link
+// must fail (the brief; it once exited 0, "exported 0") and write nothing.
+func exportRefused(t *testing.T, root, id, exp, what string) {
+	t.Helper()
+	r := qs(t, "", "--queue", root, "export", "--id", id, exp)
+	if r.code == 0 {
+		t.Errorf("export --id %s (%s): exit 0, want a failure; stdout %q stderr %q", id, what, r.stdout, r.stderr)
+	}
+	if ents, _ := os.ReadDir(exp); len(ents) > 0 {
+		t.Errorf("export --id %s wrote %d file(s) from behind a symbolic link", id, len(ents))
+	}
+}
+
+// deleteAllInside runs delete --all, which must remove the real messages
+// and nothing outside the queue, reporting every planted entry.
+func deleteAllInside(t *testing.T, root, outside string, outsideBefore testkit.Tree, planted []hostile) {
+	t.Helper()
+	r := qs(t, "", "--queue", root, "delete", "--all", "--yes", "--journal", "none")
+	if !okOrPartial(r.code) {
+		t.Fatalf("delete --all: exit %d: %s", r.code, r.stderr)
+	}
+	sameTree(t, "delete --all", outside, outsideBefore)
+	checkReported(t, "delete --all", r, nil, planted)
+}
+
 func checkReported(t *testing.T, cmd string, r result, listed map[string]map[string]any, planted []hostile) {
 	t.Helper()
 	var missing []string
@@ -196,14 +237,7 @@ func TestHostilePostfixQueue(t *testing.T) {
 
 	// list: the planted entries are no messages, every other message of
 	// the fixture is still listed, and each planted entry is reported.
-	r := qs(t, "", "--queue", root, "--format", "json", "list")
-	if !okOrPartial(r.code) {
-		t.Fatalf("list: exit %d: %s", r.code, r.stderr)
-	}
-	listed := map[string]map[string]any{}
-	for _, m := range jsonLines(t, r.stdout) {
-		listed[str(m["queue_id"])] = m
-	}
+	r, listed := listPartial(t, root)
 	for id := range notMessages {
 		if m, ok := listed[id]; ok {
 			t.Errorf("list shows %s (behind a symbolic link or a bogus name) as a message: %v", id, m)
@@ -252,25 +286,12 @@ func TestHostilePostfixQueue(t *testing.T) {
 			t.Errorf("show %s (only behind a symbolic link): exit 0:\n%.500s", id, r.stdout)
 		}
 		exp := filepath.Join(t.TempDir(), "export")
-		r := qs(t, "", "--queue", root, "export", "--id", id, exp)
-		if r.code == 0 {
-			// The brief: export of an ID that only exists behind a
-			// symbolic link must fail (today: exit 0, "exported 0").
-			t.Errorf("export --id %s (only behind a symbolic link): exit 0, want a failure; stdout %q stderr %q", id, r.stdout, r.stderr)
-		}
-		if ents, _ := os.ReadDir(exp); len(ents) > 0 {
-			t.Errorf("export --id %s wrote %d file(s) from behind a symbolic link", id, len(ents))
-		}
+		exportRefused(t, root, id, exp, "only behind a symbolic link")
 	}
 	sameTree(t, "show/export", outside, outsideBefore)
 
 	// delete --all removes the real messages and nothing outside.
-	r = qs(t, "", "--queue", root, "delete", "--all", "--yes", "--journal", "none")
-	if !okOrPartial(r.code) {
-		t.Fatalf("delete --all: exit %d: %s", r.code, r.stderr)
-	}
-	sameTree(t, "delete --all", outside, outsideBefore)
-	checkReported(t, "delete --all", r, nil, planted)
+	deleteAllInside(t, root, outside, outsideBefore, planted)
 	if rest := ids(t, root); len(rest) != 0 {
 		t.Errorf("after delete --all, still listed: %v", rest)
 	}
@@ -330,14 +351,7 @@ func TestHostileQmailQueue(t *testing.T) {
 		t.Fatalf("fixture message %s: %v", realID, realMsg)
 	}
 
-	r := qs(t, "", "--queue", root, "--format", "json", "list")
-	if !okOrPartial(r.code) {
-		t.Fatalf("list: exit %d: %s", r.code, r.stderr)
-	}
-	listed := map[string]map[string]any{}
-	for _, m := range jsonLines(t, r.stdout) {
-		listed[str(m["queue_id"])] = m
-	}
+	r, listed := listPartial(t, root)
 	for _, h := range planted {
 		if h.id == "" {
 			continue
@@ -391,22 +405,11 @@ func TestHostileQmailQueue(t *testing.T) {
 			t.Errorf("show --raw %s: exit %d, stdout %.200q", id, r.code, r.stdout)
 		}
 		exp := filepath.Join(t.TempDir(), "export")
-		r := qs(t, "", "--queue", root, "export", "--id", id, exp)
-		if r.code == 0 {
-			t.Errorf("export --id %s (mess only behind a symbolic link): exit 0, want a failure; stdout %q", id, r.stdout)
-		}
-		if ents, _ := os.ReadDir(exp); len(ents) > 0 {
-			t.Errorf("export --id %s wrote %d file(s) from behind a symbolic link", id, len(ents))
-		}
+		exportRefused(t, root, id, exp, "mess only behind a symbolic link")
 	}
 	sameTree(t, "show/export", outside, outsideBefore)
 
-	r = qs(t, "", "--queue", root, "delete", "--all", "--yes", "--journal", "none")
-	if !okOrPartial(r.code) {
-		t.Fatalf("delete --all: exit %d: %s", r.code, r.stderr)
-	}
-	sameTree(t, "delete --all", outside, outsideBefore)
-	checkReported(t, "delete --all", r, nil, planted)
+	deleteAllInside(t, root, outside, outsideBefore, planted)
 	// Every message with no part behind a link is gone.
 	hostileIDs := map[string]bool{fake: true}
 	for _, id := range append(slices.Clone(mess5), info7...) {

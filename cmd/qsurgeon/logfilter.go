@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/qsurgeon/qsurgeon/filter"
@@ -36,6 +37,7 @@ func (f *filterFlags) withLogs(e *env, spec *filter.Spec) error {
 		return err
 	}
 	j := logjoin.New(a)
+	lineText := f.tieLineTexts(e, a)
 	spec.Extra = append(spec.Extra, filter.Custom{Flag: "--logged-sasl-user", Match: func(m *queue.Message) (bool, string) {
 		tie, ok, why := j.Lookup(m)
 		if !ok {
@@ -51,9 +53,41 @@ func (f *filterFlags) withLogs(e *env, spec *filter.Spec) error {
 		if via == "" {
 			via = "the queue file"
 		}
-		return true, fmt.Sprintf("logged-sasl-user=%s: %s (%s)", printable(tie.User), printable(via), tie.How)
+		text := ""
+		if f.explain {
+			switch t, ok := lineText(tie.Via); {
+			case !ok:
+			case !strings.Contains(t, tie.User):
+				// the line was read again from the file: a log rotated or
+				// rewritten since then shows another line there
+				text = " (that line no longer names the account: the log changed since it was read)"
+			default:
+				text = ` "` + printable(maillog.RedactSecrets(t)) + `"`
+			}
+		}
+		return true, fmt.Sprintf("logged-sasl-user=%s: %s%s (%s)", printable(tie.User), printable(via), text, tie.How)
 	}})
 	return nil
+}
+
+// tieLineTexts returns a look-up of the text of the log lines that tie
+// messages to accounts, for --explain: read back from the files once, at
+// the first look-up (the matching runs in parallel), never without
+// --explain.
+func (f *filterFlags) tieLineTexts(e *env, a *maillog.Analyzer) func(maillog.Source) (string, bool) {
+	var once sync.Once
+	var texts map[maillog.Source]string
+	return func(s maillog.Source) (string, bool) {
+		once.Do(func() {
+			var problems []string
+			texts, problems = maillog.LineTexts(a.TieSources())
+			for _, p := range problems {
+				fmt.Fprintf(e.stderr, "qsurgeon: warning: --explain: log %s\n", printable(p))
+			}
+		})
+		t, ok := texts[s]
+		return t, ok
+	}
 }
 
 // readLogs reads the --log files once per command.

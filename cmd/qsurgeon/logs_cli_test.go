@@ -260,6 +260,25 @@ func TestLoggedSASLUserPostfix(t *testing.T) {
 		fmt.Sscan(m[1], &n)
 		if l := lines[n-1]; !strings.Contains(l, str(row["queue_id"])+": client=") || !strings.Contains(l, "sasl_username=bob@example.com") {
 			t.Errorf("%s: explained by line %d %q", row["queue_id"], n, l)
+		} else if !strings.Contains(why, `:`+m[1]+` "`+l+`"`) {
+			t.Errorf("--explain does not quote line %d's text %q: %s", n, l, why)
+		}
+	}
+	// the quoted text goes through termsafe: a control character a log
+	// line carries is escaped, never printed raw (here an ESC sequence in
+	// the client name of one of bob's client= lines)
+	hostile := filepath.Join(t.TempDir(), "maillog")
+	bad := strings.Replace(string(logText), "D23C1BE526: client=gw.office", "D23C1BE526: client=gw\x1b[2J.office", 1)
+	if bad == string(logText) {
+		t.Fatal("the fixture no longer has bob's D23C1BE526")
+	}
+	if err := os.WriteFile(hostile, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"table", "json"} {
+		h := qs(t, "", "--format", format, "list", "--queue", root, "--log", hostile, "--logged-sasl-user", "bob@*", "--explain")
+		if strings.ContainsRune(h.stdout, 0x1b) || !strings.Contains(h.stdout, "D23C1BE526: client=gw") || !strings.Contains(h.stdout, "[2J.office") {
+			t.Errorf("--format %s: the ESC of the log line is not escaped in --explain: %q", format, h.stdout)
 		}
 	}
 	// without the logs: a usage error, never "select everything"
@@ -330,6 +349,25 @@ func TestLoggedSASLUserQmail(t *testing.T) {
 	}
 	if len(want) == 0 || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("tied by vchkpw logins: %d, want %d", len(got), len(want))
+	}
+	// --explain quotes the login line that tied each message
+	logLines := strings.Split(b.String(), "\n")
+	ex := qs(t, "", "--format", "json", "list", "--mta", "qmail", "--queue", root, "--log", p, "--logged-sasl-user", "hello@example.com", "--explain")
+	rows := jsonLines(t, ex.stdout)
+	if len(rows) != len(want) {
+		t.Fatalf("--explain: %d rows, want %d", len(rows), len(want))
+	}
+	for _, r := range rows {
+		why := fmt.Sprint(r["matched"])
+		m := regexp.MustCompile(`maillog:(\d+) "([^"]*)"`).FindStringSubmatch(why)
+		if m == nil {
+			t.Fatalf("--explain quotes no log line: %s", why)
+		}
+		var n int
+		fmt.Sscan(m[1], &n)
+		if m[2] != logLines[n-1] || !strings.Contains(m[2], "login success hello@example.com:"+str(r["client_address"])) {
+			t.Errorf("%s: quoted %q, line %d is %q", r["queue_id"], m[2], n, logLines[n-1])
+		}
 	}
 }
 

@@ -5,7 +5,6 @@ package main
 // with what it delivered and logged compared to what qsurgeon listed.
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -334,21 +333,7 @@ func TestQmailCheckBrokenTwinKinds(t *testing.T) {
 		t.Fatalf("check: exit %d, want %d (mail at risk): %s", r.code, exitAtRisk, r.stderr)
 	}
 	probs := jsonLines(t, r.stdout)
-	var d struct {
-		Defects []struct {
-			Defect     string           `json:"defect"`
-			Kind       string           `json:"kind"`
-			MessageIDs []int64          `json:"message_ids"`
-			Details    []map[string]any `json:"details"`
-		} `json:"defects"`
-	}
-	b, err := os.ReadFile(filepath.Join(qmailFixture, "broken-defects.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &d); err != nil {
-		t.Fatal(err)
-	}
+	d := testkit.BrokenDefects(t)
 	// The kind each defect must be reported as (besides id-not-inode,
 	// which every message of a copied queue has).
 	wantKind := map[string][]string{

@@ -279,17 +279,7 @@ func TestApplyCountsChangedAsSkipped(t *testing.T) {
 		t.Fatalf("plan: %d entries, %v; want %d", len(entries), err, len(sel))
 	}
 	// A new file under a planned name: a reused queue ID.
-	p := filepath.Join(root, entries[0].Path)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p+".new", data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(p+".new", p); err != nil {
-		t.Fatal(err)
-	}
+	replaceInode(t, filepath.Join(root, entries[0].Path))
 	r := qs(t, "", "--queue", root, "apply", plan, "delete", "--yes", "--journal", "none")
 	want := fmt.Sprintf("delete: %d done, 1 skipped, 0 failed\n", len(sel)-1)
 	if r.code != exitPartial || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, entries[0].QueueID+": skipped: inode") {
@@ -354,14 +344,7 @@ func TestDryRunSummary(t *testing.T) {
 // TestRequeueIntoDryRunQmail: requeue --into --dry-run on qmail shows the
 // operations it would do in the live queue (it said "0 file operation(s)").
 func TestRequeueIntoDryRunQmail(t *testing.T) {
-	base := extract(t, filepath.Join(qmailFixture, "queue.tar.gz"))
-	det := filepath.Join(base, "queue")
-	live := filepath.Join(base, "live")
-	acct := []string{"--user", "qmailq=992", "--user", "qmails=990", "--user", "qmailr=991", "--user", "alias=999",
-		"--user", "qmaild=995", "--user", "qmaill=994", "--user", "qmailp=993", "--group", "qmail=995", "--group", "nofiles=994"}
-	if r := qs(t, "", append([]string{"rebuild", "--new", live, "--split", "23", "--yes"}, acct...)...); r.code != 0 {
-		t.Fatalf("rebuild --new: exit %d: %s %s", r.code, r.stdout, r.stderr)
-	}
+	det, live := qmailWithLive(t)
 	good := ids(t, det, "--sasl-user", "bob@example.com")
 	beforeLive, beforeDet := testkit.Snapshot(t, live), testkit.Snapshot(t, det)
 	r := qs(t, "", "--queue", det, "requeue", "--sasl-user", "bob@example.com", "--into", live, "--dry-run", "--list-ops")

@@ -161,6 +161,67 @@ type collector struct {
 	bytes atomic.Int64
 }
 
+// writer is what both generators share: the collector of what was written
+// and the owner/mode/time setting of each file and directory (owners only
+// when running as root).
+type writer struct {
+	col   *collector
+	chown bool
+}
+
+func newWriter(cfg *Config) writer {
+	return writer{col: newCollector(cfg), chown: os.Geteuid() == 0}
+}
+
+// own sets the owner (as root) and mode of p.
+func (w writer) own(p string, mode os.FileMode, uid, gid int) error {
+	if w.chown {
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(p, mode)
+}
+
+// finish sets the owner (as root), mode and times of an open file.
+func (w writer) finish(fd int, mode uint32, uid, gid int, mtime time.Time) error {
+	if w.chown {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			return err
+		}
+	}
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return err
+	}
+	tv := unix.NsecToTimeval(mtime.UnixNano())
+	return unix.Futimes(fd, []unix.Timeval{tv, tv})
+}
+
+// userOr sets *v, when it is negative, to the uid of the account name, or
+// to fallback when there is none.
+func userOr(v *int, name string, fallback int) {
+	if *v >= 0 {
+		return
+	}
+	if uid, _, ok := lookupUser(name); ok {
+		*v = uid
+		return
+	}
+	*v = fallback
+}
+
+// groupOr is userOr for a group.
+func groupOr(v *int, name string, fallback int) {
+	if *v >= 0 {
+		return
+	}
+	if gid, ok := lookupGroup(name); ok {
+		*v = gid
+		return
+	}
+	*v = fallback
+}
+
 func newCollector(cfg *Config) *collector {
 	return &collector{cfg: cfg, st: Stats{ByQueue: map[string]int{}, ByKind: map[string]int{},
 		CompromisedUser: cfg.Compromised, NewsletterAddr: cfg.Newsletter}}

@@ -91,14 +91,8 @@ func Postfix(ctx context.Context, cfg PostfixConfig) (Stats, error) {
 			cfg.UID, cfg.GID = os.Getuid(), os.Getgid()
 		}
 	}
-	if cfg.PostdropGID < 0 {
-		if gid, ok := lookupGroup("postdrop"); ok {
-			cfg.PostdropGID = gid
-		} else {
-			cfg.PostdropGID = cfg.GID
-		}
-	}
-	g := &pfGen{cfg: &cfg, col: newCollector(&cfg.Config), chown: os.Geteuid() == 0}
+	groupOr(&cfg.PostdropGID, "postdrop", cfg.GID)
+	g := &pfGen{cfg: &cfg, writer: newWriter(&cfg.Config)}
 	if err := g.mkdirs(); err != nil {
 		return Stats{}, err
 	}
@@ -107,9 +101,8 @@ func Postfix(ctx context.Context, cfg PostfixConfig) (Stats, error) {
 }
 
 type pfGen struct {
-	cfg   *PostfixConfig
-	col   *collector
-	chown bool
+	cfg *PostfixConfig
+	writer
 }
 
 func (g *pfGen) mkdirs() error {
@@ -146,15 +139,6 @@ func (g *pfGen) mkdirs() error {
 		return err
 	}
 	return os.Chmod(pid, 0o755)
-}
-
-func (g *pfGen) own(p string, mode os.FileMode, uid, gid int) error {
-	if g.chown {
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return err
-		}
-	}
-	return os.Chmod(p, mode)
 }
 
 // pfMsg is one drawn Postfix message before it is written.
@@ -407,19 +391,6 @@ func (g *pfGen) mtime(r *rand.Rand, m *pfMsg) time.Time {
 		return g.cfg.Now.Add(-time.Duration(r.IntN(60)) * time.Second)
 	}
 	return m.Arrival
-}
-
-func (g *pfGen) finish(fd int, mode uint32, uid, gid int, mtime time.Time) error {
-	if g.chown {
-		if err := unix.Fchown(fd, uid, gid); err != nil {
-			return err
-		}
-	}
-	if err := unix.Fchmod(fd, mode); err != nil {
-		return err
-	}
-	tv := unix.NsecToTimeval(mtime.UnixNano())
-	return unix.Futimes(fd, []unix.Timeval{tv, tv})
 }
 
 func writeAll(fd int, b []byte) error {

@@ -37,9 +37,8 @@ type QmailConfig struct {
 }
 
 type qmGen struct {
-	cfg    *QmailConfig
-	col    *collector
-	chown  bool
+	cfg *QmailConfig
+	writer
 	qmailr int
 	pid    int
 }
@@ -60,36 +59,14 @@ func Qmail(ctx context.Context, cfg QmailConfig) (Stats, error) {
 	if cfg.Split <= 0 {
 		cfg.Split = 23
 	}
-	lookup := func(v *int, name string, fallback int) {
-		if *v >= 0 {
-			return
-		}
-		if uid, _, ok := lookupUser(name); ok {
-			*v = uid
-			return
-		}
-		*v = fallback
-	}
-	lookup(&cfg.QmailqUID, "qmailq", os.Getuid())
-	lookup(&cfg.QmailsUID, "qmails", os.Getuid())
-	if cfg.QmailGID < 0 {
-		if gid, ok := lookupGroup("qmail"); ok {
-			cfg.QmailGID = gid
-		} else {
-			cfg.QmailGID = os.Getgid()
-		}
-	}
+	userOr(&cfg.QmailqUID, "qmailq", os.Getuid())
+	userOr(&cfg.QmailsUID, "qmails", os.Getuid())
+	groupOr(&cfg.QmailGID, "qmail", os.Getgid())
+	groupOr(&cfg.NofilesGID, "nofiles", cfg.QmailGID)
 	if cfg.SMTPDUID > 0 && cfg.SMTPDGID <= 0 {
 		cfg.SMTPDGID = cfg.SMTPDUID
 	}
-	if cfg.NofilesGID < 0 {
-		if gid, ok := lookupGroup("nofiles"); ok {
-			cfg.NofilesGID = gid
-		} else {
-			cfg.NofilesGID = cfg.QmailGID
-		}
-	}
-	g := &qmGen{cfg: &cfg, col: newCollector(&cfg.Config), chown: os.Geteuid() == 0, pid: os.Getpid()}
+	g := &qmGen{cfg: &cfg, writer: newWriter(&cfg.Config), pid: os.Getpid()}
 	g.qmailr = cfg.QmailqUID
 	if uid, _, ok := lookupUser("qmailr"); ok {
 		g.qmailr = uid
@@ -122,7 +99,7 @@ func (g *qmGen) mkdirs() error {
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			return err
 		}
-		if err := g.own(p, d.uid, gid, d.mode); err != nil {
+		if err := g.own(p, d.mode, d.uid, gid); err != nil {
 			return err
 		}
 		if d.split {
@@ -131,7 +108,7 @@ func (g *qmGen) mkdirs() error {
 				if err := os.Mkdir(sp, 0o700); err != nil {
 					return err
 				}
-				if err := g.own(sp, d.uid, gid, d.mode); err != nil {
+				if err := g.own(sp, d.mode, d.uid, gid); err != nil {
 					return err
 				}
 			}
@@ -141,29 +118,20 @@ func (g *qmGen) mkdirs() error {
 	if err := os.WriteFile(filepath.Join(lock, "sendmutex"), nil, 0o600); err != nil {
 		return err
 	}
-	if err := g.own(filepath.Join(lock, "sendmutex"), s, gid, 0o600); err != nil {
+	if err := g.own(filepath.Join(lock, "sendmutex"), 0o600, s, gid); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(lock, "tcpto"), make([]byte, 1024), 0o644); err != nil {
 		return err
 	}
-	if err := g.own(filepath.Join(lock, "tcpto"), g.qmailr, gid, 0o644); err != nil {
+	if err := g.own(filepath.Join(lock, "tcpto"), 0o644, g.qmailr, gid); err != nil {
 		return err
 	}
 	trig := filepath.Join(lock, "trigger")
 	if err := unix.Mkfifo(trig, 0o622); err != nil {
 		return fmt.Errorf("gen: mkfifo %s: %w", trig, err)
 	}
-	return g.own(trig, s, gid, 0o622)
-}
-
-func (g *qmGen) own(p string, uid, gid int, mode os.FileMode) error {
-	if g.chown {
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return err
-		}
-	}
-	return os.Chmod(p, mode)
+	return g.own(trig, 0o622, s, gid)
 }
 
 type qmMsg struct {
@@ -310,7 +278,7 @@ func (g *qmGen) one(i int) error {
 		return err
 	}
 	m.FileSize = int64(len(mess))
-	if err := g.finish(fd, g.cfg.QmailqUID, m.messGID, 0o644, m.Arrival); err != nil {
+	if err := g.finish(fd, 0o644, g.cfg.QmailqUID, m.messGID, m.Arrival); err != nil {
 		return err
 	}
 	unix.Close(fd)
@@ -326,7 +294,7 @@ func (g *qmGen) one(i int) error {
 		}
 		err = writeAll(f, data)
 		if err == nil {
-			err = g.finish(f, uid, gid, mode, mtime)
+			err = g.finish(f, mode, uid, gid, mtime)
 		}
 		unix.Close(f)
 		files++
@@ -472,19 +440,6 @@ func (g *qmGen) nextRetry(birth time.Time, skip int64) time.Time {
 		t = birth.Add(time.Duration(n*n) * time.Second)
 	}
 	return t
-}
-
-func (g *qmGen) finish(fd, uid, gid int, mode uint32, mtime time.Time) error {
-	if g.chown {
-		if err := unix.Fchown(fd, uid, gid); err != nil {
-			return err
-		}
-	}
-	if err := unix.Fchmod(fd, mode); err != nil {
-		return err
-	}
-	tv := unix.NsecToTimeval(mtime.UnixNano())
-	return unix.Futimes(fd, []unix.Timeval{tv, tv})
 }
 
 // qmailDate formats t as qmail's date822fmt does ("22 Nov 2026 16:13:13 -0000").

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -392,37 +393,21 @@ func New(t testing.TB, opts Options) *Instance {
 	return in
 }
 
+// masterServices are master.cf's lines for every service but smtpd, less
+// their leading comment.
+//
+//go:embed master-services.cf
+var masterServicesFile string
+
+var masterServices = masterServicesFile[strings.Index(masterServicesFile, "\npickup ")+1:]
+
 // masterCF is a minimal master.cf (Debian's services, no chroot) with smtpd
 // on the instance's loopback port.
 func (in *Instance) masterCF() string {
 	return `# postfixtest master.cf
 # service type  private unpriv  chroot  wakeup  maxproc command + args
 ` + in.SMTPAddr + ` inet n - n - - smtpd
-pickup     unix  n       -       n       60      1       pickup
-cleanup    unix  n       -       n       -       0       cleanup
-qmgr       unix  n       -       n       300     1       qmgr
-tlsmgr     unix  -       -       n       1000?   1       tlsmgr
-rewrite    unix  -       -       n       -       -       trivial-rewrite
-bounce     unix  -       -       n       -       0       bounce
-defer      unix  -       -       n       -       0       bounce
-trace      unix  -       -       n       -       0       bounce
-verify     unix  -       -       n       -       1       verify
-flush      unix  n       -       n       1000?   0       flush
-proxymap   unix  -       -       n       -       -       proxymap
-proxywrite unix  -       -       n       -       1       proxymap
-smtp       unix  -       -       n       -       -       smtp
-relay      unix  -       -       n       -       -       smtp
-showq      unix  n       -       n       -       -       showq
-error      unix  -       -       n       -       -       error
-retry      unix  -       -       n       -       -       error
-discard    unix  -       -       n       -       -       discard
-local      unix  -       n       n       -       -       local
-virtual    unix  -       n       n       -       -       virtual
-lmtp       unix  -       -       n       -       -       lmtp
-anvil      unix  -       -       n       -       1       anvil
-scache     unix  -       -       n       -       1       scache
-postlog    unix-dgram n  -       n       -       1       postlogd
-` + strings.Join(append(in.opts.MasterCF, ""), "\n")
+` + masterServices + strings.Join(append(in.opts.MasterCF, ""), "\n")
 }
 
 func yesNo(b bool) string {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
 // Sink is a running smtp-sink(1) on loopback that accepts every message and
@@ -40,13 +42,7 @@ type SinkMessage struct {
 }
 
 // Header parses Data's header (net/mail); nil when it does not parse.
-func (m SinkMessage) Header() mail.Header {
-	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
-	if err != nil {
-		return nil
-	}
-	return msg.Header
-}
+func (m SinkMessage) Header() mail.Header { return testkit.Header(m.Data) }
 
 // StartSink runs smtp-sink on a free loopback port (as user postfix; it
 // needs -u when started by root) and waits, at most 10s, until it accepts

@@ -47,6 +47,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qsurgeon/qsurgeon/internal/testkit"
 )
 
 // Options configure an Instance.
@@ -100,13 +102,7 @@ type Delivery struct {
 }
 
 // Header parses Data's header; nil when it does not parse.
-func (d Delivery) Header() mail.Header {
-	m, err := mail.ReadMessage(bytes.NewReader(d.Data))
-	if err != nil {
-		return nil
-	}
-	return m.Header
-}
+func (d Delivery) Header() mail.Header { return testkit.Header(d.Data) }
 
 // Result is what one run of qmail-send did.
 type Result struct {
@@ -446,12 +442,7 @@ func (q *Instance) Stop() {
 	if !q.Running() {
 		return
 	}
-	_ = q.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-q.done:
-	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-q.cmd.Process.Pid, syscall.SIGKILL)
-		<-q.done
+	if q.terminate() {
 		q.t.Fatalf("qmailtest: qmail-send did not exit within 30s of SIGTERM\n%s", tail(q.Log(), 2000))
 	}
 	if q.exitErr != nil {
@@ -473,14 +464,22 @@ func (q *Instance) waitChildren() {
 
 func (q *Instance) stop() {
 	if q.Running() {
-		_ = q.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-q.done:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-q.cmd.Process.Pid, syscall.SIGKILL)
-			<-q.done
-		}
+		q.terminate()
 		q.waitChildren()
+	}
+}
+
+// terminate sends SIGTERM to qmail-send and waits for it, 30s at most,
+// then kills its process group; it reports whether it had to.
+func (q *Instance) terminate() (killed bool) {
+	_ = q.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-q.done:
+		return false
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-q.cmd.Process.Pid, syscall.SIGKILL)
+		<-q.done
+		return true
 	}
 }
 

@@ -12,14 +12,21 @@
 package testkit
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
+
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
+	"github.com/qsurgeon/qsurgeon/queue"
 )
 
 // The top directory inside each fixture's queue.tar.gz (and broken.tar.gz).
@@ -151,4 +158,80 @@ func QmailOwners(t testing.TB) (users, groups map[string]int) {
 		t.Fatalf("testkit: %s has no owners", p)
 	}
 	return tr.Owners.UIDs, tr.Owners.GIDs
+}
+
+// OpenFS opens root with the root-confined file operations (safefs), the
+// one mutation seam, and closes it when the test ends.
+func OpenFS(t testing.TB, root string) *safefs.FS {
+	t.Helper()
+	f, err := safefs.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// ReadAll reads every message src lists, keyed by queue ID; a read error
+// or an ID listed twice fails the test (the queue must stay readable).
+func ReadAll(t testing.TB, src queue.Source) map[string]*queue.Message {
+	t.Helper()
+	out := map[string]*queue.Message{}
+	var mu sync.Mutex
+	err := src.Walk(context.Background(), func(ref queue.Ref) error {
+		m, err := src.Read(ref)
+		if err != nil {
+			return fmt.Errorf("read %s (%s): %w", ref.ID, ref.Path, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if _, dup := out[m.ID]; dup {
+			return fmt.Errorf("duplicate ID %s", m.ID)
+		}
+		out[m.ID] = m
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Header parses the header of a message as delivered or received (net/mail);
+// nil when it does not parse.
+func Header(data []byte) mail.Header {
+	m, err := mail.ReadMessage(bytes.NewReader(data))
+	if err != nil {
+		return nil
+	}
+	return m.Header
+}
+
+// Defects is the qmail-incident fixture's broken-defects.json: each damage
+// done to broken.tar.gz's queue (its id, the kind of problem it is, the
+// messages it hit) and where each message's files are after it.
+type Defects struct {
+	Defects []struct {
+		Defect     string           `json:"defect"`
+		Kind       string           `json:"kind"`
+		MessageIDs []int64          `json:"message_ids"`
+		Details    []map[string]any `json:"details"`
+	} `json:"defects"`
+	After map[string]struct {
+		Paths map[string]string `json:"paths"`
+	} `json:"messages_after_damage"`
+}
+
+// BrokenDefects reads the qmail-incident fixture's broken-defects.json.
+func BrokenDefects(t testing.TB) Defects {
+	t.Helper()
+	var d Defects
+	b, err := os.ReadFile(Fixture(t, "qmail-incident", "broken-defects.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("testkit: broken-defects.json: %v", err)
+	}
+	return d
 }
