@@ -183,6 +183,7 @@ REPORT=$W/report.md
 : >"$REPORT"
 GROWTH=$W/growth.tsv
 : >"$GROWTH"
+RSSF=$W/rss.tsv
 : >"$RSSF"
 
 # ---- issue 15: the envelope floor, peak RSS per command, seed 003 ----------------
@@ -213,8 +214,7 @@ timed_split() {
 		SPLIT[$key]=""
 	fi
 }
-# rss_record MTA N KEY COMMAND: one cell of the peak-RSS table.
-RSSF=$W/rss.tsv
+# rss_record MTA N KEY COMMAND: one cell of the peak-RSS table ($RSSF).
 rss_record() {
 	local v=${RSS[$3]:-}
 	[ -n "$v" ] && [ "${T[$3]:-n/a}" != "n/a" ] || v="n/a"
