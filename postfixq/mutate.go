@@ -148,6 +148,20 @@ func (s *Spool) verify(action string, msg *queue.Message, opt ActOptions) (*unix
 	return st, nil
 }
 
+// WarmLogs looks up the bounce, defer and trace logs of queue ID id (an
+// lstat each, by the same confined path lookup Delete's unlinks take) and
+// changes nothing: a delete that follows finds their directory entries and
+// inodes in the kernel's cache instead of reading them from disk one
+// unlink at a time. Missing logs are the common case and not an error.
+func (s *Spool) WarmLogs(id string) {
+	if !ValidName(id) {
+		return
+	}
+	for _, svc := range []string{LogBounce, LogDefer, LogTrace} {
+		_, _ = s.Lstat(s.LogPath(svc, id))
+	}
+}
+
 // Delete removes a message the way postsuper -d does (delete_one): the
 // bounce, defer and trace logfiles first (hashed paths, ENOENT ignored), so
 // that no log outlives its message, then the message file. Any message

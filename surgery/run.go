@@ -347,6 +347,7 @@ func (j *Job) Run(ctx context.Context, results []filter.Result, o RunOptions) (R
 		parallel := j.act.parallel() && !o.DryRun
 		if parallel {
 			workers = o.Workers
+			results = spreadByDir(results)
 		}
 		if !actEach(ctx, results, workers, o.Progress, func(m *queue.Message) {
 			if starting([]*queue.Message{m}) {

@@ -57,6 +57,10 @@ type SelectOptions struct {
 	// also holds (a Go predicate beside the Spec, e.g. monitor's account
 	// of a message); it sees the whole message, before Keep trims it.
 	Where func(*queue.Message) bool
+	// Selected, when set, is called with each message as it is selected
+	// (before Keep trims it), from the collecting goroutine: Job.Warmer's
+	// warm. It must not block the scan.
+	Selected func(*queue.Message)
 }
 
 // Selection is what Select found.
@@ -102,6 +106,9 @@ func Select(ctx context.Context, src queue.Source, spec filter.Spec, o SelectOpt
 	err = filter.Scan(ctx, scanned, m, opt, func(r filter.Result) error {
 		if o.Where != nil && !o.Where(r.Msg) {
 			return nil
+		}
+		if o.Selected != nil {
+			o.Selected(r.Msg)
 		}
 		o.Keep.trim(r.Msg)
 		if !o.Explain {

@@ -47,6 +47,7 @@ func run() int {
 		qmailq      = flag.Int("qmailq-uid", -1, "qmail: uid of qmailq (-1: the system's qmailq, else the current user)")
 		qmails      = flag.Int("qmails-uid", -1, "qmail: uid of qmails (-1: the system's qmails, else the current user)")
 		qmailGID    = flag.Int("qmail-gid", -1, "qmail: gid of the qmail group (-1: the system's, else the current group)")
+		smtpdUID    = flag.Int("smtpd-uid", 0, "qmail: the uid qmail-smtpd runs as when not qmaild (the vpopmail set-up: 89); qmail-queue then writes \"invoked by uid N\" for mail from the network (0: qmaild, \"invoked from network\")")
 		nofilesGID  = flag.Int("nofiles-gid", -1, "qmail: gid of nofiles, the group of mess files from the network (-1: the system's, else the qmail gid)")
 	)
 	flag.Usage = func() {
@@ -105,7 +106,7 @@ func run() int {
 		}
 	case "qmail":
 		st, err = gen.Qmail(ctx, gen.QmailConfig{Config: cfg, Split: *split, QmailqUID: *qmailq,
-			QmailsUID: *qmails, QmailGID: *qmailGID, NofilesGID: *nofilesGID})
+			QmailsUID: *qmails, QmailGID: *qmailGID, NofilesGID: *nofilesGID, SMTPDUID: *smtpdUID})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "qsurgeon-gen: error: %v\n", err)
 			return 1

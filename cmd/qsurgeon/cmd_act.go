@@ -156,7 +156,16 @@ func (e *env) runAction(c *cli.Context, name string, ff *filterFlags, sf *safety
 	if err != nil {
 		return err
 	}
-	sel, err := e.selectMessages(c, o, ff, src, job.Keep())
+	// A Postfix delete looks up the selected messages' logs while the
+	// scan goes on (surgery.Job.Warmer); the rest waits for the whole
+	// selection, as before.
+	var sel *surgery.Selection
+	if warm, stop := job.Warmer(); warm != nil {
+		sel, err = e.selectMessages(c, o, ff, src, job.Keep(), warm)
+		stop()
+	} else {
+		sel, err = e.selectMessages(c, o, ff, src, job.Keep())
+	}
 	if err != nil {
 		return err
 	}

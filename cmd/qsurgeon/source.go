@@ -42,8 +42,8 @@ func openSource(o globalOpts, w io.Writer, need readNeeds) (queue.Source, error)
 // selectMessages compiles the filter flags and selects with
 // surgery.Select, with a progress bar on a terminal. Unreadable messages
 // are warned about (and in the selection's Errs); qmail strays are
-// reported.
-func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src queue.Source, k surgery.Keep) (*surgery.Selection, error) {
+// reported. selected, when given, is SelectOptions.Selected.
+func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src queue.Source, k surgery.Keep, selected ...func(*queue.Message)) (*surgery.Selection, error) {
 	spec, err := ff.spec(e.stdin, clock.Now())
 	if err != nil {
 		return nil, err
@@ -52,6 +52,9 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 		return nil, err
 	}
 	opt := surgery.SelectOptions{Workers: o.Workers, Keep: k, Explain: ff.explain}
+	if len(selected) > 0 {
+		opt.Selected = selected[0]
+	}
 	bar := e.progress(o, "scanning "+src.Root())
 	if bar != nil {
 		opt.Progress = func(done, total int64) { _ = bar.Set64(done) }

@@ -67,11 +67,16 @@ func TestDeleteExactlyTheSelection(t *testing.T) {
 			if r := del(); r.code != exitUsage {
 				t.Errorf("delete without --yes and without a terminal: exit %d, want %d", r.code, exitUsage)
 			}
+			// --max below the selection refuses after the whole scan (a
+			// Postfix delete looks the selected logs up meanwhile).
+			if r := del("--yes", "--max", "1"); len(selected) > 1 && r.code != exitUsage {
+				t.Errorf("--max 1 on %d messages: exit %d, want %d", len(selected), r.code, exitUsage)
+			}
 			if r := del("--dry-run"); r.code != 0 || !strings.Contains(r.stdout, "dry run") {
 				t.Errorf("--dry-run: exit %d: %s %s", r.code, r.stdout, r.stderr)
 			}
 			if d := before.Diff(testkit.Snapshot(t, root)); d != nil {
-				t.Fatalf("the queue changed without --yes or with --dry-run:\n%s", strings.Join(d, "\n"))
+				t.Fatalf("the queue changed without --yes, over --max or with --dry-run:\n%s", strings.Join(d, "\n"))
 			}
 			if r := qs(t, "", "--queue", root, "delete", "--journal", journal); r.code != exitUsage {
 				t.Errorf("delete with an empty filter: exit %d, want %d", r.code, exitUsage)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/qsurgeon/qsurgeon/internal/postfixtest"
+	"github.com/qsurgeon/qsurgeon/internal/qmailtest"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"github.com/qsurgeon/qsurgeon/qmailq"
 	"github.com/qsurgeon/qsurgeon/queue"
@@ -499,16 +500,11 @@ func TestQmailFormat(t *testing.T) {
 	}
 	defer q.Close()
 	read := 0
-	err = q.Walk(context.Background(), func(ref queue.Ref) error {
-		m, err := q.Read(ref)
-		if err != nil {
-			t.Errorf("%s: %v", ref.ID, err)
-			return nil
-		}
+	readQmail(t, q, func(ref queue.Ref, m *queue.Message) {
 		w := truth[ref.ID]
 		if w == nil {
 			t.Errorf("qmailq found %s, not written", ref.ID)
-			return nil
+			return
 		}
 		read++
 		if len(m.Problems) > 0 || m.Err != nil {
@@ -532,12 +528,152 @@ func TestQmailFormat(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: recipients %v, wrote %v", ref.ID, got, want)
 		}
-		return nil
+	})
+	if read != len(truth) {
+		t.Errorf("qmailq read %d of %d messages", read, len(truth))
+	}
+}
+
+// receivedMask blanks the pid and the date of qmail-queue's Received line,
+// the parts that differ from run to run.
+var receivedMask = regexp.MustCompile(`^Received: \(qmail [0-9]+ ([^)]*)\); [^\n]*\n`)
+
+func maskedReceived(data []byte) string {
+	sm := receivedMask.FindSubmatch(data)
+	if sm == nil {
+		return ""
+	}
+	return "Received: (qmail PID " + string(sm[1]) + "); DATE"
+}
+
+// TestQmailSMTPDUID: with SMTPDUID 89 (qmail-smtpd run as vpopmail), the
+// mail from the network carries the Received line and u record the real
+// qmail-queue writes when run as uid 89, and qmailq trusts its SMTP-AUTH
+// user only when told that uid 89 is qmail-smtpd's.
+func TestQmailSMTPDUID(t *testing.T) {
+	const vpopmail = 89
+	// What the real qmail-queue writes when uid 89 runs it.
+	q := qmailtest.New(t, qmailtest.Options{})
+	q.QueueAs(vpopmail, "carol@example.com", []string{"x@remote.example"}, []byte("Subject: s\n\nbody\n"))
+	var realMess, realTodo []byte
+	for _, part := range []string{"mess", "todo"} {
+		err := filepath.WalkDir(filepath.Join(q.QueueDir, part), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if part == "mess" {
+				realMess = data
+			} else {
+				realTodo = data
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantLine := maskedReceived(realMess)
+	if wantLine != "Received: (qmail PID invoked by uid 89); DATE" {
+		t.Fatalf("the real qmail-queue as uid 89 wrote %q", realMess[:min(len(realMess), 120)])
+	}
+	wantU, _, _ := bytes.Cut(realTodo, []byte{0})
+	if string(wantU) != "u89" {
+		t.Fatalf("the real todo starts %q", realTodo[:min(len(realTodo), 40)])
+	}
+
+	dir := t.TempDir()
+	root := filepath.Join(dir, "queue")
+	truth := map[string]*Message{}
+	uid, gid := os.Getuid(), os.Getgid()
+	_, err := Qmail(context.Background(), QmailConfig{
+		Config: Config{Root: root, Count: 600, Seed: 5, Now: testNow, Workers: 2,
+			OnMessage: func(m *Message) { c := *m; truth[m.ID] = &c }},
+		Split: 23, QmailqUID: uid, QmailsUID: uid, QmailGID: gid, NofilesGID: gid, SMTPDUID: vpopmail,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if read != len(truth) {
-		t.Errorf("qmailq read %d of %d messages", read, len(truth))
+	network, todos, auth := 0, 0, 0
+	for _, f := range qmailFiles(t, root) {
+		m := truth[filepath.Base(f.rel)]
+		if m == nil || m.ClientAddr == "" {
+			continue // local submissions and bounces do not come through qmail-smtpd
+		}
+		switch f.part {
+		case "mess":
+			network++
+			if got := maskedReceived(f.data); got != wantLine {
+				t.Errorf("%s: %q, the real qmail-queue run as uid 89 writes %q", f.rel, got, wantLine)
+			}
+			if os.Geteuid() == 0 && f.st.Gid != vpopmail {
+				t.Errorf("%s: group %d, want the caller's %d", f.rel, f.st.Gid, vpopmail)
+			}
+		case "todo", "intd":
+			todos++
+			if u, _, _ := bytes.Cut(f.data, []byte{0}); !bytes.Equal(u, wantU) {
+				t.Errorf("%s: u record %q, the real one %q", f.rel, u, wantU)
+			}
+		}
+	}
+	for _, m := range truth {
+		if m.SASLUser != "" {
+			auth++
+		}
+	}
+	if network == 0 || todos == 0 || auth == 0 {
+		t.Fatalf("no variety: %d network messages, %d todo/intd files, %d authenticated", network, todos, auth)
+	}
+
+	// qmailq: untrusted by default (a local user could have written the
+	// header), trusted with uid 89 named.
+	for _, trust := range []bool{false, true} {
+		qq, err := qmailq.Open(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if trust {
+			qq.TrustSMTPD(vpopmail)
+		}
+		found := 0
+		readQmail(t, qq, func(ref queue.Ref, m *queue.Message) {
+			w := truth[ref.ID]
+			want := ""
+			if trust {
+				want = w.SASLUser
+			}
+			if m.SASLUser != want {
+				t.Errorf("trust %v: %s: SASL user %q, want %q", trust, ref.ID, m.SASLUser, want)
+			}
+			if m.SASLUser != "" {
+				found++
+			}
+		})
+		untrusted := qq.UntrustedAuth()[vpopmail]
+		switch {
+		case trust && (found != auth || untrusted != 0):
+			t.Errorf("trusted: %d AUTH users found of %d, %d untrusted", found, auth, untrusted)
+		case !trust && untrusted != int64(auth):
+			t.Errorf("untrusted: uid 89 counted %d times, %d messages authenticated", untrusted, auth)
+		}
+		qq.Close()
+	}
+}
+
+// readQmail reads every message of q back and hands each to fn; a message
+// that cannot be read fails the test.
+func readQmail(t *testing.T, q *qmailq.Queue, fn func(queue.Ref, *queue.Message)) {
+	t.Helper()
+	err := q.Walk(context.Background(), func(ref queue.Ref) error {
+		m, err := q.Read(ref)
+		if err != nil {
+			t.Errorf("%s: %v", ref.ID, err)
+			return nil
+		}
+		fn(ref, m)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -23,6 +23,17 @@ type QmailConfig struct {
 	// files from qmail-smtpd have the group nofiles (qmail-queue is setuid,
 	// not setgid). Negative: the system's account, else the current user.
 	QmailqUID, QmailsUID, QmailGID, NofilesGID int
+	// SMTPDUID, when > 0, is the uid qmail-smtpd runs as instead of qmaild:
+	// the vpopmail set-up, where qmail-smtpd runs as vpopmail (uid 89 by
+	// convention) so that vchkpw can read the accounts. qmail-queue then
+	// names the caller's uid for mail from the network: notqmail's
+	// qmail-queue.c:receivedfmt writes "invoked from network" only when
+	// getuid() == auto_uidd (qmaild) and "invoked by uid N" for any uid that
+	// is not qmaild, alias or qmails, and main() writes the same uid in
+	// the u record of intd/todo. The mess file's group is SMTPDGID (the
+	// caller's group: qmail-queue is setuid qmailq, not setgid); <= 0
+	// means the same number as SMTPDUID (vpopmail:vchkpw is 89:89).
+	SMTPDUID, SMTPDGID int
 }
 
 type qmGen struct {
@@ -52,6 +63,9 @@ func Qmail(ctx context.Context, cfg QmailConfig) (Stats, error) {
 	userOr(&cfg.QmailsUID, "qmails", os.Getuid())
 	groupOr(&cfg.QmailGID, "qmail", os.Getgid())
 	groupOr(&cfg.NofilesGID, "nofiles", cfg.QmailGID)
+	if cfg.SMTPDUID > 0 && cfg.SMTPDGID <= 0 {
+		cfg.SMTPDGID = cfg.SMTPDUID
+	}
 	g := &qmGen{cfg: &cfg, writer: newWriter(&cfg.Config), pid: os.Getpid()}
 	g.qmailr = cfg.QmailqUID
 	if uid, _, ok := lookupUser("qmailr"); ok {
@@ -146,6 +160,11 @@ func (g *qmGen) draw(r *rand.Rand, i int) *qmMsg {
 	}
 	m.Arrival = cfg.Now.Add(-back - time.Minute).Truncate(time.Second)
 	m.invoked, m.injUID, m.messGID = "invoked from network", 995, cfg.NofilesGID
+	if cfg.SMTPDUID > 0 {
+		// Set for every kind; the kinds that do not come through
+		// qmail-smtpd (local, bounces) set their own below.
+		m.invoked, m.injUID, m.messGID = "invoked by uid "+strconv.Itoa(cfg.SMTPDUID), cfg.SMTPDUID, cfg.SMTPDGID
+	}
 	nrcpt := 1
 	switch m.Kind {
 	case KindSpam:

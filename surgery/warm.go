@@ -1,0 +1,103 @@
+package surgery
+
+import (
+	"path"
+	"sync"
+	"sync/atomic"
+
+	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/postfixq"
+	"github.com/qsurgeon/qsurgeon/queue"
+)
+
+// warmQueue bounds the IDs waiting to be warmed: when the lookups fall
+// behind the scan, the rest are dropped (their unlinks are then cold, as
+// without a warmer), so the scan never waits for them.
+const warmQueue = 1 << 16
+
+// Warmer returns, for a Postfix delete, a function to give Select as
+// SelectOptions.Selected, and stop, to call once the selection is made.
+// While the scan reads the queue, a few goroutines look up each selected
+// message's bounce, defer and trace logs (postfixq.Spool.WarmLogs: an
+// lstat each, read-only), whose directories and inodes the scan never
+// reads: the delete then unlinks them from the cache instead of reading
+// each from disk (seed 003: a cold 1M queue took 54 s to scan and ~20 s
+// to unlink one account's 100k messages and logs, as long as `xargs rm`
+// given the paths). Nothing is changed before the selection is complete,
+// previewed and confirmed; a message warmed and then not deleted (--max,
+// an answer of no) has only been looked at. stop abandons what is still
+// queued and waits for the lookups under way. Other verbs and MTAs: nil,
+// nil (a move or a qmail delete touches nothing the scan did not read).
+func (j *Job) Warmer() (warm func(*queue.Message), stop func()) {
+	sp, ok := j.src.(*postfixq.Spool)
+	if !ok || j.verb.Name != Delete || j.verb.Into != nil {
+		return nil, nil
+	}
+	ids := make(chan string, warmQueue)
+	var quit atomic.Bool
+	var wg sync.WaitGroup
+	for range filter.DefaultWorkers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				if !quit.Load() {
+					sp.WarmLogs(id)
+				}
+			}
+		}()
+	}
+	var once sync.Once
+	warm = func(m *queue.Message) {
+		select {
+		case ids <- m.ID:
+		default:
+		}
+	}
+	stop = func() {
+		once.Do(func() {
+			quit.Store(true)
+			close(ids)
+			wg.Wait()
+		})
+	}
+	return warm, stop
+}
+
+// spreadByDir reorders a selection so that messages next to each other
+// are in different directories, round robin over the directories in the
+// order they first appear, for the workers that act on several messages
+// at once. A selection sorted by queue ID puts the messages of one hash
+// directory together (a short Postfix ID hashes by its first characters),
+// and an unlink or rename holds its directory's lock while it looks the
+// name up and reads the inode: workers side by side in one directory wait
+// for each other's disk reads, one at a time, and a parallel delete took
+// as long as `xargs rm` did. Spread, each worker waits in its own
+// directory. The order is the only change: every message is still acted
+// on once, and an interrupted run still leaves those not taken untouched.
+func spreadByDir(results []filter.Result) []filter.Result {
+	idx := map[string]int{}
+	var buckets [][]filter.Result
+	for _, r := range results {
+		d := path.Dir(r.Msg.Path)
+		i, ok := idx[d]
+		if !ok {
+			i = len(buckets)
+			idx[d] = i
+			buckets = append(buckets, nil)
+		}
+		buckets[i] = append(buckets[i], r)
+	}
+	if len(buckets) < 2 {
+		return results
+	}
+	out := make([]filter.Result, 0, len(results))
+	for k := 0; len(out) < len(results); k++ {
+		for _, b := range buckets {
+			if k < len(b) {
+				out = append(out, b[k])
+			}
+		}
+	}
+	return out
+}
