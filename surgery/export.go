@@ -55,22 +55,31 @@ func exportFailure(m *queue.Message, err error) error {
 	return &queue.ActionError{Format: "surgery", Action: "export", ID: m.ID, Err: err}
 }
 
+// start is what both exports do first: the source's raw writer, and the
+// headers the envelope shows.
+func (o ExportOptions) start(ctx context.Context, sel *Selection) (RawWriter, error) {
+	rw, ok := sel.Source.(RawWriter)
+	if !ok {
+		return nil, Exportable(sel.Source)
+	}
+	if o.Envelope != nil {
+		ReadContents(ctx, sel.Source, sel.Results, o.Workers)
+	}
+	return rw, nil
+}
+
 // ExportDir writes DIR/<id>.eml (the message as RFC 5322 text) and, with
 // o.Envelope, DIR/<id>.json for every selected message. The queue is not
 // changed. Every file is new: one that exists already is an error, and a
 // file is written completely or not at all. A message that cannot be read
 // is a failure in the report and the export goes on; a write error (a full
 // disk) stops it and is returned.
-func ExportDir(ctx context.Context, sel *Selection, dir string, o ExportOptions) (ExportReport, error) {
-	var rep ExportReport
-	if err := Exportable(sel.Source); err != nil {
-		return rep, err
+func ExportDir(ctx context.Context, sel *Selection, dir string, o ExportOptions) (rep ExportReport, err error) {
+	rw, err := o.start(ctx, sel)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o700)
 	}
-	rw := sel.Source.(RawWriter)
-	if o.Envelope != nil {
-		ReadContents(ctx, sel.Source, sel.Results, o.Workers)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err != nil {
 		return rep, err
 	}
 	for _, r := range sel.Results {
@@ -103,12 +112,9 @@ func ExportDir(ctx context.Context, sel *Selection, dir string, o ExportOptions)
 // message. A message that cannot be read is a failure in the report.
 func ExportMbox(ctx context.Context, sel *Selection, path string, o ExportOptions) (ExportReport, error) {
 	var rep ExportReport
-	if err := Exportable(sel.Source); err != nil {
+	rw, err := o.start(ctx, sel)
+	if err != nil {
 		return rep, err
-	}
-	rw := sel.Source.(RawWriter)
-	if o.Envelope != nil {
-		ReadContents(ctx, sel.Source, sel.Results, o.Workers)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
