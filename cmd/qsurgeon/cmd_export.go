@@ -63,6 +63,8 @@ EXAMPLES:
 			for _, f := range rep.Failures {
 				if ae := (*queue.ActionError)(nil); errors.As(f, &ae) {
 					fmt.Fprintf(e.stderr, "qsurgeon: %s: %s\n", ae.ID, printable(ae.Err.Error()))
+				} else {
+					fmt.Fprintf(e.stderr, "qsurgeon: %s\n", printable(f.Error()))
 				}
 			}
 			if err != nil {
