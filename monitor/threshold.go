@@ -201,6 +201,22 @@ type Result struct {
 	LogAccountStatus Status   `json:"log_account_status"`
 }
 
+// CriticalAccounts are the accounts a --crit threshold names: the top
+// account when an account metric is critical, and the top log account
+// (its queued mail as SASL user) when a log metric is, once each.
+func (r Result) CriticalAccounts() []Account {
+	var out []Account
+	if r.AccountStatus == Critical && r.Account != nil {
+		out = append(out, *r.Account)
+	}
+	if r.LogAccountStatus == Critical && r.LogAccount != nil && !slices.ContainsFunc(out, func(a Account) bool {
+		return a.Kind == r.LogAccount.Kind && a.Name == r.LogAccount.Name
+	}) {
+		out = append(out, *r.LogAccount)
+	}
+	return out
+}
+
 // Check compares the snapshot with the thresholds: CRITICAL when a crit
 // threshold is exceeded, else WARNING when a warn one is, else OK. A
 // metric the snapshot does not know is an error.

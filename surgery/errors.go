@@ -28,6 +28,9 @@ var (
 	ErrPlanExists = errors.New("plan file exists")
 	// ErrPlanFile: a plan file that --plan-out did not write.
 	ErrPlanFile = errors.New("not a plan file")
+	// ErrNoHoldQueue: qmail has no hold queue; holding an account's mail
+	// there needs a quarantine directory (AccountHold).
+	ErrNoHoldQueue = errors.New("qmail has no hold queue")
 )
 
 // marked is an error that also matches kind under errors.Is, with the text

@@ -239,6 +239,9 @@ func (j *Job) Keep() Keep {
 // Source is the queue the job acts on.
 func (j *Job) Source() queue.Source { return j.src }
 
+// Verb is the verb the job applies.
+func (j *Job) Verb() Verb { return j.verb }
+
 // Run is NewJob and Job.Run on a selection.
 func Run(ctx context.Context, sel *Selection, verb Verb, o RunOptions) (Report, error) {
 	j, err := NewJob(sel.Source, verb)

@@ -10,17 +10,12 @@ import (
 
 	"github.com/qsurgeon/qsurgeon/internal/clock"
 	"github.com/qsurgeon/qsurgeon/internal/termsafe"
+	"github.com/qsurgeon/qsurgeon/surgery"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/urfave/cli/v2"
 )
-
-// rawWriter is implemented by sources that can reproduce a message exactly
-// as RFC 5322 text.
-type rawWriter interface {
-	WriteRaw(w io.Writer, m *queue.Message) error
-}
 
 func showCommand(e *env) *cli.Command {
 	var body, raw bool
@@ -62,7 +57,7 @@ EXAMPLES:
 			for i, r := range res {
 				found[r.Msg.ID] = true
 				if raw {
-					rw, ok := src.(rawWriter)
+					rw, ok := src.(surgery.RawWriter)
 					if !ok {
 						return fmt.Errorf("--raw is not supported for %s queues", src.MTA())
 					}

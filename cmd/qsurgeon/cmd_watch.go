@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/qsurgeon/qsurgeon/filter"
-	"github.com/qsurgeon/qsurgeon/internal/clock"
 	"github.com/qsurgeon/qsurgeon/monitor"
 	"github.com/qsurgeon/qsurgeon/queue"
 	"github.com/qsurgeon/qsurgeon/surgery"
@@ -93,7 +90,7 @@ EXAMPLES:
 			o := e.opts(c)
 			prev := monitor.OK
 			if wf.state != "" {
-				prev = readState(wf.state)
+				prev = monitor.ReadState(wf.state)
 			}
 			for i := 0; wf.count == 0 || i < wf.count; i++ {
 				if i > 0 {
@@ -139,21 +136,11 @@ func (e *env) watchOnce(c *cli.Context, o globalOpts, mf *monitorFlags, wf *watc
 		e.runHook(c.Context, wf, snap, res, prev)
 	}
 	if wf.state != "" {
-		if err := writeState(wf.state, res.Status); err != nil {
+		if err := monitor.WriteState(wf.state, res.Status); err != nil {
 			e.warn(fmt.Errorf("--state: %w", err))
 		}
 	}
-	var hold []monitor.Account
-	if res.AccountStatus == monitor.Critical && res.Account != nil {
-		hold = append(hold, *res.Account)
-	}
-	if res.LogAccountStatus == monitor.Critical && res.LogAccount != nil && !slices.ContainsFunc(hold, func(a monitor.Account) bool {
-		return a.Kind == res.LogAccount.Kind && a.Name == res.LogAccount.Name
-	}) {
-		// The account a log threshold names: its queued mail as SASL user.
-		hold = append(hold, *res.LogAccount)
-	}
-	for _, acct := range hold {
+	for _, acct := range res.CriticalAccounts() {
 		if !wf.holdAccount {
 			break
 		}
@@ -200,30 +187,11 @@ func (e *env) runHook(ctx context.Context, wf *watchFlags, snap *monitor.Snapsho
 }
 
 // holdAccount puts the account's queued mail that is not on hold yet on
-// hold through the same path as 'qsurgeon hold' (preview, lock, journal,
-// dry run), or into the quarantine directory on qmail. Only messages
-// charged to exactly this account are selected.
+// hold (surgery.AccountHold) through the same path as 'qsurgeon hold'
+// (preview, lock, journal, dry run), or into the quarantine directory on
+// qmail.
 func (e *env) holdAccount(c *cli.Context, o globalOpts, src queue.Source, wf *watchFlags, acct monitor.Account) error {
-	verb := surgery.Verb{Name: surgery.Hold}
-	spec := filter.Spec{Now: clock.Now()}
-	if src.MTA() == queue.Qmail {
-		if wf.quarantineDir == "" {
-			return fail(exitUsage, errors.New("qmail has no hold queue"), "give --quarantine-dir DIR to hold the account's mail there")
-		}
-		verb = surgery.Verb{Name: surgery.Quarantine, Dir: wf.quarantineDir}
-	} else {
-		// postsuper -h takes mail from incoming, active and deferred.
-		spec.Queues = []string{queue.Incoming, queue.Active, queue.Deferred}
-	}
-	job, err := surgery.NewJob(src, verb)
-	if err != nil {
-		return err
-	}
-	sel, err := surgery.Select(c.Context, src, spec, surgery.SelectOptions{Workers: o.Workers, Keep: job.Keep(),
-		Where: func(m *queue.Message) bool {
-			kind, n, ok := monitor.AccountOf(m)
-			return ok && kind == acct.Kind && n == acct.Name
-		}})
+	job, sel, err := surgery.AccountHold(c.Context, src, acct, surgery.AccountHoldOptions{QuarantineDir: wf.quarantineDir, Workers: o.Workers})
 	if err != nil {
 		return err
 	}
@@ -231,38 +199,5 @@ func (e *env) holdAccount(c *cli.Context, o globalOpts, src queue.Source, wf *wa
 		return nil
 	}
 	sf := safetyFlags{yes: true, dryRun: wf.dryRun, journal: wf.journal, sample: 5}
-	return e.execute(c, o, verb.Name, job, sel.Results, &sf, len(sel.Errs) > 0, 0)
-}
-
-// readState reads the state a previous run saved; a missing or unreadable
-// file is OK (the first run).
-func readState(path string) monitor.Status {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return monitor.OK
-	}
-	switch strings.TrimSpace(string(b)) {
-	case "WARNING":
-		return monitor.Warning
-	case "CRITICAL":
-		return monitor.Critical
-	}
-	return monitor.OK
-}
-
-// writeState saves the state through a temporary file and a rename.
-func writeState(path string, st monitor.Status) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(st.String() + "\n"); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return e.execute(c, o, job.Verb().Name, job, sel.Results, &sf, len(sel.Errs) > 0, 0)
 }

@@ -97,6 +97,7 @@ var errorTable = []struct {
 	{surgery.ErrPlanExists, exitError, "the plan file must not exist yet"},
 	{surgery.ErrPlanFile, exitUsage, "a plan file is written by --plan-out; this one is not"},
 	{surgery.ErrNotQuarantine, exitError, "DIR must be a directory written by 'qsurgeon quarantine'"},
+	{surgery.ErrNoHoldQueue, exitUsage, "give --quarantine-dir DIR to hold the account's mail there"},
 }
 
 // exitCode is the exit code and hint of an error: its own when the
