@@ -59,9 +59,9 @@ func (m *Message) setRcpt(rcpt, status string) {
 		}
 	}
 	r := clone(rcpt)
-	if m.rcpts == nil {
+	if want := min(max(m.Nrcpt, 1), rcptMapAt+1); len(m.rcpts) == 0 && cap(m.rcpts) < want {
 		// qmgr's nrcpt= came first: one allocation for them all
-		m.rcpts = make([]rcptSt, 0, min(max(m.Nrcpt, 1), rcptMapAt+1))
+		m.rcpts = make([]rcptSt, 0, want)
 	}
 	m.rcpts = append(m.rcpts, rcptSt{r, status})
 	switch {
@@ -212,6 +212,7 @@ type Analyzer struct {
 	sessions map[session]string // smtpd process -> authenticated user of the session
 	logins   map[string][]login // client address -> latest successful logins (vchkpw, dovecot, ...)
 	impact   map[impactKey]*ImpactRow
+	free     []*Message // removed Messages for reuse
 	fails    [16]recentFail
 	nfail    int
 
@@ -384,8 +385,8 @@ func (a *Analyzer) add(ev *Event) {
 		a.Totals.Held++
 	case Client:
 		a.Totals.Received++
-		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, ClientAddr: a.intern(ev.ClientAddr),
-			ClientName: a.intern(ev.ClientName)}
+		m := a.newMsg()
+		m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(ev.QueueID), ev.Time, a.intern(ev.ClientAddr), a.intern(ev.ClientName)
 		a.msgs[m.ID] = m
 		if ev.User != "" {
 			m.User, m.Method, m.Via = a.intern(ev.User), a.intern(ev.Method), src
@@ -434,16 +435,20 @@ func (a *Analyzer) add(ev *Event) {
 		if m := a.msgs[ev.QueueID]; m != nil {
 			a.count(m)
 		} else {
-			a.msgs[clone(ev.QueueID)] = &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time}
+			m = a.newMsg()
+			m.MTA, m.ID, m.Time = "postfix", clone(ev.QueueID), ev.Time
+			a.msgs[m.ID] = m
 		}
 	case Pickup:
 		a.Totals.Received++
-		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, Sender: a.intern(ev.Sender), HasSender: true}
+		m := a.newMsg()
+		m.MTA, m.ID, m.Time, m.Sender, m.HasSender = "postfix", clone(ev.QueueID), ev.Time, a.intern(ev.Sender), true
 		a.msgs[m.ID] = m
 	case Queued, Expired:
 		m := a.msgs[ev.QueueID]
 		if m == nil {
-			m = &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time}
+			m = a.newMsg()
+			m.MTA, m.ID, m.Time = "postfix", clone(ev.QueueID), ev.Time
 			a.msgs[m.ID] = m
 		}
 		if !m.HasSender || m.Sender != ev.Sender {
@@ -469,7 +474,8 @@ func (a *Analyzer) add(ev *Event) {
 		if ev.NewID != "" {
 			n := a.msgs[ev.NewID]
 			if n == nil {
-				n = &Message{MTA: "postfix", ID: clone(ev.NewID), Time: ev.Time}
+				n = a.newMsg()
+				n.MTA, n.ID, n.Time = "postfix", clone(ev.NewID), ev.Time
 				a.msgs[n.ID] = n
 			}
 			n.Parent = clone(ev.QueueID)
@@ -491,6 +497,7 @@ func (a *Analyzer) add(ev *Event) {
 		if m := a.msgs[ev.QueueID]; m != nil {
 			a.settle(m)
 			delete(a.msgs, ev.QueueID)
+			a.release(m)
 		}
 	case QmailNew:
 		a.qmsgs[clone(ev.QueueID)] = &Message{MTA: "qmail", ID: clone(ev.QueueID), Time: ev.Time}
@@ -638,6 +645,32 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
 	}
 }
 
+// maxFree bounds the Messages kept for reuse.
+const maxFree = 4096
+
+// newMsg returns an empty Message, one a "removed" line let go of when
+// there is one: most messages live from their client= line to their
+// removed line, so the consumer need not allocate one per message.
+func (a *Analyzer) newMsg() *Message {
+	n := len(a.free)
+	if n == 0 {
+		return new(Message)
+	}
+	m := a.free[n-1]
+	a.free = a.free[:n-1]
+	r := m.rcpts[:0]
+	*m = Message{rcpts: r}
+	return m
+}
+
+// release hands m, removed from the index and referenced nowhere else,
+// back for reuse.
+func (a *Analyzer) release(m *Message) {
+	if len(a.free) < maxFree {
+		a.free = append(a.free, m)
+	}
+}
+
 // settle folds a message's final recipient states into its account.
 func (a *Analyzer) settle(m *Message) {
 	m.Removed = true
@@ -655,7 +688,7 @@ func (a *Analyzer) settle(m *Message) {
 			ac.def++
 		}
 	}
-	m.rcpts, m.rcptIdx = nil, nil
+	m.rcpts, m.rcptIdx = m.rcpts[:0], nil
 }
 
 // Open returns the messages the logs leave open (never removed): the ones
