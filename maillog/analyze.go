@@ -117,15 +117,17 @@ type acct struct {
 	user              string
 	ok, failed        int
 	addrs             map[string]time.Time // client address -> first seen
-	addrN             map[string]*int
+	addrN             map[string]*addrCount
 	nets              map[string]struct{}
 	first, last       time.Time
 	messages          int
 	recipients        int
-	domains           map[string]struct{}
+	domains           map[string]string // recipient domain -> itself (the stored key)
 	senders           map[string]struct{}
 	sent, def, bounce int
 	failAddrs         map[string]struct{}
+	lastAddr          *addrCount // the last address seen() counted
+	lastDom           string     // the last recipient domain added to domains (a key of it)
 }
 
 // failAddr records an address a failed login came from; client_addresses
@@ -206,6 +208,7 @@ type Analyzer struct {
 
 	accounts map[string]*acct
 	strs     map[string]string   // interned client addresses, names, methods, senders
+	last     [nLast]string       // the last value interned per field (internAt)
 	msgs     map[string]*Message // Postfix, by queue ID
 	qmsgs    map[string]*Message // qmail, by message number
 	qdel     map[string]qdelivery
@@ -264,6 +267,28 @@ func (a *Analyzer) intern(s string) string {
 	return v
 }
 
+// The kinds of value internAt remembers the last of.
+const (
+	lastAddr = iota
+	lastName
+	lastUser
+	lastMethod
+	lastSender
+	nLast
+)
+
+// internAt is intern that first compares s with the last value interned
+// for the same field (a burst of messages from one client and account
+// repeats them line after line): a comparison instead of a map lookup.
+func (a *Analyzer) internAt(field int, s string) string {
+	if v := a.last[field]; v == s {
+		return v
+	}
+	v := a.intern(s)
+	a.last[field] = v
+	return v
+}
+
 // acctOf is the account of m.User (which must not be empty), looked up
 // once per message.
 func (a *Analyzer) acctOf(m *Message) *acct {
@@ -277,8 +302,8 @@ func (a *Analyzer) account(user string) *acct {
 	key := strings.ToLower(user)
 	ac := a.accounts[key]
 	if ac == nil {
-		ac = &acct{user: clone(key), addrs: map[string]time.Time{}, addrN: map[string]*int{}, nets: map[string]struct{}{},
-			domains: map[string]struct{}{}, senders: map[string]struct{}{}}
+		ac = &acct{user: clone(key), addrs: map[string]time.Time{}, addrN: map[string]*addrCount{}, nets: map[string]struct{}{},
+			domains: map[string]string{}, senders: map[string]struct{}{}}
 		a.accounts[ac.user] = ac
 	}
 	return ac
@@ -298,13 +323,19 @@ func (ac *acct) seen(t time.Time, addr string) {
 	}
 	// Never assign to a map with a key that points into the Reader's
 	// buffer: Go replaces the stored string key on assignment.
-	if n, ok := ac.addrN[addr]; ok {
-		*n++
+	if ac.lastAddr != nil && ac.lastAddr.addr == addr {
+		ac.lastAddr.n++
+		return
+	}
+	if c, ok := ac.addrN[addr]; ok {
+		c.n++
+		ac.lastAddr = c
 		return
 	}
 	addr = clone(addr)
-	one := 1
-	ac.addrN[addr] = &one
+	c := &addrCount{addr, 1}
+	ac.addrN[addr] = c
+	ac.lastAddr = c
 	ac.addrs[addr] = t
 	if nw := Network(addr); nw != "" {
 		ac.nets[nw] = struct{}{}
@@ -386,10 +417,10 @@ func (a *Analyzer) add(ev *Event) {
 	case Client:
 		a.Totals.Received++
 		m := a.newMsg()
-		m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(ev.QueueID), ev.Time, a.intern(ev.ClientAddr), a.intern(ev.ClientName)
+		m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(ev.QueueID), ev.Time, a.internAt(lastAddr, ev.ClientAddr), a.internAt(lastName, ev.ClientName)
 		a.msgs[m.ID] = m
 		if ev.User != "" {
-			m.User, m.Method, m.Via = a.intern(ev.User), a.intern(ev.Method), src
+			m.User, m.Method, m.Via = a.internAt(lastUser, ev.User), a.internAt(lastMethod, ev.Method), src
 			ac := a.acctOf(m)
 			ac.seen(ev.Time, ev.ClientAddr)
 			// One login per smtpd session: the session is the process
@@ -442,7 +473,7 @@ func (a *Analyzer) add(ev *Event) {
 	case Pickup:
 		a.Totals.Received++
 		m := a.newMsg()
-		m.MTA, m.ID, m.Time, m.Sender, m.HasSender = "postfix", clone(ev.QueueID), ev.Time, a.intern(ev.Sender), true
+		m.MTA, m.ID, m.Time, m.Sender, m.HasSender = "postfix", clone(ev.QueueID), ev.Time, a.internAt(lastSender, ev.Sender), true
 		a.msgs[m.ID] = m
 	case Queued, Expired:
 		m := a.msgs[ev.QueueID]
@@ -452,7 +483,7 @@ func (a *Analyzer) add(ev *Event) {
 			a.msgs[m.ID] = m
 		}
 		if !m.HasSender || m.Sender != ev.Sender {
-			m.Sender, m.HasSender = a.intern(ev.Sender), true
+			m.Sender, m.HasSender = a.internAt(lastSender, ev.Sender), true
 		}
 		if m.User != "" {
 			ac := a.acctOf(m)
@@ -608,10 +639,13 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
 		m.setRcpt(rcpt, status)
 		if m.User != "" {
 			ac := a.acctOf(m)
-			if d := domainOf(rcpt); d != "" {
-				if _, ok := ac.domains[d]; !ok {
-					ac.domains[clone(d)] = struct{}{}
+			if d := domainOf(rcpt); d != "" && d != ac.lastDom {
+				k, ok := ac.domains[d]
+				if !ok {
+					k = clone(d)
+					ac.domains[k] = k
 				}
+				ac.lastDom = k
 			}
 			if m.HasSender && !m.counted {
 				a.count(m)
@@ -768,14 +802,20 @@ func (a *Analyzer) Accounts(queued map[string]int) []Account {
 	return out
 }
 
-func topAddrs(m map[string]*int, n int) []string {
+// addrCount is how many times an account was seen from one address.
+type addrCount struct {
+	addr string
+	n    int
+}
+
+func topAddrs(m map[string]*addrCount, n int) []string {
 	type kv struct {
 		k string
 		v int
 	}
 	var all []kv
 	for k, v := range m {
-		all = append(all, kv{k, *v})
+		all = append(all, kv{k, v.n})
 	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].v != all[j].v {
