@@ -405,8 +405,14 @@ func (p *parser) classify(msg []byte, ev *Event) {
 
 func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 	ev.Kind = Other
-	sp := bytes.Index(msg, []byte(": "))
-	if sp > 0 && isQueueID(msg[:sp]) {
+	// the queue ID runs to the first ": ": its bytes are all in qidClass,
+	// so the first byte outside it must start that ": " (and a run
+	// longer than any queue ID is none): no search through the line
+	sp := 0
+	for sp < len(msg) && sp <= 32 && qidClass[msg[sp]] != 0 {
+		sp++
+	}
+	if sp > 0 && sp+1 < len(msg) && msg[sp] == ':' && msg[sp+1] == ' ' && isQueueID(msg[:sp]) {
 		ev.QueueID = str(msg[:sp])
 		p.postfixQueued(svc, msg[sp+2:], ev)
 		return
