@@ -216,6 +216,7 @@ type Analyzer struct {
 	logins   map[string][]login // client address -> latest successful logins (vchkpw, dovecot, ...)
 	impact   map[impactKey]*ImpactRow
 	free     []*Message // removed Messages for reuse
+	lastRow  *ImpactRow // the impact row the last delivery went to
 	fails    [16]recentFail
 	nfail    int
 
@@ -299,7 +300,7 @@ func (a *Analyzer) acctOf(m *Message) *acct {
 }
 
 func (a *Analyzer) account(user string) *acct {
-	key := strings.ToLower(user)
+	key := lower(user)
 	ac := a.accounts[key]
 	if ac == nil {
 		ac = &acct{user: clone(key), addrs: map[string]time.Time{}, addrN: map[string]*addrCount{}, nets: map[string]struct{}{},
@@ -601,9 +602,20 @@ func (a *Analyzer) count(m *Message) {
 	}
 }
 
+// lower is strings.ToLower with a quicker look at the usual case, a
+// string without upper case or non-ASCII bytes, which it returns as is.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c-'A' < 26 || c >= 0x80 {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
 func domainOf(addr string) string {
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return strings.ToLower(addr[i+1:])
+		return lower(addr[i+1:])
 	}
 	return ""
 }
@@ -635,11 +647,13 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
 	case "bounced":
 		a.Totals.Bounced++
 	}
+	dom, haveDom := "", false // the recipient's domain, found once
 	if m != nil && m.User != "" {
 		m.setRcpt(rcpt, status)
 		if m.User != "" {
 			ac := a.acctOf(m)
-			if d := domainOf(rcpt); d != "" && d != ac.lastDom {
+			dom, haveDom = domainOf(rcpt), true
+			if d := dom; d != "" && d != ac.lastDom {
 				k, ok := ac.domains[d]
 				if !ok {
 					k = clone(d)
@@ -663,16 +677,23 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
 			return
 		}
 	}
-	k := impactKey{domainOf(rcpt), relay, status}
-	row := a.impact[k]
+	if !haveDom {
+		dom = domainOf(rcpt)
+	}
+	k := impactKey{dom, relay, status}
+	row := a.lastRow
+	if row == nil || row.Domain != k.domain || row.Relay != k.relay || row.Status != k.status {
+		row = a.impact[k]
+	}
 	if row == nil {
 		k = impactKey{clone(k.domain), clone(relay), clone(status)}
 		row = &ImpactRow{Domain: k.domain, Relay: k.relay, Status: k.status, rcpts: map[string]struct{}{}, msgs: map[string]struct{}{}}
 		a.impact[k] = row
 	}
 	row.Deliveries++
+	a.lastRow = row
 	if _, ok := row.rcpts[rcpt]; !ok {
-		row.rcpts[clone(strings.ToLower(rcpt))] = struct{}{}
+		row.rcpts[clone(lower(rcpt))] = struct{}{}
 	}
 	if _, ok := row.msgs[id]; !ok {
 		row.msgs[clone(id)] = struct{}{}
