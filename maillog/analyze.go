@@ -59,9 +59,9 @@ func (m *Message) setRcpt(rcpt, status string) {
 		}
 	}
 	r := clone(rcpt)
-	if m.rcpts == nil {
+	if want := min(max(m.Nrcpt, 1), rcptMapAt+1); len(m.rcpts) == 0 && cap(m.rcpts) < want {
 		// qmgr's nrcpt= came first: one allocation for them all
-		m.rcpts = make([]rcptSt, 0, min(max(m.Nrcpt, 1), rcptMapAt+1))
+		m.rcpts = make([]rcptSt, 0, want)
 	}
 	m.rcpts = append(m.rcpts, rcptSt{r, status})
 	switch {
@@ -117,15 +117,17 @@ type acct struct {
 	user              string
 	ok, failed        int
 	addrs             map[string]time.Time // client address -> first seen
-	addrN             map[string]*int
+	addrN             map[string]*addrCount
 	nets              map[string]struct{}
 	first, last       time.Time
 	messages          int
 	recipients        int
-	domains           map[string]struct{}
+	domains           map[string]string // recipient domain -> itself (the stored key)
 	senders           map[string]struct{}
 	sent, def, bounce int
 	failAddrs         map[string]struct{}
+	lastAddr          *addrCount // the last address seen() counted
+	lastDom           string     // the last recipient domain added to domains (a key of it)
 }
 
 // failAddr records an address a failed login came from; client_addresses
@@ -206,12 +208,15 @@ type Analyzer struct {
 
 	accounts map[string]*acct
 	strs     map[string]string   // interned client addresses, names, methods, senders
+	last     [nLast]string       // the last value interned per field (internAt)
 	msgs     map[string]*Message // Postfix, by queue ID
 	qmsgs    map[string]*Message // qmail, by message number
 	qdel     map[string]qdelivery
 	sessions map[session]string // smtpd process -> authenticated user of the session
 	logins   map[string][]login // client address -> latest successful logins (vchkpw, dovecot, ...)
 	impact   map[impactKey]*ImpactRow
+	free     []*Message // removed Messages for reuse
+	lastRow  *ImpactRow // the impact row the last delivery went to
 	fails    [16]recentFail
 	nfail    int
 
@@ -263,6 +268,28 @@ func (a *Analyzer) intern(s string) string {
 	return v
 }
 
+// The kinds of value internAt remembers the last of.
+const (
+	lastAddr = iota
+	lastName
+	lastUser
+	lastMethod
+	lastSender
+	nLast
+)
+
+// internAt is intern that first compares s with the last value interned
+// for the same field (a burst of messages from one client and account
+// repeats them line after line): a comparison instead of a map lookup.
+func (a *Analyzer) internAt(field int, s string) string {
+	if v := a.last[field]; v == s {
+		return v
+	}
+	v := a.intern(s)
+	a.last[field] = v
+	return v
+}
+
 // acctOf is the account of m.User (which must not be empty), looked up
 // once per message.
 func (a *Analyzer) acctOf(m *Message) *acct {
@@ -273,11 +300,11 @@ func (a *Analyzer) acctOf(m *Message) *acct {
 }
 
 func (a *Analyzer) account(user string) *acct {
-	key := strings.ToLower(user)
+	key := lower(user)
 	ac := a.accounts[key]
 	if ac == nil {
-		ac = &acct{user: clone(key), addrs: map[string]time.Time{}, addrN: map[string]*int{}, nets: map[string]struct{}{},
-			domains: map[string]struct{}{}, senders: map[string]struct{}{}}
+		ac = &acct{user: clone(key), addrs: map[string]time.Time{}, addrN: map[string]*addrCount{}, nets: map[string]struct{}{},
+			domains: map[string]string{}, senders: map[string]struct{}{}}
 		a.accounts[ac.user] = ac
 	}
 	return ac
@@ -297,13 +324,19 @@ func (ac *acct) seen(t time.Time, addr string) {
 	}
 	// Never assign to a map with a key that points into the Reader's
 	// buffer: Go replaces the stored string key on assignment.
-	if n, ok := ac.addrN[addr]; ok {
-		*n++
+	if ac.lastAddr != nil && ac.lastAddr.addr == addr {
+		ac.lastAddr.n++
+		return
+	}
+	if c, ok := ac.addrN[addr]; ok {
+		c.n++
+		ac.lastAddr = c
 		return
 	}
 	addr = clone(addr)
-	one := 1
-	ac.addrN[addr] = &one
+	c := &addrCount{addr, 1}
+	ac.addrN[addr] = c
+	ac.lastAddr = c
 	ac.addrs[addr] = t
 	if nw := Network(addr); nw != "" {
 		ac.nets[nw] = struct{}{}
@@ -384,11 +417,11 @@ func (a *Analyzer) add(ev *Event) {
 		a.Totals.Held++
 	case Client:
 		a.Totals.Received++
-		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, ClientAddr: a.intern(ev.ClientAddr),
-			ClientName: a.intern(ev.ClientName)}
+		m := a.newMsg()
+		m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(ev.QueueID), ev.Time, a.internAt(lastAddr, ev.ClientAddr), a.internAt(lastName, ev.ClientName)
 		a.msgs[m.ID] = m
 		if ev.User != "" {
-			m.User, m.Method, m.Via = a.intern(ev.User), a.intern(ev.Method), src
+			m.User, m.Method, m.Via = a.internAt(lastUser, ev.User), a.internAt(lastMethod, ev.Method), src
 			ac := a.acctOf(m)
 			ac.seen(ev.Time, ev.ClientAddr)
 			// One login per smtpd session: the session is the process
@@ -434,20 +467,24 @@ func (a *Analyzer) add(ev *Event) {
 		if m := a.msgs[ev.QueueID]; m != nil {
 			a.count(m)
 		} else {
-			a.msgs[clone(ev.QueueID)] = &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time}
+			m = a.newMsg()
+			m.MTA, m.ID, m.Time = "postfix", clone(ev.QueueID), ev.Time
+			a.msgs[m.ID] = m
 		}
 	case Pickup:
 		a.Totals.Received++
-		m := &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time, Sender: a.intern(ev.Sender), HasSender: true}
+		m := a.newMsg()
+		m.MTA, m.ID, m.Time, m.Sender, m.HasSender = "postfix", clone(ev.QueueID), ev.Time, a.internAt(lastSender, ev.Sender), true
 		a.msgs[m.ID] = m
 	case Queued, Expired:
 		m := a.msgs[ev.QueueID]
 		if m == nil {
-			m = &Message{MTA: "postfix", ID: clone(ev.QueueID), Time: ev.Time}
+			m = a.newMsg()
+			m.MTA, m.ID, m.Time = "postfix", clone(ev.QueueID), ev.Time
 			a.msgs[m.ID] = m
 		}
 		if !m.HasSender || m.Sender != ev.Sender {
-			m.Sender, m.HasSender = a.intern(ev.Sender), true
+			m.Sender, m.HasSender = a.internAt(lastSender, ev.Sender), true
 		}
 		if m.User != "" {
 			ac := a.acctOf(m)
@@ -469,7 +506,8 @@ func (a *Analyzer) add(ev *Event) {
 		if ev.NewID != "" {
 			n := a.msgs[ev.NewID]
 			if n == nil {
-				n = &Message{MTA: "postfix", ID: clone(ev.NewID), Time: ev.Time}
+				n = a.newMsg()
+				n.MTA, n.ID, n.Time = "postfix", clone(ev.NewID), ev.Time
 				a.msgs[n.ID] = n
 			}
 			n.Parent = clone(ev.QueueID)
@@ -491,6 +529,7 @@ func (a *Analyzer) add(ev *Event) {
 		if m := a.msgs[ev.QueueID]; m != nil {
 			a.settle(m)
 			delete(a.msgs, ev.QueueID)
+			a.release(m)
 		}
 	case QmailNew:
 		a.qmsgs[clone(ev.QueueID)] = &Message{MTA: "qmail", ID: clone(ev.QueueID), Time: ev.Time}
@@ -563,9 +602,20 @@ func (a *Analyzer) count(m *Message) {
 	}
 }
 
+// lower is strings.ToLower with a quicker look at the usual case, a
+// string without upper case or non-ASCII bytes, which it returns as is.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c-'A' < 26 || c >= 0x80 {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
 func domainOf(addr string) string {
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return strings.ToLower(addr[i+1:])
+		return lower(addr[i+1:])
 	}
 	return ""
 }
@@ -597,14 +647,19 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
 	case "bounced":
 		a.Totals.Bounced++
 	}
+	dom, haveDom := "", false // the recipient's domain, found once
 	if m != nil && m.User != "" {
 		m.setRcpt(rcpt, status)
 		if m.User != "" {
 			ac := a.acctOf(m)
-			if d := domainOf(rcpt); d != "" {
-				if _, ok := ac.domains[d]; !ok {
-					ac.domains[clone(d)] = struct{}{}
+			dom, haveDom = domainOf(rcpt), true
+			if d := dom; d != "" && d != ac.lastDom {
+				k, ok := ac.domains[d]
+				if !ok {
+					k = clone(d)
+					ac.domains[k] = k
 				}
+				ac.lastDom = k
 			}
 			if m.HasSender && !m.counted {
 				a.count(m)
@@ -622,19 +677,52 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
 			return
 		}
 	}
-	k := impactKey{domainOf(rcpt), relay, status}
-	row := a.impact[k]
+	if !haveDom {
+		dom = domainOf(rcpt)
+	}
+	k := impactKey{dom, relay, status}
+	row := a.lastRow
+	if row == nil || row.Domain != k.domain || row.Relay != k.relay || row.Status != k.status {
+		row = a.impact[k]
+	}
 	if row == nil {
 		k = impactKey{clone(k.domain), clone(relay), clone(status)}
 		row = &ImpactRow{Domain: k.domain, Relay: k.relay, Status: k.status, rcpts: map[string]struct{}{}, msgs: map[string]struct{}{}}
 		a.impact[k] = row
 	}
 	row.Deliveries++
+	a.lastRow = row
 	if _, ok := row.rcpts[rcpt]; !ok {
-		row.rcpts[clone(strings.ToLower(rcpt))] = struct{}{}
+		row.rcpts[clone(lower(rcpt))] = struct{}{}
 	}
 	if _, ok := row.msgs[id]; !ok {
 		row.msgs[clone(id)] = struct{}{}
+	}
+}
+
+// maxFree bounds the Messages kept for reuse.
+const maxFree = 4096
+
+// newMsg returns an empty Message, one a "removed" line let go of when
+// there is one: most messages live from their client= line to their
+// removed line, so the consumer need not allocate one per message.
+func (a *Analyzer) newMsg() *Message {
+	n := len(a.free)
+	if n == 0 {
+		return new(Message)
+	}
+	m := a.free[n-1]
+	a.free = a.free[:n-1]
+	r := m.rcpts[:0]
+	*m = Message{rcpts: r}
+	return m
+}
+
+// release hands m, removed from the index and referenced nowhere else,
+// back for reuse.
+func (a *Analyzer) release(m *Message) {
+	if len(a.free) < maxFree {
+		a.free = append(a.free, m)
 	}
 }
 
@@ -655,7 +743,7 @@ func (a *Analyzer) settle(m *Message) {
 			ac.def++
 		}
 	}
-	m.rcpts, m.rcptIdx = nil, nil
+	m.rcpts, m.rcptIdx = m.rcpts[:0], nil
 }
 
 // Open returns the messages the logs leave open (never removed): the ones
@@ -735,14 +823,20 @@ func (a *Analyzer) Accounts(queued map[string]int) []Account {
 	return out
 }
 
-func topAddrs(m map[string]*int, n int) []string {
+// addrCount is how many times an account was seen from one address.
+type addrCount struct {
+	addr string
+	n    int
+}
+
+func topAddrs(m map[string]*addrCount, n int) []string {
 	type kv struct {
 		k string
 		v int
 	}
 	var all []kv
 	for k, v := range m {
-		all = append(all, kv{k, *v})
+		all = append(all, kv{k, v.n})
 	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].v != all[j].v {

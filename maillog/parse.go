@@ -405,8 +405,14 @@ func (p *parser) classify(msg []byte, ev *Event) {
 
 func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 	ev.Kind = Other
-	sp := bytes.Index(msg, []byte(": "))
-	if sp > 0 && isQueueID(msg[:sp]) {
+	// the queue ID runs to the first ": ": its bytes are all in qidClass,
+	// so the first byte outside it must start that ": " (and a run
+	// longer than any queue ID is none): no search through the line
+	sp := 0
+	for sp < len(msg) && sp <= 32 && qidClass[msg[sp]] != 0 {
+		sp++
+	}
+	if sp > 0 && sp+1 < len(msg) && msg[sp] == ':' && msg[sp+1] == ' ' && isQueueID(msg[:sp]) {
 		ev.QueueID = str(msg[:sp])
 		p.postfixQueued(svc, msg[sp+2:], ev)
 		return
@@ -457,7 +463,9 @@ func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 	case bytes.HasPrefix(m, []byte("client=")):
 		ev.Kind = Client
 		var client string
-		strFields(m, strField{"client", &client}, strField{"sasl_method", &ev.Method}, strField{"sasl_username", &ev.User})
+		if !clientLine(m, &client, &ev.Method, &ev.User) {
+			strFields(m, strField{"client", &client}, strField{"sasl_method", &ev.Method}, strField{"sasl_username", &ev.User})
+		}
 		if client != "" {
 			ev.ClientName, ev.ClientAddr = nameAddr(client)
 		}
@@ -467,7 +475,9 @@ func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 	case bytes.HasPrefix(m, []byte("from=")):
 		ev.Kind = Queued
 		var size, nrcpt string
-		strFields(m, strField{"from", &ev.Sender}, strField{"size", &size}, strField{"nrcpt", &nrcpt}, strField{"status", &ev.Status})
+		if !queuedLine(m, &ev.Sender, &size, &nrcpt) {
+			strFields(m, strField{"from", &ev.Sender}, strField{"size", &size}, strField{"nrcpt", &nrcpt}, strField{"status", &ev.Status})
+		}
 		ev.Size, ev.Nrcpt = atoi(size), int(atoi(nrcpt))
 		if ev.Status != "" {
 			ev.Kind = Expired // "from=<S>, status=expired, returned to sender"
@@ -562,6 +572,70 @@ func deliveryLine(m []byte, ev *Event) bool {
 		ev.Text = str(bytes.TrimSuffix(rest[1:], []byte(")")))
 	}
 	return true
+}
+
+// clientLine reads smtpd's "client=NAME[ADDR]" and its SASL form
+// "client=NAME[ADDR], sasl_method=M, sasl_username=U" (smtpd.c's
+// mail_open_stream and smtpd_sasl_proto.c's smtpd_sasl_mail_log, with
+// none of the optional sasl_sender=, orig_queue_id=, orig_client= after
+// it) in that fixed order, each value as fields.next reads it. For any
+// other layout it sets nothing and returns false: strFields takes it.
+func clientLine(m []byte, client, method, user *string) bool {
+	c, b, ok := plainValue(m[len("client="):])
+	if !ok {
+		return false
+	}
+	if len(b) == 0 {
+		*client = str(c)
+		return true
+	}
+	if !bytes.HasPrefix(b, []byte(", sasl_method=")) {
+		return false
+	}
+	meth, b, ok := plainValue(b[len(", sasl_method="):])
+	if !ok || !bytes.HasPrefix(b, []byte(", sasl_username=")) {
+		return false
+	}
+	u, b, ok := plainValue(b[len(", sasl_username="):])
+	if !ok || len(b) != 0 {
+		return false
+	}
+	*client, *method, *user = str(c), str(meth), str(u)
+	return true
+}
+
+// queuedLine reads qmgr's "from=<S>, size=N, nrcpt=N (queue active)"
+// (qmgr_active.c) as strFields would, in that fixed layout only; false
+// (nothing set) for any other, the expired line among them.
+func queuedLine(m []byte, sender, size, nrcpt *string) bool {
+	s, b, ok := angleValue(m[len("from="):])
+	if !ok || !bytes.HasPrefix(b, []byte(", size=")) {
+		return false
+	}
+	sz, b, ok := plainValue(b[len(", size="):])
+	if !ok || !bytes.HasPrefix(b, []byte(", nrcpt=")) {
+		return false
+	}
+	n, b, ok := plainValue(b[len(", nrcpt="):])
+	if !ok || string(b) != " (queue active)" {
+		return false
+	}
+	*sender, *size, *nrcpt = str(s), str(sz), str(n)
+	return true
+}
+
+// plainValue reads a value that does not start with '<' as fields.next
+// does: up to the first ',' or ' '. It returns what follows.
+func plainValue(b []byte) (val, rest []byte, ok bool) {
+	if len(b) > 0 && b[0] == '<' {
+		return nil, nil, false
+	}
+	for i, c := range b {
+		if c == ',' || c == ' ' {
+			return b[:i], b[i:], true
+		}
+	}
+	return b, nil, true
 }
 
 // angleValue reads "<v>" at the start of b as fields.next does: the value

@@ -409,3 +409,75 @@ func TestLineKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestFixedLayoutsAgreeWithStrFields checks the fast readers of smtpd's
+// client= and qmgr's from= lines against the general key=value reader:
+// same values on every such line of the real Postfix log, and on odd
+// layouts either the same values or a refusal (then strFields reads it).
+func TestFixedLayoutsAgreeWithStrFields(t *testing.T) {
+	src, err := os.ReadFile("../testdata/queues/postfix-incident/maillog.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clients, queued [][]byte
+	for _, line := range bytes.Split(src, []byte("\n")) {
+		if i := bytes.Index(line, []byte(": client=")); i >= 0 {
+			clients = append(clients, line[i+2:])
+		}
+		if i := bytes.Index(line, []byte(": from=<")); i >= 0 {
+			queued = append(queued, line[i+2:])
+		}
+	}
+	fast := 0
+	for i, m := range append(clients, [][]byte{
+		[]byte("client=a[192.0.2.1], sasl_method=PLAIN, sasl_username=u@x, sasl_sender=s@x"),
+		[]byte("client=a[192.0.2.1], sasl_method=PLAIN, sasl_username=john doe"),
+		[]byte("client=a[192.0.2.1], orig_queue_id=ABCDE12345, orig_client=b[192.0.2.2]"),
+		[]byte("client=<weird>"),
+		[]byte("client="),
+		[]byte("client=a[192.0.2.1] "),
+		[]byte("client=a[192.0.2.1], sasl_method=, sasl_username="),
+	}...) {
+		var c1, m1, u1, c2, m2, u2 string
+		strFields(m, strField{"client", &c1}, strField{"sasl_method", &m1}, strField{"sasl_username", &u1})
+		if clientLine(m, &c2, &m2, &u2) {
+			if i < len(clients) {
+				fast++
+			}
+			if c1 != c2 || m1 != m2 || u1 != u2 {
+				t.Errorf("%q: fast %q %q %q, general %q %q %q", m, c2, m2, u2, c1, m1, u1)
+			}
+		} else if c2 != "" || m2 != "" || u2 != "" {
+			t.Errorf("%q: refused but set %q %q %q", m, c2, m2, u2)
+		}
+	}
+	for i, m := range append(queued, [][]byte{
+		[]byte("from=<a@x>, status=expired, returned to sender"),
+		[]byte("from=<>, size=1, nrcpt=2 (queue active)"),
+		[]byte("from=<a b@x>, size=1, nrcpt=2 (queue active)"),
+		[]byte("from=<a@x>, size=1, nrcpt=2 (queue active), extra=1"),
+		[]byte("from=<a@x, size=1, nrcpt=2 (queue active)"),
+	}...) {
+		var s1, z1, n1, st1, s2, z2, n2 string
+		strFields(m, strField{"from", &s1}, strField{"size", &z1}, strField{"nrcpt", &n1}, strField{"status", &st1})
+		if queuedLine(m, &s2, &z2, &n2) {
+			if i < len(queued) && !bytes.Contains(m, []byte("status=expired")) {
+				fast++
+			}
+			if s1 != s2 || z1 != z2 || n1 != n2 || st1 != "" {
+				t.Errorf("%q: fast %q %q %q, general %q %q %q %q", m, s2, z2, n2, s1, z1, n1, st1)
+			}
+		} else if s2 != "" || z2 != "" || n2 != "" {
+			t.Errorf("%q: refused but set %q %q %q", m, s2, z2, n2)
+		}
+	}
+	expired := 0
+	for _, m := range queued {
+		if bytes.Contains(m, []byte("status=expired")) {
+			expired++
+		}
+	}
+	if want := len(clients) + len(queued) - expired; len(clients) < 100 || len(queued) < 100 || fast != want {
+		t.Fatalf("%d client= and %d from= lines in the log (%d expired), %d read by the fast readers, want %d", len(clients), len(queued), expired, fast, want)
+	}
+}
