@@ -3,7 +3,6 @@ package surgery
 import (
 	"path"
 	"sync"
-	"sync/atomic"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/postfixq"
@@ -34,30 +33,35 @@ func (j *Job) Warmer() (warm func(*queue.Message), stop func()) {
 		return nil, nil
 	}
 	ids := make(chan string, warmQueue)
-	var quit atomic.Bool
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for range filter.DefaultWorkers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for id := range ids {
-				if !quit.Load() {
+			for {
+				select {
+				case <-done:
+					return
+				case id := <-ids:
 					sp.WarmLogs(id)
 				}
 			}
 		}()
 	}
 	var once sync.Once
+	// ids is never closed: a late call (a scan worker still running when
+	// stop is called) is dropped instead of panicking on a closed channel.
 	warm = func(m *queue.Message) {
 		select {
+		case <-done:
 		case ids <- m.ID:
 		default:
 		}
 	}
 	stop = func() {
 		once.Do(func() {
-			quit.Store(true)
-			close(ids)
+			close(done)
 			wg.Wait()
 		})
 	}
