@@ -218,6 +218,7 @@ type Analyzer struct {
 	free     []*Message // removed Messages for reuse
 	lastRow  *ImpactRow // the impact row the last delivery went to
 	fails    [16]recentFail
+	scratch  job // Add's
 	nfail    int
 
 	span span // kinds counted and the first and last stamp
@@ -402,89 +403,98 @@ func spanOnly(k Kind) bool { return k == Other }
 // Add folds one event in.
 func (a *Analyzer) Add(ev *Event) {
 	a.span.add(ev)
-	a.add(ev)
+	// its strings copied into the scratch job's bytes: Add is the
+	// sequential Reader's way in, not the parallel reader's
+	j := &a.scratch
+	j.name, j.line0 = ev.File, ev.Line
+	j.setData(nil)
+	j.events, j.extra, j.locs, j.lastLoc = j.events[:0], j.extra[:0], j.locs[:0], 0
+	j.pack(ev, ev.Line)
+	a.add(j, &j.events[0])
 }
 
 // add is Add without the span.
-func (a *Analyzer) add(ev *Event) {
-	src := Source{File: ev.File, Line: ev.Line}
-	switch ev.Kind {
+func (a *Analyzer) add(j *job, c *cev) {
+	qid := j.str(c.qid)
+	switch c.kind {
 	case Connect:
-		delete(a.sessions, session{ev.Program, ev.PID})
+		delete(a.sessions, session{j.str(c.prog), j.str(c.pid)})
 	case Reject:
 		a.Totals.Rejected++
 	case Held:
 		a.Totals.Held++
 	case Client:
 		a.Totals.Received++
+		t, addr, user := j.time(c), j.str(c.addr), j.str(c.user)
 		m := a.newMsg()
-		m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(ev.QueueID), ev.Time, a.internAt(lastAddr, ev.ClientAddr), a.internAt(lastName, ev.ClientName)
+		m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(qid), t, a.internAt(lastAddr, addr), a.internAt(lastName, j.str(c.name))
 		a.msgs[m.ID] = m
-		if ev.User != "" {
-			m.User, m.Method, m.Via = a.internAt(lastUser, ev.User), a.internAt(lastMethod, ev.Method), src
+		if user != "" {
+			m.User, m.Method, m.Via = a.internAt(lastUser, user), a.internAt(lastMethod, j.str(c.method)), j.src(c)
 			ac := a.acctOf(m)
-			ac.seen(ev.Time, ev.ClientAddr)
+			ac.seen(t, addr)
 			// One login per smtpd session: the session is the process
 			// between "connect from" and the next one.
-			sk := session{ev.Program, ev.PID}
-			if ev.PID == "" || a.sessions[sk] != m.User {
+			sk := session{j.str(c.prog), j.str(c.pid)}
+			if sk.pid == "" || a.sessions[sk] != m.User {
 				ac.ok++
-				if ev.PID != "" {
+				if sk.pid != "" {
 					a.sessions[session{clone(sk.prog), clone(sk.pid)}] = m.User
 				}
 			}
 		}
 	case AuthFailed, LoginFailed:
-		if a.dupFail(ev) {
+		if a.dupFail(j, c) {
 			return
 		}
-		if ev.User == "" {
+		if j.str(c.user) == "" {
 			a.UnattributedFailures++
 			return
 		}
-		ac := a.account(ev.User)
+		ac := a.account(j.str(c.user))
 		ac.failed++
-		ac.seen(ev.Time, "")
-		ac.failAddr(ev.ClientAddr)
+		ac.seen(j.time(c), "")
+		ac.failAddr(j.str(c.addr))
 	case Login:
-		ac := a.account(ev.User)
+		t, addr := j.time(c), j.str(c.addr)
+		ac := a.account(j.str(c.user))
 		ac.ok++
-		ac.seen(ev.Time, ev.ClientAddr)
-		if ev.ClientAddr != "" && !ev.Time.IsZero() {
-			l := a.logins[ev.ClientAddr]
+		ac.seen(t, addr)
+		if addr != "" && !t.IsZero() {
+			l := a.logins[addr]
 			key := ""
 			if len(l) > 0 {
 				key = l[0].key
 			} else {
-				key = clone(ev.ClientAddr)
+				key = clone(addr)
 			}
 			if len(l) == maxLoginsPerAddr {
 				l = append(l[:0], l[1:]...)
 			}
-			a.logins[key] = append(l, login{key, ac.user, ev.Time, src})
+			a.logins[key] = append(l, login{key, ac.user, t, j.src(c)})
 		}
 	case MessageID:
-		if m := a.msgs[ev.QueueID]; m != nil {
+		if m := a.msgs[qid]; m != nil {
 			a.count(m)
 		} else {
 			m = a.newMsg()
-			m.MTA, m.ID, m.Time = "postfix", clone(ev.QueueID), ev.Time
+			m.MTA, m.ID, m.Time = "postfix", clone(qid), j.time(c)
 			a.msgs[m.ID] = m
 		}
 	case Pickup:
 		a.Totals.Received++
 		m := a.newMsg()
-		m.MTA, m.ID, m.Time, m.Sender, m.HasSender = "postfix", clone(ev.QueueID), ev.Time, a.internAt(lastSender, ev.Sender), true
+		m.MTA, m.ID, m.Time, m.Sender, m.HasSender = "postfix", clone(qid), j.time(c), a.internAt(lastSender, j.str(c.sender)), true
 		a.msgs[m.ID] = m
 	case Queued, Expired:
-		m := a.msgs[ev.QueueID]
+		m := a.msgs[qid]
 		if m == nil {
 			m = a.newMsg()
-			m.MTA, m.ID, m.Time = "postfix", clone(ev.QueueID), ev.Time
+			m.MTA, m.ID, m.Time = "postfix", clone(qid), j.time(c)
 			a.msgs[m.ID] = m
 		}
-		if !m.HasSender || m.Sender != ev.Sender {
-			m.Sender, m.HasSender = a.internAt(lastSender, ev.Sender), true
+		if !m.HasSender || m.Sender != j.str(c.sender) {
+			m.Sender, m.HasSender = a.internAt(lastSender, j.str(c.sender)), true
 		}
 		if m.User != "" {
 			ac := a.acctOf(m)
@@ -492,8 +502,8 @@ func (a *Analyzer) add(ev *Event) {
 				ac.senders[strings.ToLower(m.Sender)] = struct{}{}
 			}
 		}
-		if ev.Kind == Queued {
-			m.Size, m.Nrcpt = ev.Size, ev.Nrcpt
+		if c.kind == Queued {
+			m.Size, m.Nrcpt = c.size, int(c.nrcpt)
 			if m.User != "" && !m.counted {
 				a.count(m)
 			}
@@ -503,49 +513,49 @@ func (a *Analyzer) add(ev *Event) {
 			}
 		}
 	case BounceNotice:
-		if ev.NewID != "" {
-			n := a.msgs[ev.NewID]
+		if j.str(c.aux1) != "" {
+			n := a.msgs[j.str(c.aux1)]
 			if n == nil {
 				n = a.newMsg()
-				n.MTA, n.ID, n.Time = "postfix", clone(ev.NewID), ev.Time
+				n.MTA, n.ID, n.Time = "postfix", clone(j.str(c.aux1)), j.time(c)
 				a.msgs[n.ID] = n
 			}
-			n.Parent = clone(ev.QueueID)
+			n.Parent = clone(qid)
 		}
 	case Delivery:
-		if ev.Delivery != "" { // qmail
-			d, ok := a.qdel[ev.Delivery]
+		if j.str(c.aux1) != "" { // qmail
+			d, ok := a.qdel[j.str(c.aux1)]
 			if !ok {
 				return
 			}
-			delete(a.qdel, ev.Delivery)
-			st := map[string]string{"success": "sent", "deferral": "deferred", "failure": "bounced"}[ev.Status]
+			delete(a.qdel, j.str(c.aux1))
+			st := map[string]string{"success": "sent", "deferral": "deferred", "failure": "bounced"}[j.str(c.status)]
 			a.deliver(a.qmsgs[d.msg], d.msg, d.rcpt, d.channel, st)
 			return
 		}
-		m := a.msgs[ev.QueueID]
-		a.deliver(m, ev.QueueID, ev.Recipient, ev.Relay, ev.Status)
+		m := a.msgs[qid]
+		a.deliver(m, qid, j.str(c.rcpt), j.str(c.relay), j.str(c.status))
 	case Removed:
-		if m := a.msgs[ev.QueueID]; m != nil {
+		if m := a.msgs[qid]; m != nil {
 			a.settle(m)
-			delete(a.msgs, ev.QueueID)
+			delete(a.msgs, qid)
 			a.release(m)
 		}
 	case QmailNew:
-		a.qmsgs[clone(ev.QueueID)] = &Message{MTA: "qmail", ID: clone(ev.QueueID), Time: ev.Time}
+		a.qmsgs[clone(qid)] = &Message{MTA: "qmail", ID: clone(qid), Time: j.time(c)}
 	case QmailInfo:
-		m := a.qmsgs[ev.QueueID]
+		m := a.qmsgs[qid]
 		if m == nil {
-			m = &Message{MTA: "qmail", ID: clone(ev.QueueID), Time: ev.Time}
+			m = &Message{MTA: "qmail", ID: clone(qid), Time: j.time(c)}
 			a.qmsgs[m.ID] = m
 		}
-		m.Sender, m.HasSender, m.Size, m.QP, m.Via = clone(ev.Sender), true, ev.Size, clone(ev.QP), src
+		m.Sender, m.HasSender, m.Size, m.QP, m.Via = clone(j.str(c.sender)), true, c.size, clone(j.str(c.aux2)), j.src(c)
 	case QmailStart:
-		a.qdel[clone(ev.Delivery)] = qdelivery{msg: clone(ev.QueueID), rcpt: clone(ev.Recipient), channel: clone(ev.Channel)}
+		a.qdel[clone(j.str(c.aux1))] = qdelivery{msg: clone(qid), rcpt: clone(j.str(c.rcpt)), channel: clone(j.str(c.aux2))}
 	case QmailEnd:
-		if m := a.qmsgs[ev.QueueID]; m != nil {
+		if m := a.qmsgs[qid]; m != nil {
 			a.settle(m)
-			delete(a.qmsgs, ev.QueueID)
+			delete(a.qmsgs, qid)
 		}
 	}
 }
@@ -559,26 +569,27 @@ const twinWindow = 3 * time.Second
 // twinWindow) was just counted from another program: Postfix and its dovecot
 // SASL back end both log one failed login. Each counted failure absorbs
 // at most one such twin; two failures of one program are two failures.
-func (a *Analyzer) dupFail(ev *Event) bool {
+func (a *Analyzer) dupFail(j *job, c *cev) bool {
+	user, addr, prog, t := j.str(c.user), j.str(c.addr), j.str(c.prog), j.time(c)
 	for i := range a.fails {
 		f := &a.fails[i]
-		if f.used || f.t.IsZero() || ev.Time.IsZero() || f.prog == service(ev.Program) || f.addr != ev.ClientAddr ||
-			!(f.user == ev.User || f.user == "" || ev.User == "") || absDur(f.t.Sub(ev.Time)) > twinWindow {
+		if f.used || f.t.IsZero() || t.IsZero() || f.prog == service(prog) || f.addr != addr ||
+			!(f.user == user || f.user == "" || user == "") || absDur(f.t.Sub(t)) > twinWindow {
 			continue
 		}
 		f.used = true
-		if f.user == "" && ev.User != "" {
+		if f.user == "" && user != "" {
 			// the earlier line had no user: attribute it now
 			a.UnattributedFailures--
-			f.user = clone(ev.User)
-			ac := a.account(ev.User)
+			f.user = clone(user)
+			ac := a.account(user)
 			ac.failed++
-			ac.seen(ev.Time, "")
-			ac.failAddr(ev.ClientAddr)
+			ac.seen(t, "")
+			ac.failAddr(addr)
 		}
 		return true
 	}
-	a.fails[a.nfail%len(a.fails)] = recentFail{user: clone(ev.User), addr: clone(ev.ClientAddr), prog: service(clone(ev.Program)), t: ev.Time}
+	a.fails[a.nfail%len(a.fails)] = recentFail{user: clone(user), addr: clone(addr), prog: service(clone(prog)), t: t}
 	a.nfail++
 	return false
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"time"
 )
 
 // chunkSize is how much of a log one parsing job holds.
@@ -19,15 +20,20 @@ type job struct {
 	data  []byte
 	line0 int64 // the number of the chunk's first line, minus one
 
-	events []Event
-	span   span // the kinds and stamps of all events, the dropped ones too
-	forms  [nForms]int64
-	lines  int64
-	bytes  int64
-	known  int64
-	unk    int64
-	out    int64
-	done   chan struct{}
+	events  []cev  // the events the join needs, compact
+	extra   []byte // the bytes of the srefs not in data
+	locs    []*time.Location
+	lastLoc uint16
+	base    uintptr // data's address and length, for ref
+	dlen    uintptr
+	span    span // the kinds and stamps of all events, the dropped ones too
+	forms   [nForms]int64
+	lines   int64
+	bytes   int64
+	known   int64
+	unk     int64
+	out     int64
+	done    chan struct{}
 }
 
 // readAllParallel is ReadAll with the parsing spread over workers: one
@@ -132,7 +138,7 @@ func readAllParallel(inputs []Input, opts Options, a *Analyzer, workers int) Sta
 		<-j.done
 		a.span.merge(&j.span)
 		for i := range j.events {
-			a.add(&j.events[i])
+			a.add(j, &j.events[i])
 		}
 		for i, n := range j.forms {
 			if n > 0 {
@@ -172,8 +178,11 @@ func (j *job) parse(opts Options) {
 	j.forms = [nForms]int64{}
 	j.span = span{}
 	if cap(j.events) == 0 {
-		j.events = make([]Event, 0, len(j.data)/128+1)
+		j.events = make([]cev, 0, len(j.data)/128+1)
 	}
+	j.events, j.extra, j.locs, j.lastLoc = j.events[:0], j.extra[:0], j.locs[:0], 0
+	j.setData(j.data)
+	var ev Event
 	j.lines, j.bytes, j.known, j.unk, j.out = 0, 0, 0, 0, 0
 	b := j.data
 	n := j.line0
@@ -194,26 +203,23 @@ func (j *job) parse(opts Options) {
 		if len(line) > maxLine {
 			line = line[:maxLine]
 		}
-		j.events = append(j.events, Event{File: j.name, Line: n})
-		ev := &j.events[len(j.events)-1]
+		ev = Event{}
 		p.form = fNone
-		msg := p.header(line, ev)
-		p.classify(msg, ev)
+		msg := p.header(line, &ev)
+		p.classify(msg, &ev)
 		j.forms[p.form]++
 		switch {
 		case ev.Kind == Unknown:
 			j.unk++
-			j.events = j.events[:len(j.events)-1]
 		case !ev.Time.IsZero() && (!opts.Since.IsZero() && ev.Time.Before(opts.Since) ||
 			!opts.Until.IsZero() && !ev.Time.Before(opts.Until)):
 			j.known++
 			j.out++
-			j.events = j.events[:len(j.events)-1]
 		default:
 			j.known++
-			j.span.add(ev)
-			if spanOnly(ev.Kind) {
-				j.events = j.events[:len(j.events)-1]
+			j.span.add(&ev)
+			if !spanOnly(ev.Kind) {
+				j.pack(&ev, n)
 			}
 		}
 	}
