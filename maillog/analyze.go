@@ -120,6 +120,7 @@ type acct struct {
 	addrN             map[string]*addrCount
 	nets              map[string]struct{}
 	first, last       time.Time
+	firstSeq, lastSeq uint64 // the log positions first and last were taken at (see merge)
 	messages          int
 	recipients        int
 	domains           map[string]string // recipient domain -> itself (the stored key)
@@ -218,7 +219,8 @@ type Analyzer struct {
 	free     []*Message // removed Messages for reuse
 	lastRow  *ImpactRow // the impact row the last delivery went to
 	fails    [16]recentFail
-	scratch  job // Add's
+	scratch  job    // Add's
+	nadd     uint64 // events Add was given
 	nfail    int
 
 	span span // kinds counted and the first and last stamp
@@ -311,13 +313,13 @@ func (a *Analyzer) account(user string) *acct {
 	return ac
 }
 
-func (ac *acct) seen(t time.Time, addr string) {
+func (ac *acct) seen(t time.Time, addr string, seq uint64) {
 	if !t.IsZero() {
 		if ac.first.IsZero() || t.Before(ac.first) {
-			ac.first = t
+			ac.first, ac.firstSeq = t, seq
 		}
 		if t.After(ac.last) {
-			ac.last = t
+			ac.last, ac.lastSeq = t, seq
 		}
 	}
 	if addr == "" {
@@ -335,7 +337,7 @@ func (ac *acct) seen(t time.Time, addr string) {
 		return
 	}
 	addr = clone(addr)
-	c := &addrCount{addr, 1}
+	c := &addrCount{addr, 1, seq}
 	ac.addrN[addr] = c
 	ac.lastAddr = c
 	ac.addrs[addr] = t
@@ -409,12 +411,17 @@ func (a *Analyzer) Add(ev *Event) {
 	j.name, j.line0 = ev.File, ev.Line
 	j.setData(nil)
 	j.events, j.extra, j.locs, j.lastLoc = j.events[:0], j.extra[:0], j.locs[:0], 0
+	j.seq = a.nadd
+	a.nadd++
 	j.pack(ev, ev.Line)
-	a.add(j, &j.events[0])
+	a.add(j, 0, partAll)
 }
 
-// add is Add without the span.
-func (a *Analyzer) add(j *job, c *cev) {
+// add is Add without the span: it folds event i of job j, or of a
+// "client=" line the part of it this shard folds (see route).
+func (a *Analyzer) add(j *job, i int, part uint8) {
+	c := &j.events[i]
+	seq := j.seq<<32 | uint64(i)
 	qid := j.str(c.qid)
 	switch c.kind {
 	case Connect:
@@ -424,27 +431,36 @@ func (a *Analyzer) add(j *job, c *cev) {
 	case Held:
 		a.Totals.Held++
 	case Client:
-		a.Totals.Received++
 		t, addr, user := j.time(c), j.str(c.addr), j.str(c.user)
-		m := a.newMsg()
-		m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(qid), t, a.internAt(lastAddr, addr), a.internAt(lastName, j.str(c.name))
-		a.msgs[m.ID] = m
-		if user != "" {
-			m.User, m.Method, m.Via = a.internAt(lastUser, user), a.internAt(lastMethod, j.str(c.method)), j.src(c)
-			ac := a.acctOf(m)
-			ac.seen(t, addr)
+		var ac *acct
+		if part&partMsg != 0 {
+			a.Totals.Received++
+			m := a.newMsg()
+			m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(qid), t, a.internAt(lastAddr, addr), a.internAt(lastName, j.str(c.name))
+			a.msgs[m.ID] = m
+			if user != "" {
+				m.User, m.Method, m.Via = a.internAt(lastUser, user), a.internAt(lastMethod, j.str(c.method)), j.src(c)
+				ac = a.acctOf(m)
+				ac.seen(t, addr, seq)
+			}
+		}
+		if part&partLogin != 0 && user != "" {
 			// One login per smtpd session: the session is the process
 			// between "connect from" and the next one.
 			sk := session{j.str(c.prog), j.str(c.pid)}
-			if sk.pid == "" || a.sessions[sk] != m.User {
+			if sk.pid == "" || a.sessions[sk] != user {
+				u := a.internAt(lastUser, user)
+				if ac == nil {
+					ac = a.account(u)
+				}
 				ac.ok++
 				if sk.pid != "" {
-					a.sessions[session{clone(sk.prog), clone(sk.pid)}] = m.User
+					a.sessions[session{clone(sk.prog), clone(sk.pid)}] = u
 				}
 			}
 		}
 	case AuthFailed, LoginFailed:
-		if a.dupFail(j, c) {
+		if a.dupFail(j, c, seq) {
 			return
 		}
 		if j.str(c.user) == "" {
@@ -453,13 +469,13 @@ func (a *Analyzer) add(j *job, c *cev) {
 		}
 		ac := a.account(j.str(c.user))
 		ac.failed++
-		ac.seen(j.time(c), "")
+		ac.seen(j.time(c), "", seq)
 		ac.failAddr(j.str(c.addr))
 	case Login:
 		t, addr := j.time(c), j.str(c.addr)
 		ac := a.account(j.str(c.user))
 		ac.ok++
-		ac.seen(t, addr)
+		ac.seen(t, addr, seq)
 		if addr != "" && !t.IsZero() {
 			l := a.logins[addr]
 			key := ""
@@ -569,7 +585,7 @@ const twinWindow = 3 * time.Second
 // twinWindow) was just counted from another program: Postfix and its dovecot
 // SASL back end both log one failed login. Each counted failure absorbs
 // at most one such twin; two failures of one program are two failures.
-func (a *Analyzer) dupFail(j *job, c *cev) bool {
+func (a *Analyzer) dupFail(j *job, c *cev, seq uint64) bool {
 	user, addr, prog, t := j.str(c.user), j.str(c.addr), j.str(c.prog), j.time(c)
 	for i := range a.fails {
 		f := &a.fails[i]
@@ -584,7 +600,7 @@ func (a *Analyzer) dupFail(j *job, c *cev) bool {
 			f.user = clone(user)
 			ac := a.account(user)
 			ac.failed++
-			ac.seen(t, "")
+			ac.seen(t, "", seq)
 			ac.failAddr(addr)
 		}
 		return true
@@ -838,6 +854,7 @@ func (a *Analyzer) Accounts(queued map[string]int) []Account {
 type addrCount struct {
 	addr string
 	n    int
+	seq  uint64 // the log position it was first seen at (see merge)
 }
 
 func topAddrs(m map[string]*addrCount, n int) []string {
