@@ -70,11 +70,20 @@ func (p *parser) header(b []byte, ev *Event) []byte {
 	return b
 }
 
+// trimSpaces is bytes.TrimLeft(b, " ") without the call: the header and
+// the delivery line have one or two spaces to drop.
+func trimSpaces(b []byte) []byte {
+	for len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	return b
+}
+
 // hostTag reads " host tag[pid]: " after the stamp. The host field is
 // whatever single word syslog wrote there ("mail", or "relay/mail" when a
 // relay keeps the origin's name).
 func (p *parser) hostTag(b []byte, ev *Event) []byte {
-	b = bytes.TrimLeft(b, " ")
+	b = trimSpaces(b)
 	sp := bytes.IndexByte(b, ' ')
 	if sp < 0 {
 		return b
@@ -560,7 +569,7 @@ func deliveryLine(m []byte, ev *Event) bool {
 			return false // more key=value pairs after status=: not log_adhoc's layout
 		}
 		if c == ' ' {
-			st, rest = b[:e], bytes.TrimLeft(b[e:], " ")
+			st, rest = b[:e], trimSpaces(b[e:])
 			break
 		}
 	}

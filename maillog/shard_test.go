@@ -128,7 +128,9 @@ func sortStrings(s []string) {
 // of several chunks that reuse queue IDs and smtpd pids.
 func TestShardedJoinMatchesOne(t *testing.T) {
 	names := shardLogs(t)
-	sel := func(m *Message, rcpt string) bool { return m.User == "hello@example.com" || strings.HasSuffix(rcpt, ".org") }
+	sel := func(m *Message, rcpt string) bool {
+		return m.User == "hello@example.com" || strings.HasSuffix(rcpt, ".org")
+	}
 	for _, impact := range []bool{false, true} {
 		for _, s := range []func(*Message, string) bool{nil, sel} {
 			run := func(shards int) (string, Stats) {
