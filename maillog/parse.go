@@ -417,11 +417,17 @@ func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 	// the queue ID runs to the first ": ": its bytes are all in qidClass,
 	// so the first byte outside it must start that ": " (and a run
 	// longer than any queue ID is none): no search through the line
-	sp := 0
-	for sp < len(msg) && sp <= 32 && qidClass[msg[sp]] != 0 {
+	// (isQueueID's test folded into the same loop)
+	sp, all := 0, uint8(qidHex|qidLong)
+	for sp < len(msg) && sp <= 32 {
+		c := qidClass[msg[sp]]
+		if c == 0 {
+			break
+		}
+		all &= c
 		sp++
 	}
-	if sp > 0 && sp+1 < len(msg) && msg[sp] == ':' && msg[sp+1] == ' ' && isQueueID(msg[:sp]) {
+	if sp >= 5 && sp <= 32 && sp+1 < len(msg) && msg[sp] == ':' && msg[sp+1] == ' ' && (all&qidHex != 0 || all&qidLong != 0 && sp >= 12) {
 		ev.QueueID = str(msg[:sp])
 		p.postfixQueued(svc, msg[sp+2:], ev)
 		return
