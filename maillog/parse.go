@@ -234,20 +234,6 @@ func service(program string) string {
 	return program
 }
 
-// isQueueID reports whether b is a Postfix queue ID: short (hex, upper
-// case) or long (enable_long_queue_ids: base-52 time, 'z', inode, drawn
-// from digits and consonants; see Postfix's mail_queue.h).
-func isQueueID(b []byte) bool {
-	if len(b) < 5 || len(b) > 32 {
-		return false
-	}
-	all := uint8(qidHex | qidLong)
-	for _, c := range b {
-		all &= qidClass[c]
-	}
-	return all&qidHex != 0 || all&qidLong != 0 && len(b) >= 12
-}
-
 // qidClass says, per byte, which queue ID alphabets hold it: qidHex
 // (0-9A-F, short IDs) and qidLong (digits and consonants, both cases).
 var qidClass = func() (t [256]uint8) {
@@ -417,7 +403,10 @@ func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 	// the queue ID runs to the first ": ": its bytes are all in qidClass,
 	// so the first byte outside it must start that ": " (and a run
 	// longer than any queue ID is none): no search through the line
-	// (isQueueID's test folded into the same loop)
+	// A queue ID is short (hex, upper case, 5 or more bytes) or long
+	// (enable_long_queue_ids: base-52 time, 'z', inode, drawn from digits
+	// and consonants, 12 or more; see Postfix's mail_queue.h): the
+	// alphabets its bytes are all in are told in the same loop.
 	sp, all := 0, uint8(qidHex|qidLong)
 	for sp < len(msg) && sp <= 32 {
 		c := qidClass[msg[sp]]
