@@ -15,7 +15,9 @@ mkdir -p "$T/emptyq"/{active,deferred,hold,incoming,maildrop}
 tar xzf testdata/queues/postfix-incident/queue.tar.gz -C "$T"
 tar xzf testdata/queues/qmail-incident/queue.tar.gz -C "$T"
 PFQ=$T/postfix-incident-a QMQ=$T/queue
-logs=(testdata/queues/postfix-incident/maillog.txt testdata/queues/qmail-incident/qmail-send.log maillog/testdata/vpopmail-seed001.log "$@")
+# the Postfix log with a hostile first qmgr line: counts wider than 32 bits
+sed '0,/size=624, nrcpt=1 /s//size=99999999999, nrcpt=99999999999 /' testdata/queues/postfix-incident/maillog.txt >"$T/hostile.log"
+logs=(testdata/queues/postfix-incident/maillog.txt testdata/queues/qmail-incident/qmail-send.log maillog/testdata/vpopmail-seed001.log "$T/hostile.log" "$@")
 # the three fixture logs at once, too (a rotated set of mixed formats)
 sets=("${logs[@]}" "testdata/queues/postfix-incident/maillog.txt maillog/testdata/vpopmail-seed001.log testdata/queues/qmail-incident/qmail-send.log")
 bad=0

@@ -185,3 +185,39 @@ func BenchmarkReadAllConfig(b *testing.B) {
 		})
 	}
 }
+
+// A hostile nrcpt= (larger than 32 bits) and size= reach the account as
+// the line has them, through the compact event of every shard count and
+// through Add: the compact event does not narrow them.
+func TestCompactEventKeepsLargeCounts(t *testing.T) {
+	log := "Nov 22 15:58:55 mail postfix/submission/smtpd[22130]: 789CDBE2B1: client=gw.example.com[192.0.2.10], sasl_method=PLAIN, sasl_username=alice@example.com\n" +
+		"Nov 22 15:58:55 mail postfix/qmgr[22087]: 789CDBE2B1: from=<alice@example.com>, size=99999999999, nrcpt=99999999999 (queue active)\n"
+	f := filepath.Join(t.TempDir(), "maillog")
+	if err := os.WriteFile(f, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := func(how string, a *Analyzer) {
+		rows := a.Accounts(nil)
+		if len(rows) != 1 || rows[0].Recipients != 99999999999 {
+			t.Errorf("%s: accounts %+v, want 99999999999 recipients", how, rows)
+		}
+		if m := a.Open()["789CDBE2B1"]; m == nil || m.Size != 99999999999 || m.Nrcpt != 99999999999 {
+			t.Errorf("%s: open message %+v", how, m)
+		}
+	}
+	for _, shards := range []int{1, 2} {
+		a := NewAnalyzer()
+		ReadAll([]string{f}, Options{Workers: 1, Shards: shards}, a)
+		check(fmt.Sprintf("ReadAll, %d shards", shards), a)
+	}
+	a := NewAnalyzer()
+	r := Open([]string{f}, Options{})
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			break
+		}
+		a.Add(ev)
+	}
+	check("Add", a)
+}
