@@ -218,6 +218,7 @@ type Analyzer struct {
 	impact   map[impactKey]*ImpactRow
 	free     []*Message // removed Messages for reuse
 	lastRow  *ImpactRow // the impact row the last delivery went to
+	lastMsg  *Message   // the message msg found last (see msg)
 	fails    [16]recentFail
 	scratch  job    // Add's
 	nadd     uint64 // events Add was given
@@ -437,7 +438,7 @@ func (a *Analyzer) add(j *job, i int, part uint8) {
 			a.Totals.Received++
 			m := a.newMsg()
 			m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(qid), t, a.internAt(lastAddr, addr), a.internAt(lastName, j.str(c.name))
-			a.msgs[m.ID] = m
+			a.setMsg(m)
 			if user != "" {
 				m.User, m.Method, m.Via = a.internAt(lastUser, user), a.internAt(lastMethod, j.str(c.method)), j.src(c)
 				ac = a.acctOf(m)
@@ -490,24 +491,24 @@ func (a *Analyzer) add(j *job, i int, part uint8) {
 			a.logins[key] = append(l, login{key, ac.user, t, j.src(c)})
 		}
 	case MessageID:
-		if m := a.msgs[qid]; m != nil {
+		if m := a.msg(qid); m != nil {
 			a.count(m)
 		} else {
 			m = a.newMsg()
 			m.MTA, m.ID, m.Time = "postfix", clone(qid), j.time(c)
-			a.msgs[m.ID] = m
+			a.setMsg(m)
 		}
 	case Pickup:
 		a.Totals.Received++
 		m := a.newMsg()
 		m.MTA, m.ID, m.Time, m.Sender, m.HasSender = "postfix", clone(qid), j.time(c), a.internAt(lastSender, j.str(c.sender)), true
-		a.msgs[m.ID] = m
+		a.setMsg(m)
 	case Queued, Expired:
-		m := a.msgs[qid]
+		m := a.msg(qid)
 		if m == nil {
 			m = a.newMsg()
 			m.MTA, m.ID, m.Time = "postfix", clone(qid), j.time(c)
-			a.msgs[m.ID] = m
+			a.setMsg(m)
 		}
 		if !m.HasSender || m.Sender != j.str(c.sender) {
 			m.Sender, m.HasSender = a.internAt(lastSender, j.str(c.sender)), true
@@ -530,11 +531,11 @@ func (a *Analyzer) add(j *job, i int, part uint8) {
 		}
 	case BounceNotice:
 		if j.str(c.aux1) != "" {
-			n := a.msgs[j.str(c.aux1)]
+			n := a.msg(j.str(c.aux1))
 			if n == nil {
 				n = a.newMsg()
 				n.MTA, n.ID, n.Time = "postfix", clone(j.str(c.aux1)), j.time(c)
-				a.msgs[n.ID] = n
+				a.setMsg(n)
 			}
 			n.Parent = clone(qid)
 		}
@@ -549,12 +550,12 @@ func (a *Analyzer) add(j *job, i int, part uint8) {
 			a.deliver(a.qmsgs[d.msg], d.msg, d.rcpt, d.channel, st)
 			return
 		}
-		m := a.msgs[qid]
+		m := a.msg(qid)
 		a.deliver(m, qid, j.str(c.rcpt), j.str(c.relay), j.str(c.status))
 	case Removed:
-		if m := a.msgs[qid]; m != nil {
+		if m := a.msg(qid); m != nil {
 			a.settle(m)
-			delete(a.msgs, qid)
+			a.deleteMsg(m)
 			a.release(m)
 		}
 	case QmailNew:
@@ -724,6 +725,35 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
 	}
 	if _, ok := row.msgs[id]; !ok {
 		row.msgs[clone(id)] = struct{}{}
+	}
+}
+
+// msg is a.msgs[qid], the message of the line before first: a message's
+// lines mostly follow each other (client=, message-id=, from=, its
+// deliveries, removed), so a comparison spares most map look-ups.
+// Invariant: lastMsg is nil or a.msgs[lastMsg.ID] == lastMsg.
+func (a *Analyzer) msg(qid string) *Message {
+	if m := a.lastMsg; m != nil && m.ID == qid {
+		return m
+	}
+	m := a.msgs[qid]
+	if m != nil {
+		a.lastMsg = m
+	}
+	return m
+}
+
+// setMsg indexes m by its ID, in place of any message of that ID.
+func (a *Analyzer) setMsg(m *Message) {
+	a.msgs[m.ID] = m
+	a.lastMsg = m
+}
+
+// deleteMsg takes m out of the index.
+func (a *Analyzer) deleteMsg(m *Message) {
+	delete(a.msgs, m.ID)
+	if a.lastMsg == m {
+		a.lastMsg = nil
 	}
 }
 
