@@ -70,6 +70,12 @@ func (p *parser) header(b []byte, ev *Event) []byte {
 	return b
 }
 
+// hasPrefix is bytes.HasPrefix for a constant prefix: inlined, the
+// comparison is a few loads instead of a call to memequal.
+func hasPrefix(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix
+}
+
 // trimSpaces is bytes.TrimLeft(b, " ") without the call: the header and
 // the delivery line have one or two spaces to drop.
 func trimSpaces(b []byte) []byte {
@@ -375,7 +381,7 @@ func (p *parser) classify(msg []byte, ev *Event) {
 		if i := bytes.Index(msg, []byte("vchkpw-")); i >= 0 && p.vchkpw(msg[i:], ev) {
 			return
 		}
-	} else if bytes.HasPrefix(msg, []byte("vchkpw-")) && p.vchkpw(msg, ev) {
+	} else if hasPrefix(msg, "vchkpw-") && p.vchkpw(msg, ev) {
 		return
 	}
 	switch svc {
@@ -391,7 +397,7 @@ func (p *parser) classify(msg []byte, ev *Event) {
 		p.courier(msg, ev)
 		return
 	}
-	if svc == "dovecot" || strings.HasPrefix(svc, "dovecot") || bytes.HasPrefix(msg, []byte("dovecot: ")) ||
+	if svc == "dovecot" || strings.HasPrefix(svc, "dovecot") || hasPrefix(msg, "dovecot: ") ||
 		strings.HasSuffix(svc, "-login") || svc == "auth" || strings.HasPrefix(svc, "auth-worker") {
 		p.dovecot(svc, msg, ev)
 		return
@@ -422,15 +428,15 @@ func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 		return
 	}
 	switch {
-	case bytes.HasPrefix(msg, []byte("NOQUEUE: ")):
+	case hasPrefix(msg, "NOQUEUE: "):
 		rest := msg[len("NOQUEUE: "):]
-		if bytes.HasPrefix(rest, []byte("reject: ")) || bytes.HasPrefix(rest, []byte("milter-reject: ")) {
+		if hasPrefix(rest, "reject: ") || hasPrefix(rest, "milter-reject: ") {
 			p.reject(rest, ev)
 		}
-	case bytes.HasPrefix(msg, []byte("connect from ")):
+	case hasPrefix(msg, "connect from "):
 		ev.Kind = Connect
 		ev.ClientName, ev.ClientAddr = nameAddr(str(msg[len("connect from "):]))
-	case bytes.HasPrefix(msg, []byte("warning: ")):
+	case hasPrefix(msg, "warning: "):
 		// smtpd_sasl_glue.c: "%s: SASL %s authentication failed: %s"
 		// (namaddr, mechanism, server reply); Postfix 3.x appends
 		// ", sasl_username=%s" when the user is known.
@@ -459,12 +465,12 @@ func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 	switch {
 	// the delivery line first: the most frequent (the prefixes exclude each other)
-	case bytes.HasPrefix(m, []byte("to=")):
+	case hasPrefix(m, "to="):
 		ev.Kind = Delivery
 		if !deliveryLine(m, ev) {
 			deliveryFields(m, ev)
 		}
-	case bytes.HasPrefix(m, []byte("client=")):
+	case hasPrefix(m, "client="):
 		ev.Kind = Client
 		var client string
 		if !clientLine(m, &client, &ev.Method, &ev.User) {
@@ -473,10 +479,10 @@ func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 		if client != "" {
 			ev.ClientName, ev.ClientAddr = nameAddr(client)
 		}
-	case bytes.HasPrefix(m, []byte("message-id=")):
+	case hasPrefix(m, "message-id="):
 		ev.Kind = MessageID
 		ev.Text = str(bytes.Trim(m[len("message-id="):], "<>"))
-	case bytes.HasPrefix(m, []byte("from=")):
+	case hasPrefix(m, "from="):
 		ev.Kind = Queued
 		var size, nrcpt string
 		if !queuedLine(m, &ev.Sender, &size, &nrcpt) {
@@ -486,17 +492,17 @@ func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 		if ev.Status != "" {
 			ev.Kind = Expired // "from=<S>, status=expired, returned to sender"
 		}
-	case bytes.Equal(m, []byte("removed")):
+	case string(m) == "removed":
 		ev.Kind = Removed
-	case bytes.HasPrefix(m, []byte("placed on hold")), bytes.HasPrefix(m, []byte("hold: ")):
+	case hasPrefix(m, "placed on hold"), hasPrefix(m, "hold: "):
 		ev.Kind = Held
-	case bytes.HasPrefix(m, []byte("uid=")):
+	case hasPrefix(m, "uid="):
 		ev.Kind = Pickup
 		strFields(m, strField{"uid", &ev.UID}, strField{"from", &ev.Sender})
-	case bytes.HasPrefix(m, []byte("sender non-delivery notification: ")):
+	case hasPrefix(m, "sender non-delivery notification: "):
 		ev.Kind = BounceNotice
 		ev.NewID = str(m[len("sender non-delivery notification: "):])
-	case bytes.HasPrefix(m, []byte("reject: ")), bytes.HasPrefix(m, []byte("milter-reject: ")):
+	case hasPrefix(m, "reject: "), hasPrefix(m, "milter-reject: "):
 		p.reject(m, ev)
 	}
 }
@@ -525,12 +531,12 @@ func deliveryLine(m []byte, ev *Event) bool {
 	}
 	rcpt := v
 	var orig []byte
-	if bytes.HasPrefix(b, []byte(", orig_to=")) {
+	if hasPrefix(b, ", orig_to=") {
 		if orig, b, ok = angleValue(b[len(", orig_to="):]); !ok {
 			return false
 		}
 	}
-	if !bytes.HasPrefix(b, []byte(", relay=")) {
+	if !hasPrefix(b, ", relay=") {
 		return false
 	}
 	b = b[len(", relay="):]
@@ -542,18 +548,18 @@ func deliveryLine(m []byte, ev *Event) bool {
 	// skip ", conn_use=N", ", delay=D" and ", delays=a/b/c/d" (no commas
 	// inside) to ", dsn="
 	b = b[i:]
-	for !bytes.HasPrefix(b, []byte(", dsn=")) {
+	for !hasPrefix(b, ", dsn=") {
 		// a line without dsn= (Postfix before 2.3) reaches status= and
 		// its text here: the general reader takes it
 		k := bytes.IndexByte(b[1:], ',')
-		if k < 0 || bytes.HasPrefix(b, []byte(", status=")) || bytes.IndexByte(b[2:k+1], ' ') >= 0 {
+		if k < 0 || hasPrefix(b, ", status=") || bytes.IndexByte(b[2:k+1], ' ') >= 0 {
 			return false
 		}
 		b = b[k+1:]
 	}
 	b = b[len(", dsn="):]
 	k := bytes.IndexByte(b, ',')
-	if k < 0 || bytes.IndexByte(b[:k], ' ') >= 0 || !bytes.HasPrefix(b[k:], []byte(", status=")) {
+	if k < 0 || bytes.IndexByte(b[:k], ' ') >= 0 || !hasPrefix(b[k:], ", status=") {
 		return false
 	}
 	dsn := b[:k]
@@ -593,11 +599,11 @@ func clientLine(m []byte, client, method, user *string) bool {
 		*client = str(c)
 		return true
 	}
-	if !bytes.HasPrefix(b, []byte(", sasl_method=")) {
+	if !hasPrefix(b, ", sasl_method=") {
 		return false
 	}
 	meth, b, ok := plainValue(b[len(", sasl_method="):])
-	if !ok || !bytes.HasPrefix(b, []byte(", sasl_username=")) {
+	if !ok || !hasPrefix(b, ", sasl_username=") {
 		return false
 	}
 	u, b, ok := plainValue(b[len(", sasl_username="):])
@@ -613,11 +619,11 @@ func clientLine(m []byte, client, method, user *string) bool {
 // (nothing set) for any other, the expired line among them.
 func queuedLine(m []byte, sender, size, nrcpt *string) bool {
 	s, b, ok := angleValue(m[len("from="):])
-	if !ok || !bytes.HasPrefix(b, []byte(", size=")) {
+	if !ok || !hasPrefix(b, ", size=") {
 		return false
 	}
 	sz, b, ok := plainValue(b[len(", size="):])
-	if !ok || !bytes.HasPrefix(b, []byte(", nrcpt=")) {
+	if !ok || !hasPrefix(b, ", nrcpt=") {
 		return false
 	}
 	n, b, ok := plainValue(b[len(", nrcpt="):])
@@ -697,10 +703,10 @@ func (p *parser) qmail(m []byte, ev *Event) bool {
 		return b[:i], b[i+1:]
 	}
 	switch {
-	case bytes.HasPrefix(m, []byte("new msg ")):
+	case hasPrefix(m, "new msg "):
 		ev.Kind = QmailNew
 		ev.QueueID = str(m[len("new msg "):])
-	case bytes.HasPrefix(m, []byte("info msg ")):
+	case hasPrefix(m, "info msg "):
 		// "info msg %lu: bytes %lu from <%s> qp %lu uid %lu"
 		ev.Kind = QmailInfo
 		r := m[len("info msg "):]
@@ -720,13 +726,13 @@ func (p *parser) qmail(m []byte, ev *Event) bool {
 				var qp, uid []byte
 				qp, s = word(s[j+len("> qp "):])
 				ev.QP = str(qp)
-				if bytes.HasPrefix(s, []byte("uid ")) {
+				if hasPrefix(s, "uid ") {
 					uid, _ = word(s[4:])
 					ev.UID = str(uid)
 				}
 			}
 		}
-	case bytes.HasPrefix(m, []byte("starting delivery ")):
+	case hasPrefix(m, "starting delivery "):
 		// "starting delivery %d: msg %lu to %s %s" (local|remote, recipient)
 		ev.Kind = QmailStart
 		r := m[len("starting delivery "):]
@@ -739,12 +745,12 @@ func (p *parser) qmail(m []byte, ev *Event) bool {
 		var id, ch []byte
 		id, r = word(r)
 		ev.QueueID = str(id)
-		if bytes.HasPrefix(r, []byte("to ")) {
+		if hasPrefix(r, "to ") {
 			ch, r = word(r[3:])
 			ev.Channel = str(ch)
 			ev.Recipient = str(r)
 		}
-	case bytes.HasPrefix(m, []byte("delivery ")):
+	case hasPrefix(m, "delivery "):
 		// "delivery %d: success|deferral|failure: text"
 		r := m[len("delivery "):]
 		c := bytes.Index(r, []byte(": "))
@@ -757,20 +763,20 @@ func (p *parser) qmail(m []byte, ev *Event) bool {
 		st, text, _ := bytes.Cut(r, []byte(": "))
 		ev.Status = str(bytes.TrimSuffix(st, []byte(":")))
 		ev.Text = str(text)
-	case bytes.HasPrefix(m, []byte("bounce msg ")):
+	case hasPrefix(m, "bounce msg "):
 		ev.Kind = QmailBounce
 		var id []byte
 		id, r := word(m[len("bounce msg "):])
 		ev.QueueID = str(id)
-		if bytes.HasPrefix(r, []byte("qp ")) {
+		if hasPrefix(r, "qp ") {
 			ev.QP = str(r[3:])
 		}
-	case bytes.HasPrefix(m, []byte("end msg ")):
+	case hasPrefix(m, "end msg "):
 		ev.Kind = QmailEnd
 		ev.QueueID = str(m[len("end msg "):])
-	case bytes.HasPrefix(m, []byte("status: ")), bytes.HasPrefix(m, []byte("triple bounce")),
-		bytes.HasPrefix(m, []byte("alert: ")), bytes.HasPrefix(m, []byte("warning: ")),
-		bytes.HasPrefix(m, []byte("exiting")), bytes.HasPrefix(m, []byte("bounce msg")):
+	case hasPrefix(m, "status: "), hasPrefix(m, "triple bounce"),
+		hasPrefix(m, "alert: "), hasPrefix(m, "warning: "),
+		hasPrefix(m, "exiting"), hasPrefix(m, "bounce msg"):
 		ev.Kind = Other
 	default:
 		return false
@@ -799,9 +805,9 @@ func (p *parser) vchkpw(m []byte, ev *Event) bool {
 	switch {
 	case bytes.Contains(r, []byte("login success ")):
 		ev.Kind = Login
-	case bytes.HasPrefix(r, []byte("password fail")), bytes.HasPrefix(r, []byte("vpopmail user not found")),
-		bytes.HasPrefix(r, []byte("null password given")), bytes.HasPrefix(r, []byte("invalid user/domain")),
-		bytes.HasPrefix(r, []byte("user has no password")):
+	case hasPrefix(r, "password fail"), hasPrefix(r, "vpopmail user not found"),
+		hasPrefix(r, "null password given"), hasPrefix(r, "invalid user/domain"),
+		hasPrefix(r, "user has no password"):
 		ev.Kind = LoginFailed
 	default:
 		ev.Kind = Other
@@ -851,7 +857,7 @@ func (p *parser) dovecot(svc string, m []byte, ev *Event) {
 	case strings.HasSuffix(svc, "-login"):
 		var ok bool
 		switch {
-		case bytes.HasPrefix(m, []byte("Login: ")):
+		case hasPrefix(m, "Login: "):
 			ok = true
 		case bytes.Contains(m, []byte("auth failed")):
 		default:
@@ -935,9 +941,9 @@ func (p *parser) courier(m []byte, ev *Event) {
 	ev.Kind = Other
 	var failed bool
 	switch {
-	case bytes.HasPrefix(m, []byte("LOGIN FAILED, ")):
+	case hasPrefix(m, "LOGIN FAILED, "):
 		failed = true
-	case bytes.HasPrefix(m, []byte("LOGIN, ")):
+	case hasPrefix(m, "LOGIN, "):
 	case bytes.Contains(m, []byte("authentication error")) || bytes.Contains(m, []byte("password mismatch")) ||
 		bytes.Contains(m, []byte("authentication failed")):
 		failed = true
