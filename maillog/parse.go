@@ -70,6 +70,23 @@ func (p *parser) header(b []byte, ev *Event) []byte {
 	return b
 }
 
+// indexColonSpace is bytes.Index(b, []byte(": ")) with the byte after
+// each ':' checked inline (bytes.Index calls memequal for each ':' it
+// finds in a line longer than 64 bytes).
+func indexColonSpace(b []byte) int {
+	for off := 0; ; {
+		i := bytes.IndexByte(b[off:], ':')
+		if i < 0 {
+			return -1
+		}
+		off += i
+		if off+1 < len(b) && b[off+1] == ' ' {
+			return off
+		}
+		off++
+	}
+}
+
 // hasPrefix is bytes.HasPrefix for a constant prefix: inlined, the
 // comparison is a few loads instead of a call to memequal.
 func hasPrefix(b []byte, prefix string) bool {
@@ -111,7 +128,7 @@ func (p *parser) hostTag(b []byte, ev *Event) []byte {
 
 // tag reads "prog[pid]: " or "prog: " at the start of b.
 func (p *parser) tag(b []byte, ev *Event) []byte {
-	end := bytes.Index(b, []byte(": "))
+	end := indexColonSpace(b)
 	if end < 0 {
 		if bytes.HasSuffix(b, []byte(":")) {
 			end = len(b) - 1

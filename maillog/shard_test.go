@@ -221,3 +221,14 @@ func TestCompactEventKeepsLargeCounts(t *testing.T) {
 	}
 	check("Add", a)
 }
+
+// indexColonSpace finds what bytes.Index(b, ": ") finds, in short and
+// long lines, with and without ':' that no space follows.
+func TestIndexColonSpace(t *testing.T) {
+	long := strings.Repeat("x:y", 40)
+	for _, s := range []string{"", ":", ": ", "a:", "a: b", "a:b: c", "::  ", "a::b", long, long + ": z", "postfix/smtpd[1]: 4A3F1C2B0D: client=x[1.2.3.4]"} {
+		if got, want := indexColonSpace([]byte(s)), bytes.Index([]byte(s), []byte(": ")); got != want {
+			t.Errorf("%q: %d, want %d", s, got, want)
+		}
+	}
+}
