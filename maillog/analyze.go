@@ -120,6 +120,7 @@ type acct struct {
 	addrN             map[string]*addrCount
 	nets              map[string]struct{}
 	first, last       time.Time
+	firstSeq, lastSeq uint64 // the log positions first and last were taken at (see merge)
 	messages          int
 	recipients        int
 	domains           map[string]string // recipient domain -> itself (the stored key)
@@ -217,7 +218,10 @@ type Analyzer struct {
 	impact   map[impactKey]*ImpactRow
 	free     []*Message // removed Messages for reuse
 	lastRow  *ImpactRow // the impact row the last delivery went to
+	lastMsg  *Message   // the message msg found last (see msg)
 	fails    [16]recentFail
+	scratch  job    // Add's
+	nadd     uint64 // events Add was given
 	nfail    int
 
 	span span // kinds counted and the first and last stamp
@@ -310,13 +314,13 @@ func (a *Analyzer) account(user string) *acct {
 	return ac
 }
 
-func (ac *acct) seen(t time.Time, addr string) {
+func (ac *acct) seen(t time.Time, addr string, seq uint64) {
 	if !t.IsZero() {
 		if ac.first.IsZero() || t.Before(ac.first) {
-			ac.first = t
+			ac.first, ac.firstSeq = t, seq
 		}
 		if t.After(ac.last) {
-			ac.last = t
+			ac.last, ac.lastSeq = t, seq
 		}
 	}
 	if addr == "" {
@@ -334,7 +338,7 @@ func (ac *acct) seen(t time.Time, addr string) {
 		return
 	}
 	addr = clone(addr)
-	c := &addrCount{addr, 1}
+	c := &addrCount{addr, 1, seq}
 	ac.addrN[addr] = c
 	ac.lastAddr = c
 	ac.addrs[addr] = t
@@ -402,89 +406,112 @@ func spanOnly(k Kind) bool { return k == Other }
 // Add folds one event in.
 func (a *Analyzer) Add(ev *Event) {
 	a.span.add(ev)
-	a.add(ev)
+	// its strings copied into the scratch job's bytes: Add is the
+	// sequential Reader's way in, not the parallel reader's
+	j := &a.scratch
+	j.name, j.line0 = ev.File, ev.Line
+	j.setData(nil)
+	j.events, j.extra, j.locs, j.lastLoc = j.events[:0], j.extra[:0], j.locs[:0], 0
+	j.seq = a.nadd
+	a.nadd++
+	j.pack(ev, ev.Line)
+	a.add(j, 0, partAll)
 }
 
-// add is Add without the span.
-func (a *Analyzer) add(ev *Event) {
-	src := Source{File: ev.File, Line: ev.Line}
-	switch ev.Kind {
+// add is Add without the span: it folds event i of job j, or of a
+// "client=" line the part of it this shard folds (see route).
+func (a *Analyzer) add(j *job, i int, part uint8) {
+	c := &j.events[i]
+	seq := j.seq<<32 | uint64(i)
+	qid := j.str(c.qid)
+	switch c.kind {
 	case Connect:
-		delete(a.sessions, session{ev.Program, ev.PID})
+		delete(a.sessions, session{j.str(c.prog), j.str(c.pid)})
 	case Reject:
 		a.Totals.Rejected++
 	case Held:
 		a.Totals.Held++
 	case Client:
-		a.Totals.Received++
-		m := a.newMsg()
-		m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(ev.QueueID), ev.Time, a.internAt(lastAddr, ev.ClientAddr), a.internAt(lastName, ev.ClientName)
-		a.msgs[m.ID] = m
-		if ev.User != "" {
-			m.User, m.Method, m.Via = a.internAt(lastUser, ev.User), a.internAt(lastMethod, ev.Method), src
-			ac := a.acctOf(m)
-			ac.seen(ev.Time, ev.ClientAddr)
+		t, addr, user := j.time(c), j.str(c.addr), j.str(c.user)
+		var ac *acct
+		if part&partMsg != 0 {
+			a.Totals.Received++
+			m := a.newMsg()
+			m.MTA, m.ID, m.Time, m.ClientAddr, m.ClientName = "postfix", clone(qid), t, a.internAt(lastAddr, addr), a.internAt(lastName, j.str(c.name))
+			a.setMsg(m)
+			if user != "" {
+				m.User, m.Method, m.Via = a.internAt(lastUser, user), a.internAt(lastMethod, j.str(c.method)), j.src(c)
+				ac = a.acctOf(m)
+				ac.seen(t, addr, seq)
+			}
+		}
+		if part&partLogin != 0 && user != "" {
 			// One login per smtpd session: the session is the process
 			// between "connect from" and the next one.
-			sk := session{ev.Program, ev.PID}
-			if ev.PID == "" || a.sessions[sk] != m.User {
+			sk := session{j.str(c.prog), j.str(c.pid)}
+			if sk.pid == "" || a.sessions[sk] != user {
+				u := a.internAt(lastUser, user)
+				if ac == nil {
+					ac = a.account(u)
+				}
 				ac.ok++
-				if ev.PID != "" {
-					a.sessions[session{clone(sk.prog), clone(sk.pid)}] = m.User
+				if sk.pid != "" {
+					a.sessions[session{clone(sk.prog), clone(sk.pid)}] = u
 				}
 			}
 		}
 	case AuthFailed, LoginFailed:
-		if a.dupFail(ev) {
+		if a.dupFail(j, c, seq) {
 			return
 		}
-		if ev.User == "" {
+		if j.str(c.user) == "" {
 			a.UnattributedFailures++
 			return
 		}
-		ac := a.account(ev.User)
+		ac := a.account(j.str(c.user))
 		ac.failed++
-		ac.seen(ev.Time, "")
-		ac.failAddr(ev.ClientAddr)
+		ac.seen(j.time(c), "", seq)
+		ac.failAddr(j.str(c.addr))
 	case Login:
-		ac := a.account(ev.User)
+		t, addr := j.time(c), j.str(c.addr)
+		ac := a.account(j.str(c.user))
 		ac.ok++
-		ac.seen(ev.Time, ev.ClientAddr)
-		if ev.ClientAddr != "" && !ev.Time.IsZero() {
-			l := a.logins[ev.ClientAddr]
+		ac.seen(t, addr, seq)
+		if addr != "" && !t.IsZero() {
+			l := a.logins[addr]
 			key := ""
 			if len(l) > 0 {
 				key = l[0].key
 			} else {
-				key = clone(ev.ClientAddr)
+				key = clone(addr)
 			}
 			if len(l) == maxLoginsPerAddr {
 				l = append(l[:0], l[1:]...)
 			}
-			a.logins[key] = append(l, login{key, ac.user, ev.Time, src})
+			a.logins[key] = append(l, login{key, ac.user, t, j.src(c)})
 		}
 	case MessageID:
-		if m := a.msgs[ev.QueueID]; m != nil {
+		if m := a.msg(qid); m != nil {
 			a.count(m)
 		} else {
 			m = a.newMsg()
-			m.MTA, m.ID, m.Time = "postfix", clone(ev.QueueID), ev.Time
-			a.msgs[m.ID] = m
+			m.MTA, m.ID, m.Time = "postfix", clone(qid), j.time(c)
+			a.setMsg(m)
 		}
 	case Pickup:
 		a.Totals.Received++
 		m := a.newMsg()
-		m.MTA, m.ID, m.Time, m.Sender, m.HasSender = "postfix", clone(ev.QueueID), ev.Time, a.internAt(lastSender, ev.Sender), true
-		a.msgs[m.ID] = m
+		m.MTA, m.ID, m.Time, m.Sender, m.HasSender = "postfix", clone(qid), j.time(c), a.internAt(lastSender, j.str(c.sender)), true
+		a.setMsg(m)
 	case Queued, Expired:
-		m := a.msgs[ev.QueueID]
+		m := a.msg(qid)
 		if m == nil {
 			m = a.newMsg()
-			m.MTA, m.ID, m.Time = "postfix", clone(ev.QueueID), ev.Time
-			a.msgs[m.ID] = m
+			m.MTA, m.ID, m.Time = "postfix", clone(qid), j.time(c)
+			a.setMsg(m)
 		}
-		if !m.HasSender || m.Sender != ev.Sender {
-			m.Sender, m.HasSender = a.internAt(lastSender, ev.Sender), true
+		if !m.HasSender || m.Sender != j.str(c.sender) {
+			m.Sender, m.HasSender = a.internAt(lastSender, j.str(c.sender)), true
 		}
 		if m.User != "" {
 			ac := a.acctOf(m)
@@ -492,8 +519,8 @@ func (a *Analyzer) add(ev *Event) {
 				ac.senders[strings.ToLower(m.Sender)] = struct{}{}
 			}
 		}
-		if ev.Kind == Queued {
-			m.Size, m.Nrcpt = ev.Size, ev.Nrcpt
+		if c.kind == Queued {
+			m.Size, m.Nrcpt = c.size, int(c.nrcpt)
 			if m.User != "" && !m.counted {
 				a.count(m)
 			}
@@ -503,49 +530,49 @@ func (a *Analyzer) add(ev *Event) {
 			}
 		}
 	case BounceNotice:
-		if ev.NewID != "" {
-			n := a.msgs[ev.NewID]
+		if j.str(c.aux1) != "" {
+			n := a.msg(j.str(c.aux1))
 			if n == nil {
 				n = a.newMsg()
-				n.MTA, n.ID, n.Time = "postfix", clone(ev.NewID), ev.Time
-				a.msgs[n.ID] = n
+				n.MTA, n.ID, n.Time = "postfix", clone(j.str(c.aux1)), j.time(c)
+				a.setMsg(n)
 			}
-			n.Parent = clone(ev.QueueID)
+			n.Parent = clone(qid)
 		}
 	case Delivery:
-		if ev.Delivery != "" { // qmail
-			d, ok := a.qdel[ev.Delivery]
+		if j.str(c.aux1) != "" { // qmail
+			d, ok := a.qdel[j.str(c.aux1)]
 			if !ok {
 				return
 			}
-			delete(a.qdel, ev.Delivery)
-			st := map[string]string{"success": "sent", "deferral": "deferred", "failure": "bounced"}[ev.Status]
+			delete(a.qdel, j.str(c.aux1))
+			st := map[string]string{"success": "sent", "deferral": "deferred", "failure": "bounced"}[j.str(c.status)]
 			a.deliver(a.qmsgs[d.msg], d.msg, d.rcpt, d.channel, st)
 			return
 		}
-		m := a.msgs[ev.QueueID]
-		a.deliver(m, ev.QueueID, ev.Recipient, ev.Relay, ev.Status)
+		m := a.msg(qid)
+		a.deliver(m, qid, j.str(c.rcpt), j.str(c.relay), j.str(c.status))
 	case Removed:
-		if m := a.msgs[ev.QueueID]; m != nil {
+		if m := a.msg(qid); m != nil {
 			a.settle(m)
-			delete(a.msgs, ev.QueueID)
+			a.deleteMsg(m)
 			a.release(m)
 		}
 	case QmailNew:
-		a.qmsgs[clone(ev.QueueID)] = &Message{MTA: "qmail", ID: clone(ev.QueueID), Time: ev.Time}
+		a.qmsgs[clone(qid)] = &Message{MTA: "qmail", ID: clone(qid), Time: j.time(c)}
 	case QmailInfo:
-		m := a.qmsgs[ev.QueueID]
+		m := a.qmsgs[qid]
 		if m == nil {
-			m = &Message{MTA: "qmail", ID: clone(ev.QueueID), Time: ev.Time}
+			m = &Message{MTA: "qmail", ID: clone(qid), Time: j.time(c)}
 			a.qmsgs[m.ID] = m
 		}
-		m.Sender, m.HasSender, m.Size, m.QP, m.Via = clone(ev.Sender), true, ev.Size, clone(ev.QP), src
+		m.Sender, m.HasSender, m.Size, m.QP, m.Via = clone(j.str(c.sender)), true, c.size, clone(j.str(c.aux2)), j.src(c)
 	case QmailStart:
-		a.qdel[clone(ev.Delivery)] = qdelivery{msg: clone(ev.QueueID), rcpt: clone(ev.Recipient), channel: clone(ev.Channel)}
+		a.qdel[clone(j.str(c.aux1))] = qdelivery{msg: clone(qid), rcpt: clone(j.str(c.rcpt)), channel: clone(j.str(c.aux2))}
 	case QmailEnd:
-		if m := a.qmsgs[ev.QueueID]; m != nil {
+		if m := a.qmsgs[qid]; m != nil {
 			a.settle(m)
-			delete(a.qmsgs, ev.QueueID)
+			delete(a.qmsgs, qid)
 		}
 	}
 }
@@ -559,26 +586,27 @@ const twinWindow = 3 * time.Second
 // twinWindow) was just counted from another program: Postfix and its dovecot
 // SASL back end both log one failed login. Each counted failure absorbs
 // at most one such twin; two failures of one program are two failures.
-func (a *Analyzer) dupFail(ev *Event) bool {
+func (a *Analyzer) dupFail(j *job, c *cev, seq uint64) bool {
+	user, addr, prog, t := j.str(c.user), j.str(c.addr), j.str(c.prog), j.time(c)
 	for i := range a.fails {
 		f := &a.fails[i]
-		if f.used || f.t.IsZero() || ev.Time.IsZero() || f.prog == service(ev.Program) || f.addr != ev.ClientAddr ||
-			!(f.user == ev.User || f.user == "" || ev.User == "") || absDur(f.t.Sub(ev.Time)) > twinWindow {
+		if f.used || f.t.IsZero() || t.IsZero() || f.prog == service(prog) || f.addr != addr ||
+			!(f.user == user || f.user == "" || user == "") || absDur(f.t.Sub(t)) > twinWindow {
 			continue
 		}
 		f.used = true
-		if f.user == "" && ev.User != "" {
+		if f.user == "" && user != "" {
 			// the earlier line had no user: attribute it now
 			a.UnattributedFailures--
-			f.user = clone(ev.User)
-			ac := a.account(ev.User)
+			f.user = clone(user)
+			ac := a.account(user)
 			ac.failed++
-			ac.seen(ev.Time, "")
-			ac.failAddr(ev.ClientAddr)
+			ac.seen(t, "", seq)
+			ac.failAddr(addr)
 		}
 		return true
 	}
-	a.fails[a.nfail%len(a.fails)] = recentFail{user: clone(ev.User), addr: clone(ev.ClientAddr), prog: service(clone(ev.Program)), t: ev.Time}
+	a.fails[a.nfail%len(a.fails)] = recentFail{user: clone(user), addr: clone(addr), prog: service(clone(prog)), t: t}
 	a.nfail++
 	return false
 }
@@ -697,6 +725,35 @@ func (a *Analyzer) deliver(m *Message, id, rcpt, relay, status0 string) {
 	}
 	if _, ok := row.msgs[id]; !ok {
 		row.msgs[clone(id)] = struct{}{}
+	}
+}
+
+// msg is a.msgs[qid], the message of the line before first: a message's
+// lines mostly follow each other (client=, message-id=, from=, its
+// deliveries, removed), so a comparison spares most map look-ups.
+// Invariant: lastMsg is nil or a.msgs[lastMsg.ID] == lastMsg.
+func (a *Analyzer) msg(qid string) *Message {
+	if m := a.lastMsg; m != nil && m.ID == qid {
+		return m
+	}
+	m := a.msgs[qid]
+	if m != nil {
+		a.lastMsg = m
+	}
+	return m
+}
+
+// setMsg indexes m by its ID, in place of any message of that ID.
+func (a *Analyzer) setMsg(m *Message) {
+	a.msgs[m.ID] = m
+	a.lastMsg = m
+}
+
+// deleteMsg takes m out of the index.
+func (a *Analyzer) deleteMsg(m *Message) {
+	delete(a.msgs, m.ID)
+	if a.lastMsg == m {
+		a.lastMsg = nil
 	}
 }
 
@@ -827,6 +884,7 @@ func (a *Analyzer) Accounts(queued map[string]int) []Account {
 type addrCount struct {
 	addr string
 	n    int
+	seq  uint64 // the log position it was first seen at (see merge)
 }
 
 func topAddrs(m map[string]*addrCount, n int) []string {

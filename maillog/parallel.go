@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // chunkSize is how much of a log one parsing job holds.
@@ -19,27 +22,42 @@ type job struct {
 	data  []byte
 	line0 int64 // the number of the chunk's first line, minus one
 
-	events []Event
-	span   span // the kinds and stamps of all events, the dropped ones too
-	forms  [nForms]int64
-	lines  int64
-	bytes  int64
-	known  int64
-	unk    int64
-	out    int64
-	done   chan struct{}
+	events  []cev  // the events the join needs, compact
+	extra   []byte // the bytes of the srefs not in data
+	locs    []*time.Location
+	lastLoc uint16
+	base    uintptr // data's address and length, for ref
+	dlen    uintptr
+	span    span // the kinds and stamps of all events, the dropped ones too
+	forms   [nForms]int64
+	lines   int64
+	bytes   int64
+	known   int64
+	unk     int64
+	out     int64
+	done    chan struct{}
+
+	seq     uint64     // the job's place in the read, for the events' log order across shards
+	shards  [][]uint32 // per shard, the events (indexes into events, with a part flag) it folds
+	pending atomic.Int32
 }
 
-// readAllParallel is ReadAll with the parsing spread over workers: one
-// goroutine reads chunks cut at line ends, the workers parse them, and
-// the caller's goroutine folds the events into a in the order of the
-// lines (the analyzer's joins depend on it). Memory is bounded by the
-// chunks in flight.
-func readAllParallel(inputs []Input, opts Options, a *Analyzer, workers int) Stats {
+// readAllParallel is ReadAll with the parsing spread over workers and
+// the join over nshards shards: one goroutine reads chunks cut at line
+// ends, the workers parse them, and each shard folds the events routed
+// to it (see route) in the order of the lines (the joins depend on it);
+// shard 0 runs on the caller's goroutine into a, the others into
+// Analyzers of their own merged into a at the end. Memory is bounded by
+// the chunks in flight.
+func readAllParallel(inputs []Input, opts Options, a *Analyzer, workers, nshards int) Stats {
 	st := Stats{Forms: map[string]int64{}}
+	nshards = max(1, nshards)
 	inflight := 2*workers + 2
 	jobs := make(chan *job, inflight)
-	order := make(chan *job, inflight)
+	orders := make([]chan *job, nshards)
+	for s := range orders {
+		orders[s] = make(chan *job, inflight)
+	}
 	free := make(chan *job, inflight+1)
 	for i := 0; i < inflight+1; i++ {
 		free <- &job{data: make([]byte, 0, chunkSize)}
@@ -47,14 +65,19 @@ func readAllParallel(inputs []Input, opts Options, a *Analyzer, workers int) Sta
 	for w := 0; w < workers; w++ {
 		go func() {
 			for j := range jobs {
-				j.parse(opts)
+				j.parse(opts, nshards)
 				close(j.done)
 			}
 		}()
 	}
+	var seq uint64
 	var problems []string
 	go func() {
-		defer close(order)
+		defer func() {
+			for _, o := range orders {
+				close(o)
+			}
+		}()
 		defer close(jobs)
 		for _, in := range inputs {
 			var raw io.Reader
@@ -120,19 +143,54 @@ func readAllParallel(inputs []Input, opts Options, a *Analyzer, workers int) Sta
 					line++
 				}
 				j.done = make(chan struct{})
+				j.seq = seq
+				seq++
+				j.pending.Store(int32(nshards))
 				jobs <- j
-				order <- j
+				for _, o := range orders {
+					o <- j
+				}
 			}
 			if closer != nil {
 				closer.Close()
 			}
 		}
 	}()
-	for j := range order {
+	// the shards
+	done := func(j *job) {
+		if j.pending.Add(-1) == 0 {
+			free <- j
+		}
+	}
+	subs := make([]*Analyzer, nshards)
+	var wg sync.WaitGroup
+	for s := 1; s < nshards; s++ {
+		b := NewAnalyzer()
+		b.Select, b.TrackImpact = a.Select, a.TrackImpact
+		subs[s] = b
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range orders[s] {
+				<-j.done
+				for _, i := range j.shards[s] {
+					b.add(j, int(i&^partMask), uint8(i>>partShift))
+				}
+				done(j)
+			}
+		}()
+	}
+	for j := range orders[0] {
 		<-j.done
 		a.span.merge(&j.span)
-		for i := range j.events {
-			a.add(&j.events[i])
+		if nshards == 1 {
+			for i := range j.events {
+				a.add(j, i, partAll)
+			}
+		} else {
+			for _, i := range j.shards[0] {
+				a.add(j, int(i&^partMask), uint8(i>>partShift))
+			}
 		}
 		for i, n := range j.forms {
 			if n > 0 {
@@ -144,8 +202,11 @@ func readAllParallel(inputs []Input, opts Options, a *Analyzer, workers int) Sta
 		st.Known += j.known
 		st.Unknown += j.unk
 		st.Outside += j.out
-		j.events = j.events[:0]
-		free <- j
+		done(j)
+	}
+	wg.Wait()
+	for _, b := range subs[1:] {
+		a.merge(b)
 	}
 	st.Problems = problems
 	return st
@@ -166,14 +227,25 @@ func skipLine(src io.Reader) (rest []byte, eof bool) {
 	}
 }
 
-// parse turns the job's lines into events.
-func (j *job) parse(opts Options) {
+// parse turns the job's lines into events, routed to nshards shards.
+func (j *job) parse(opts Options, nshards int) {
 	p := parser{year: yearGuess{ref: j.in.Ref, loc: opts.Location}}
 	j.forms = [nForms]int64{}
 	j.span = span{}
 	if cap(j.events) == 0 {
-		j.events = make([]Event, 0, len(j.data)/128+1)
+		j.events = make([]cev, 0, len(j.data)/128+1)
 	}
+	j.events, j.extra, j.locs, j.lastLoc = j.events[:0], j.extra[:0], j.locs[:0], 0
+	j.setData(j.data)
+	if nshards > 1 {
+		if len(j.shards) != nshards {
+			j.shards = make([][]uint32, nshards)
+		}
+		for s := range j.shards {
+			j.shards[s] = j.shards[s][:0]
+		}
+	}
+	var ev Event
 	j.lines, j.bytes, j.known, j.unk, j.out = 0, 0, 0, 0, 0
 	b := j.data
 	n := j.line0
@@ -194,26 +266,26 @@ func (j *job) parse(opts Options) {
 		if len(line) > maxLine {
 			line = line[:maxLine]
 		}
-		j.events = append(j.events, Event{File: j.name, Line: n})
-		ev := &j.events[len(j.events)-1]
+		ev = Event{}
 		p.form = fNone
-		msg := p.header(line, ev)
-		p.classify(msg, ev)
+		msg := p.header(line, &ev)
+		p.classify(msg, &ev)
 		j.forms[p.form]++
 		switch {
 		case ev.Kind == Unknown:
 			j.unk++
-			j.events = j.events[:len(j.events)-1]
 		case !ev.Time.IsZero() && (!opts.Since.IsZero() && ev.Time.Before(opts.Since) ||
 			!opts.Until.IsZero() && !ev.Time.Before(opts.Until)):
 			j.known++
 			j.out++
-			j.events = j.events[:len(j.events)-1]
 		default:
 			j.known++
-			j.span.add(ev)
-			if spanOnly(ev.Kind) {
-				j.events = j.events[:len(j.events)-1]
+			j.span.add(&ev)
+			if !spanOnly(ev.Kind) {
+				j.pack(&ev, n)
+				if nshards > 1 {
+					j.route(len(j.events)-1, nshards)
+				}
 			}
 		}
 	}
@@ -222,5 +294,15 @@ func (j *job) parse(opts Options) {
 // parallelWorkers is how many goroutines parse: all CPUs but the one
 // the analyzer runs on, at least one.
 func parallelWorkers() int {
-	return max(1, runtime.GOMAXPROCS(0)-1)
+	return max(1, runtime.GOMAXPROCS(0)-joinShards())
+}
+
+// joinShards is how many shards the join is spread over when Options
+// leave it open: one below 8 CPUs. Routing and merging cost the shards
+// 8-12 % more instructions than one join (docs/benchmarks-maillog.md,
+// follow-up 3), so a second shard pays only once the parsing workers
+// outrun the one join goroutine, which takes about a third of the CPU of
+// reading a log: with a quarter of the CPUs as shards, the rest parse.
+func joinShards() int {
+	return max(1, runtime.GOMAXPROCS(0)/4)
 }

@@ -70,11 +70,43 @@ func (p *parser) header(b []byte, ev *Event) []byte {
 	return b
 }
 
+// indexColonSpace is bytes.Index(b, []byte(": ")) with the byte after
+// each ':' checked inline (bytes.Index calls memequal for each ':' it
+// finds in a line longer than 64 bytes).
+func indexColonSpace(b []byte) int {
+	for off := 0; ; {
+		i := bytes.IndexByte(b[off:], ':')
+		if i < 0 {
+			return -1
+		}
+		off += i
+		if off+1 < len(b) && b[off+1] == ' ' {
+			return off
+		}
+		off++
+	}
+}
+
+// hasPrefix is bytes.HasPrefix for a constant prefix: inlined, the
+// comparison is a few loads instead of a call to memequal.
+func hasPrefix(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix
+}
+
+// trimSpaces is bytes.TrimLeft(b, " ") without the call: the header and
+// the delivery line have one or two spaces to drop.
+func trimSpaces(b []byte) []byte {
+	for len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	return b
+}
+
 // hostTag reads " host tag[pid]: " after the stamp. The host field is
 // whatever single word syslog wrote there ("mail", or "relay/mail" when a
 // relay keeps the origin's name).
 func (p *parser) hostTag(b []byte, ev *Event) []byte {
-	b = bytes.TrimLeft(b, " ")
+	b = trimSpaces(b)
 	sp := bytes.IndexByte(b, ' ')
 	if sp < 0 {
 		return b
@@ -96,7 +128,7 @@ func (p *parser) hostTag(b []byte, ev *Event) []byte {
 
 // tag reads "prog[pid]: " or "prog: " at the start of b.
 func (p *parser) tag(b []byte, ev *Event) []byte {
-	end := bytes.Index(b, []byte(": "))
+	end := indexColonSpace(b)
 	if end < 0 {
 		if bytes.HasSuffix(b, []byte(":")) {
 			end = len(b) - 1
@@ -223,20 +255,6 @@ func service(program string) string {
 		return program[i+1:]
 	}
 	return program
-}
-
-// isQueueID reports whether b is a Postfix queue ID: short (hex, upper
-// case) or long (enable_long_queue_ids: base-52 time, 'z', inode, drawn
-// from digits and consonants; see Postfix's mail_queue.h).
-func isQueueID(b []byte) bool {
-	if len(b) < 5 || len(b) > 32 {
-		return false
-	}
-	all := uint8(qidHex | qidLong)
-	for _, c := range b {
-		all &= qidClass[c]
-	}
-	return all&qidHex != 0 || all&qidLong != 0 && len(b) >= 12
 }
 
 // qidClass says, per byte, which queue ID alphabets hold it: qidHex
@@ -380,7 +398,7 @@ func (p *parser) classify(msg []byte, ev *Event) {
 		if i := bytes.Index(msg, []byte("vchkpw-")); i >= 0 && p.vchkpw(msg[i:], ev) {
 			return
 		}
-	} else if bytes.HasPrefix(msg, []byte("vchkpw-")) && p.vchkpw(msg, ev) {
+	} else if hasPrefix(msg, "vchkpw-") && p.vchkpw(msg, ev) {
 		return
 	}
 	switch svc {
@@ -396,7 +414,7 @@ func (p *parser) classify(msg []byte, ev *Event) {
 		p.courier(msg, ev)
 		return
 	}
-	if svc == "dovecot" || strings.HasPrefix(svc, "dovecot") || bytes.HasPrefix(msg, []byte("dovecot: ")) ||
+	if svc == "dovecot" || strings.HasPrefix(svc, "dovecot") || hasPrefix(msg, "dovecot: ") ||
 		strings.HasSuffix(svc, "-login") || svc == "auth" || strings.HasPrefix(svc, "auth-worker") {
 		p.dovecot(svc, msg, ev)
 		return
@@ -408,25 +426,34 @@ func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 	// the queue ID runs to the first ": ": its bytes are all in qidClass,
 	// so the first byte outside it must start that ": " (and a run
 	// longer than any queue ID is none): no search through the line
-	sp := 0
-	for sp < len(msg) && sp <= 32 && qidClass[msg[sp]] != 0 {
+	// A queue ID is short (hex, upper case, 5 or more bytes) or long
+	// (enable_long_queue_ids: base-52 time, 'z', inode, drawn from digits
+	// and consonants, 12 or more; see Postfix's mail_queue.h): the
+	// alphabets its bytes are all in are told in the same loop.
+	sp, all := 0, uint8(qidHex|qidLong)
+	for sp < len(msg) && sp <= 32 {
+		c := qidClass[msg[sp]]
+		if c == 0 {
+			break
+		}
+		all &= c
 		sp++
 	}
-	if sp > 0 && sp+1 < len(msg) && msg[sp] == ':' && msg[sp+1] == ' ' && isQueueID(msg[:sp]) {
+	if sp >= 5 && sp <= 32 && sp+1 < len(msg) && msg[sp] == ':' && msg[sp+1] == ' ' && (all&qidHex != 0 || all&qidLong != 0 && sp >= 12) {
 		ev.QueueID = str(msg[:sp])
 		p.postfixQueued(svc, msg[sp+2:], ev)
 		return
 	}
 	switch {
-	case bytes.HasPrefix(msg, []byte("NOQUEUE: ")):
+	case hasPrefix(msg, "NOQUEUE: "):
 		rest := msg[len("NOQUEUE: "):]
-		if bytes.HasPrefix(rest, []byte("reject: ")) || bytes.HasPrefix(rest, []byte("milter-reject: ")) {
+		if hasPrefix(rest, "reject: ") || hasPrefix(rest, "milter-reject: ") {
 			p.reject(rest, ev)
 		}
-	case bytes.HasPrefix(msg, []byte("connect from ")):
+	case hasPrefix(msg, "connect from "):
 		ev.Kind = Connect
 		ev.ClientName, ev.ClientAddr = nameAddr(str(msg[len("connect from "):]))
-	case bytes.HasPrefix(msg, []byte("warning: ")):
+	case hasPrefix(msg, "warning: "):
 		// smtpd_sasl_glue.c: "%s: SASL %s authentication failed: %s"
 		// (namaddr, mechanism, server reply); Postfix 3.x appends
 		// ", sasl_username=%s" when the user is known.
@@ -455,12 +482,12 @@ func (p *parser) postfix(svc string, msg []byte, ev *Event) {
 func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 	switch {
 	// the delivery line first: the most frequent (the prefixes exclude each other)
-	case bytes.HasPrefix(m, []byte("to=")):
+	case hasPrefix(m, "to="):
 		ev.Kind = Delivery
 		if !deliveryLine(m, ev) {
 			deliveryFields(m, ev)
 		}
-	case bytes.HasPrefix(m, []byte("client=")):
+	case hasPrefix(m, "client="):
 		ev.Kind = Client
 		var client string
 		if !clientLine(m, &client, &ev.Method, &ev.User) {
@@ -469,10 +496,10 @@ func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 		if client != "" {
 			ev.ClientName, ev.ClientAddr = nameAddr(client)
 		}
-	case bytes.HasPrefix(m, []byte("message-id=")):
+	case hasPrefix(m, "message-id="):
 		ev.Kind = MessageID
 		ev.Text = str(bytes.Trim(m[len("message-id="):], "<>"))
-	case bytes.HasPrefix(m, []byte("from=")):
+	case hasPrefix(m, "from="):
 		ev.Kind = Queued
 		var size, nrcpt string
 		if !queuedLine(m, &ev.Sender, &size, &nrcpt) {
@@ -482,17 +509,17 @@ func (p *parser) postfixQueued(svc string, m []byte, ev *Event) {
 		if ev.Status != "" {
 			ev.Kind = Expired // "from=<S>, status=expired, returned to sender"
 		}
-	case bytes.Equal(m, []byte("removed")):
+	case string(m) == "removed":
 		ev.Kind = Removed
-	case bytes.HasPrefix(m, []byte("placed on hold")), bytes.HasPrefix(m, []byte("hold: ")):
+	case hasPrefix(m, "placed on hold"), hasPrefix(m, "hold: "):
 		ev.Kind = Held
-	case bytes.HasPrefix(m, []byte("uid=")):
+	case hasPrefix(m, "uid="):
 		ev.Kind = Pickup
 		strFields(m, strField{"uid", &ev.UID}, strField{"from", &ev.Sender})
-	case bytes.HasPrefix(m, []byte("sender non-delivery notification: ")):
+	case hasPrefix(m, "sender non-delivery notification: "):
 		ev.Kind = BounceNotice
 		ev.NewID = str(m[len("sender non-delivery notification: "):])
-	case bytes.HasPrefix(m, []byte("reject: ")), bytes.HasPrefix(m, []byte("milter-reject: ")):
+	case hasPrefix(m, "reject: "), hasPrefix(m, "milter-reject: "):
 		p.reject(m, ev)
 	}
 }
@@ -521,12 +548,12 @@ func deliveryLine(m []byte, ev *Event) bool {
 	}
 	rcpt := v
 	var orig []byte
-	if bytes.HasPrefix(b, []byte(", orig_to=")) {
+	if hasPrefix(b, ", orig_to=") {
 		if orig, b, ok = angleValue(b[len(", orig_to="):]); !ok {
 			return false
 		}
 	}
-	if !bytes.HasPrefix(b, []byte(", relay=")) {
+	if !hasPrefix(b, ", relay=") {
 		return false
 	}
 	b = b[len(", relay="):]
@@ -538,18 +565,18 @@ func deliveryLine(m []byte, ev *Event) bool {
 	// skip ", conn_use=N", ", delay=D" and ", delays=a/b/c/d" (no commas
 	// inside) to ", dsn="
 	b = b[i:]
-	for !bytes.HasPrefix(b, []byte(", dsn=")) {
+	for !hasPrefix(b, ", dsn=") {
 		// a line without dsn= (Postfix before 2.3) reaches status= and
 		// its text here: the general reader takes it
 		k := bytes.IndexByte(b[1:], ',')
-		if k < 0 || bytes.HasPrefix(b, []byte(", status=")) || bytes.IndexByte(b[2:k+1], ' ') >= 0 {
+		if k < 0 || hasPrefix(b, ", status=") || bytes.IndexByte(b[2:k+1], ' ') >= 0 {
 			return false
 		}
 		b = b[k+1:]
 	}
 	b = b[len(", dsn="):]
 	k := bytes.IndexByte(b, ',')
-	if k < 0 || bytes.IndexByte(b[:k], ' ') >= 0 || !bytes.HasPrefix(b[k:], []byte(", status=")) {
+	if k < 0 || bytes.IndexByte(b[:k], ' ') >= 0 || !hasPrefix(b[k:], ", status=") {
 		return false
 	}
 	dsn := b[:k]
@@ -560,7 +587,7 @@ func deliveryLine(m []byte, ev *Event) bool {
 			return false // more key=value pairs after status=: not log_adhoc's layout
 		}
 		if c == ' ' {
-			st, rest = b[:e], bytes.TrimLeft(b[e:], " ")
+			st, rest = b[:e], trimSpaces(b[e:])
 			break
 		}
 	}
@@ -589,11 +616,11 @@ func clientLine(m []byte, client, method, user *string) bool {
 		*client = str(c)
 		return true
 	}
-	if !bytes.HasPrefix(b, []byte(", sasl_method=")) {
+	if !hasPrefix(b, ", sasl_method=") {
 		return false
 	}
 	meth, b, ok := plainValue(b[len(", sasl_method="):])
-	if !ok || !bytes.HasPrefix(b, []byte(", sasl_username=")) {
+	if !ok || !hasPrefix(b, ", sasl_username=") {
 		return false
 	}
 	u, b, ok := plainValue(b[len(", sasl_username="):])
@@ -609,11 +636,11 @@ func clientLine(m []byte, client, method, user *string) bool {
 // (nothing set) for any other, the expired line among them.
 func queuedLine(m []byte, sender, size, nrcpt *string) bool {
 	s, b, ok := angleValue(m[len("from="):])
-	if !ok || !bytes.HasPrefix(b, []byte(", size=")) {
+	if !ok || !hasPrefix(b, ", size=") {
 		return false
 	}
 	sz, b, ok := plainValue(b[len(", size="):])
-	if !ok || !bytes.HasPrefix(b, []byte(", nrcpt=")) {
+	if !ok || !hasPrefix(b, ", nrcpt=") {
 		return false
 	}
 	n, b, ok := plainValue(b[len(", nrcpt="):])
@@ -693,10 +720,10 @@ func (p *parser) qmail(m []byte, ev *Event) bool {
 		return b[:i], b[i+1:]
 	}
 	switch {
-	case bytes.HasPrefix(m, []byte("new msg ")):
+	case hasPrefix(m, "new msg "):
 		ev.Kind = QmailNew
 		ev.QueueID = str(m[len("new msg "):])
-	case bytes.HasPrefix(m, []byte("info msg ")):
+	case hasPrefix(m, "info msg "):
 		// "info msg %lu: bytes %lu from <%s> qp %lu uid %lu"
 		ev.Kind = QmailInfo
 		r := m[len("info msg "):]
@@ -716,13 +743,13 @@ func (p *parser) qmail(m []byte, ev *Event) bool {
 				var qp, uid []byte
 				qp, s = word(s[j+len("> qp "):])
 				ev.QP = str(qp)
-				if bytes.HasPrefix(s, []byte("uid ")) {
+				if hasPrefix(s, "uid ") {
 					uid, _ = word(s[4:])
 					ev.UID = str(uid)
 				}
 			}
 		}
-	case bytes.HasPrefix(m, []byte("starting delivery ")):
+	case hasPrefix(m, "starting delivery "):
 		// "starting delivery %d: msg %lu to %s %s" (local|remote, recipient)
 		ev.Kind = QmailStart
 		r := m[len("starting delivery "):]
@@ -735,12 +762,12 @@ func (p *parser) qmail(m []byte, ev *Event) bool {
 		var id, ch []byte
 		id, r = word(r)
 		ev.QueueID = str(id)
-		if bytes.HasPrefix(r, []byte("to ")) {
+		if hasPrefix(r, "to ") {
 			ch, r = word(r[3:])
 			ev.Channel = str(ch)
 			ev.Recipient = str(r)
 		}
-	case bytes.HasPrefix(m, []byte("delivery ")):
+	case hasPrefix(m, "delivery "):
 		// "delivery %d: success|deferral|failure: text"
 		r := m[len("delivery "):]
 		c := bytes.Index(r, []byte(": "))
@@ -753,20 +780,20 @@ func (p *parser) qmail(m []byte, ev *Event) bool {
 		st, text, _ := bytes.Cut(r, []byte(": "))
 		ev.Status = str(bytes.TrimSuffix(st, []byte(":")))
 		ev.Text = str(text)
-	case bytes.HasPrefix(m, []byte("bounce msg ")):
+	case hasPrefix(m, "bounce msg "):
 		ev.Kind = QmailBounce
 		var id []byte
 		id, r := word(m[len("bounce msg "):])
 		ev.QueueID = str(id)
-		if bytes.HasPrefix(r, []byte("qp ")) {
+		if hasPrefix(r, "qp ") {
 			ev.QP = str(r[3:])
 		}
-	case bytes.HasPrefix(m, []byte("end msg ")):
+	case hasPrefix(m, "end msg "):
 		ev.Kind = QmailEnd
 		ev.QueueID = str(m[len("end msg "):])
-	case bytes.HasPrefix(m, []byte("status: ")), bytes.HasPrefix(m, []byte("triple bounce")),
-		bytes.HasPrefix(m, []byte("alert: ")), bytes.HasPrefix(m, []byte("warning: ")),
-		bytes.HasPrefix(m, []byte("exiting")), bytes.HasPrefix(m, []byte("bounce msg")):
+	case hasPrefix(m, "status: "), hasPrefix(m, "triple bounce"),
+		hasPrefix(m, "alert: "), hasPrefix(m, "warning: "),
+		hasPrefix(m, "exiting"), hasPrefix(m, "bounce msg"):
 		ev.Kind = Other
 	default:
 		return false
@@ -795,9 +822,9 @@ func (p *parser) vchkpw(m []byte, ev *Event) bool {
 	switch {
 	case bytes.Contains(r, []byte("login success ")):
 		ev.Kind = Login
-	case bytes.HasPrefix(r, []byte("password fail")), bytes.HasPrefix(r, []byte("vpopmail user not found")),
-		bytes.HasPrefix(r, []byte("null password given")), bytes.HasPrefix(r, []byte("invalid user/domain")),
-		bytes.HasPrefix(r, []byte("user has no password")):
+	case hasPrefix(r, "password fail"), hasPrefix(r, "vpopmail user not found"),
+		hasPrefix(r, "null password given"), hasPrefix(r, "invalid user/domain"),
+		hasPrefix(r, "user has no password"):
 		ev.Kind = LoginFailed
 	default:
 		ev.Kind = Other
@@ -847,7 +874,7 @@ func (p *parser) dovecot(svc string, m []byte, ev *Event) {
 	case strings.HasSuffix(svc, "-login"):
 		var ok bool
 		switch {
-		case bytes.HasPrefix(m, []byte("Login: ")):
+		case hasPrefix(m, "Login: "):
 			ok = true
 		case bytes.Contains(m, []byte("auth failed")):
 		default:
@@ -931,9 +958,9 @@ func (p *parser) courier(m []byte, ev *Event) {
 	ev.Kind = Other
 	var failed bool
 	switch {
-	case bytes.HasPrefix(m, []byte("LOGIN FAILED, ")):
+	case hasPrefix(m, "LOGIN FAILED, "):
 		failed = true
-	case bytes.HasPrefix(m, []byte("LOGIN, ")):
+	case hasPrefix(m, "LOGIN, "):
 	case bytes.Contains(m, []byte("authentication error")) || bytes.Contains(m, []byte("password mismatch")) ||
 		bytes.Contains(m, []byte("authentication failed")):
 		failed = true

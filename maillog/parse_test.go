@@ -318,7 +318,7 @@ func TestParallelMatchesSequential(t *testing.T) {
 			}
 			seq.Add(ev)
 		}
-		pst := readAllParallel(Order([]string{f}, Options{}), Options{}, par, 2)
+		pst := readAllParallel(Order([]string{f}, Options{}), Options{}, par, 2, 1)
 		sst := r.Stats
 		if sst.Lines != pst.Lines || sst.Unknown != pst.Unknown || sst.Known != pst.Known || sst.Bytes != pst.Bytes || fmt.Sprint(sst.Forms) != fmt.Sprint(pst.Forms) {
 			t.Errorf("%s: stats differ:\nseq %+v\npar %+v", f, sst, pst)

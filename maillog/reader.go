@@ -35,6 +35,10 @@ type Options struct {
 	Location *time.Location
 	// Stdin is read for the name "-".
 	Stdin io.Reader
+	// Workers and Shards, when above zero, set how many goroutines
+	// parse the lines and how many the join is sharded over (ReadAll);
+	// zero leaves it to the number of CPUs.
+	Workers, Shards int
 }
 
 // Stats counts what a Reader saw.
@@ -381,8 +385,15 @@ func (r *Reader) Close() error {
 // ReadAll feeds every event of the named logs (put in time order) to a
 // and returns what the reader saw.
 func ReadAll(names []string, opts Options, a *Analyzer) Stats {
-	if w := parallelWorkers(); runtime.GOMAXPROCS(0) > 1 {
-		return readAllParallel(Order(names, opts), opts, a, w)
+	w, s := parallelWorkers(), joinShards()
+	if opts.Workers > 0 {
+		w = opts.Workers
+	}
+	if opts.Shards > 0 {
+		s = opts.Shards
+	}
+	if runtime.GOMAXPROCS(0) > 1 || opts.Workers > 0 || opts.Shards > 0 {
+		return readAllParallel(Order(names, opts), opts, a, w, s)
 	}
 	r := Open(names, opts)
 	defer r.Close()
