@@ -103,6 +103,8 @@ func Select(ctx context.Context, src queue.Source, spec filter.Spec, o SelectOpt
 		// subdirectory, which a delete must remove too.)
 		scanned = idLookup{Spool: sp, ids: spec.IDs}
 	}
+	// What the scan keeps of each selected message (see compactSet).
+	compact := newCompactSet(o.Keep)
 	err = filter.Scan(ctx, scanned, m, opt, func(r filter.Result) error {
 		if o.Where != nil && !o.Where(r.Msg) {
 			return nil
@@ -114,9 +116,16 @@ func Select(ctx context.Context, src queue.Source, spec filter.Spec, o SelectOpt
 		if !o.Explain {
 			r.Why = nil
 		}
+		if compact != nil {
+			compact.add(r)
+			return nil
+		}
 		sel.Results = append(sel.Results, r)
 		return nil
 	})
+	if compact != nil {
+		sel.Results = compact.results()
+	}
 	filter.SortResults(sel.Results)
 	if err != nil {
 		return nil, err
