@@ -16,8 +16,9 @@ import (
 // before it collects: what the selection holds during the scan counts
 // twice in the peak. After the scan, the records become queue.Messages
 // again, in one block, each exactly the trimmed message it was made from.
-// A message the record cannot carry exactly (content, a time not from time.Unix, an MTA other than Postfix or qmail) is kept
-// whole instead.
+// A message the record cannot carry exactly (content, a time not from
+// time.Unix, an MTA other than Postfix or qmail, an --explain reason) is
+// kept whole instead.
 
 // idRec is a selected message of a KeepIDs selection: what trim keeps.
 type idRec struct {
