@@ -43,6 +43,11 @@ fi
 SEED=${BENCH_SEED:-1}
 NOW=${BENCH_NOW:-2026-11-22T16:00:00Z}
 USER_U=hello@example.com
+# What one selected message costs the process once the selection is made
+# (a queue.Message, its filter.Result and its ID, path and sender; measured
+# in bench/notes.md, "Memory of the selection"): issue 15's qmail target is
+# 60 MB plus this much per selected message.
+SEL_BYTES=490
 SENDER_S=newsletter@example.com
 
 log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
@@ -229,6 +234,8 @@ report_rss() {
 	echo "## Peak RSS per command"
 	echo
 	echo "Peak resident memory (GNU time \`%M\`, MB) of each qsurgeon command in this run, per queue and size."
+	echo "What the selection itself needs: $SEL_BYTES bytes per selected message once the selection is made (bench/notes.md,"
+	echo "\"Memory of the selection\"); issue 15's qmail target is 60 MB plus that times the selected count${TGT_QMAIL_RSS:+ ($TGT_QMAIL_RSS)}."
 	echo
 	awk -F'\t' '
 		{ k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; rows[++nr] = k } if (!($3 in col)) { col[$3] = 1; cols[++nc] = $3 } v[k, $3] = $4 }
@@ -473,6 +480,9 @@ qmail_size() {
 	row qm_rm "delete as many other messages" "\`xargs rm\` of its files (unlink floor)"
 	TGT_QMAIL="cold: select AUTH user $(ratio qm_qs_user qm_grep_user) of \`grep -rlF\` over mess/, sender $(ratio qm_qs_sender qm_grep_sender) of \`grep -z\` over info/+todo/ ($(ratio qm_qs_user qm_cat) and $(ratio qm_qs_sender qm_cat) of the mess+info read floor); again: AUTH user $(ratio2 qm_qs_user qm_grep_user), sender $(ratio2 qm_qs_sender qm_grep_sender) of grep; peak RSS list ${RSS[qm_qs_user]:-n/a} MB, summary ${RSS[qm_qs_summary]:-n/a} MB, delete ${RSS[qm_qs_delete]:-n/a} MB"
 	TGT_QMAIL_N=$n
+	# Issue 15's memory target: 60 MB plus what the selection itself needs,
+	# SEL_BYTES a selected message (bench/notes.md, "Memory of the selection").
+	TGT_QMAIL_RSS="60 MB + $want_u × $SEL_BYTES B = $(awk -v n="$want_u" -v b="$SEL_BYTES" 'BEGIN{printf "%.0f", 60 + n*b/1048576}') MB"
 	rss_record qmail "$n" qm_qs_user "list --sasl-user"
 	rss_record qmail "$n" qm_qs_sender "list --sender"
 	rss_record qmail "$n" qm_qs_summary "summary"
@@ -597,7 +607,7 @@ mnt=$(findmnt -no OPTIONS -T "$BENCH_DIR" 2>/dev/null)
 	echo
 	echo "* Select: ${TGT_SELECT:-n/a} (target: ≤ 1× grep -rl, postqueue -j ≥ 5×)."
 	echo "* Delete: ${TGT_DELETE:-n/a} (target: ≤ 1.1×)."
-	echo "* qmail ${TGT_QMAIL_N:-}: ${TGT_QMAIL:-n/a} (targets: issue 6 ≤ 1.5× the read floor; issue 15 ≤ 1.2× grep at 450k, peak RSS ≤ 60 MB plus the selection)."
+	echo "* qmail ${TGT_QMAIL_N:-}: ${TGT_QMAIL:-n/a} (targets: issue 6 ≤ 1.5× the read floor; issue 15 ≤ 1.2× grep at 450k, peak RSS ≤ 60 MB plus the selection: ${TGT_QMAIL_RSS:-n/a})."
 	echo "* Peak RSS: ${TGT_RSS:-n/a} (target: < 150 MB at 1M)."
 	echo "* Delete one account's mail end to end (scan + delete, seed 003): ${TGT_E2E:-n/a} (target: < 60 s at 1M)."
 	echo "* Select vs the envelope-read floor (issue 15): ${TGT_ENV:-n/a} (target: ≤ 1.1× cold)."

@@ -1,6 +1,7 @@
 package qmailq
 
 import (
+	"cmp"
 	"context"
 	"io/fs"
 	"os"
@@ -31,21 +32,86 @@ type walkIndex struct {
 	strays  []Stray
 	badDirs map[string]bool
 	odd     map[uint64][]oddFile
-	// extra are files not in their canonical split subdirectory: flat
-	// parts' files and misplaced copies.
-	extra map[uint64][]Location
-	// byGroup lists the ids of extra and odd by canonical subdirectory.
-	byGroup map[int][]uint64
+	// oddByGroup lists the ids of odd by canonical subdirectory.
+	oddByGroup map[int][]uint64
+	// extra are files not in their canonical split subdirectory (flat
+	// parts' files, such as todo/, intd/ and bounce/, and misplaced
+	// copies), 16 bytes each, sorted by their message's canonical
+	// subdirectory, then id, each message's in the order pass 1 found
+	// them: one group's are one run.
+	extra []fileLoc
+}
+
+// fileLoc is one file of message id: part p in subdirectory sub (or Flat).
+type fileLoc struct {
+	id   uint64
+	sub  int32
+	part uint8
+}
+
+// noPart marks a fileLoc that stands for no file: a message pass 1 found
+// only entries of that are not regular files (walkIndex.odd).
+const noPart = 255
+
+func (f fileLoc) loc() Location { return Location{Part: Part(f.part), Subdir: int(f.sub)} }
+
+// extraRun returns the files of extra whose message belongs to
+// subdirectory sub and, when id is not nil, is *id.
+func (idx *walkIndex) extraRun(l *Layout, sub int, id *uint64) []fileLoc {
+	key := func(f fileLoc) (int, uint64) { return l.Subdir(f.id), f.id }
+	lo, _ := slices.BinarySearchFunc(idx.extra, sub, func(f fileLoc, sub int) int {
+		g, fid := key(f)
+		if g != sub {
+			return cmp.Compare(g, sub)
+		}
+		if id != nil {
+			return cmp.Compare(fid, *id)
+		}
+		return 0
+	})
+	hi := lo
+	for hi < len(idx.extra) {
+		g, fid := key(idx.extra[hi])
+		if g != sub || id != nil && fid != *id {
+			break
+		}
+		hi++
+	}
+	return idx.extra[lo:hi]
+}
+
+// extraOf lists the files of extra of message id.
+func (idx *walkIndex) extraOf(l *Layout, id uint64) []Location {
+	var out []Location
+	for _, f := range idx.extraRun(l, l.Subdir(id), &id) {
+		out = append(out, f.loc())
+	}
+	return out
 }
 
 // walkGroup is one subdirectory number's messages, kept for the reads that
 // follow the walk closely.
 type walkGroup struct {
-	sub     int
-	entries map[uint64]*entry
+	sub int
+	// ents are the group's messages, sorted by id (64 bytes each).
+	ents []groupEntry
 	// probe marks split parts whose subdirectory could not be listed in
 	// pass 2: Inspect looks there for every message of the group.
 	probe [numParts]bool
+}
+
+type groupEntry struct {
+	id uint64
+	e  entry
+}
+
+// find returns the entry of id in g, nil when g has none.
+func (g *walkGroup) find(id uint64) *entry {
+	i, ok := slices.BinarySearchFunc(g.ents, id, func(ge groupEntry, id uint64) int { return cmp.Compare(ge.id, id) })
+	if !ok {
+		return nil
+	}
+	return &g.ents[i].e
 }
 
 // walkState is the latest Walk's index and its last two groups (the
@@ -69,7 +135,7 @@ func (ws *walkState) lookup(id uint64, sub int) (*entry, *walkGroup) {
 	defer ws.mu.RUnlock()
 	for _, g := range ws.groups {
 		if g != nil && g.sub == sub {
-			return g.entries[id], g
+			return g.find(id), g
 		}
 	}
 	return nil, nil
@@ -99,15 +165,12 @@ func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		g := &walkGroup{sub: sub, entries: map[uint64]*entry{}}
-		get := func(id uint64) *entry {
-			e := g.entries[id]
-			if e == nil {
-				e = newEntry()
-				g.entries[id] = e
-			}
-			return e
-		}
+		g := &walkGroup{sub: sub}
+		// Every file of the group, the listed ones first (in Parts'
+		// order), then pass 1's: sorted stably by id, each message's
+		// first copy of a part is the one entry.add keeps in where, as
+		// pass 1 found them.
+		var files []fileLoc
 		for _, p := range Parts {
 			if !l.IsSplit(p) {
 				continue
@@ -126,27 +189,38 @@ func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 			for _, de := range ents {
 				id, isID := ParseID(de.Name())
 				if isID && de.Type().IsRegular() && l.Subdir(id) == sub {
-					get(id).add(p, sub)
+					files = append(files, fileLoc{id: id, sub: int32(sub), part: uint8(p)})
 				}
 			}
 		}
-		for _, id := range idx.byGroup[sub] {
-			e := get(id)
-			for _, loc := range idx.extra[id] {
-				e.add(loc.Part, loc.Subdir)
+		files = append(files, idx.extraRun(l, sub, nil)...)
+		for _, id := range idx.oddByGroup[sub] {
+			// Listed, so the problem is seen, even with no file.
+			files = append(files, fileLoc{id: id, part: noPart})
+		}
+		slices.SortStableFunc(files, func(a, b fileLoc) int { return cmp.Compare(a.id, b.id) })
+		n := 0
+		for i := range files {
+			if i == 0 || files[i].id != files[i-1].id {
+				n++
 			}
 		}
-		ids := make([]uint64, 0, len(g.entries))
-		for id := range g.entries {
-			ids = append(ids, id)
+		g.ents = make([]groupEntry, 0, n)
+		for _, f := range files {
+			if n := len(g.ents); n == 0 || g.ents[n-1].id != f.id {
+				g.ents = append(g.ents, groupEntry{id: f.id, e: *newEntry()})
+			}
+			if f.part != noPart {
+				g.ents[len(g.ents)-1].e.add(Part(f.part), int(f.sub))
+			}
 		}
-		slices.Sort(ids)
+		files = nil
 		ws.push(g)
-		for _, id := range ids {
+		for i := range g.ents {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			e := g.entries[id]
+			id, e := g.ents[i].id, &g.ents[i].e
 			ref := queue.Ref{Queue: queueName(e.has(PartInfo), e.has(PartTodo)), ID: strconv.FormatUint(id, 10)}
 			if e.has(PartMess) {
 				ref.Path = Location{Part: PartMess, Subdir: int(e.where[PartMess])}.Path(id)
@@ -163,24 +237,18 @@ func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 // classification of entries is Inventory's.
 func (q *Queue) walkPass1(ctx context.Context) (*walkIndex, error) {
 	l := q.layout
-	idx := &walkIndex{extra: map[uint64][]Location{}, odd: map[uint64][]oddFile{}, byGroup: map[int][]uint64{}}
-	note := func(id uint64) {
-		if _, ok := idx.extra[id]; !ok {
-			if _, ok := idx.odd[id]; !ok {
-				sub := l.Subdir(id)
-				idx.byGroup[sub] = append(idx.byGroup[sub], id)
-			}
-		}
-	}
+	idx := &walkIndex{odd: map[uint64][]oddFile{}, oddByGroup: map[int][]uint64{}}
 	file := func(id uint64, loc Location) {
 		if loc.Subdir != Flat && l.IsSplit(loc.Part) && l.Subdir(id) == loc.Subdir {
 			return // where fmtqfn() puts it: pass 2 finds it
 		}
-		note(id)
-		idx.extra[id] = append(idx.extra[id], loc)
+		idx.extra = append(idx.extra, fileLoc{id: id, sub: int32(loc.Subdir), part: uint8(loc.Part)})
 	}
 	odd := func(id uint64, loc Location, mode fs.FileMode) {
-		note(id)
+		if _, ok := idx.odd[id]; !ok {
+			sub := l.Subdir(id)
+			idx.oddByGroup[sub] = append(idx.oddByGroup[sub], id)
+		}
 		idx.odd[id] = append(idx.odd[id], oddFile{loc, mode})
 	}
 	var err error
@@ -188,6 +256,9 @@ func (q *Queue) walkPass1(ctx context.Context) (*walkIndex, error) {
 	if err != nil {
 		return nil, err
 	}
+	slices.SortStableFunc(idx.extra, func(a, b fileLoc) int {
+		return cmp.Or(cmp.Compare(l.Subdir(a.id), l.Subdir(b.id)), cmp.Compare(a.id, b.id))
+	})
 	return idx, nil
 }
 
@@ -201,5 +272,5 @@ func (ws *walkState) locations(q *Queue, id uint64) (locs []Location, probe [num
 		}
 		return locs, g.probe, true
 	}
-	return ws.idx.extra[id], probe, false
+	return ws.idx.extraOf(q.layout, id), probe, false
 }

@@ -348,11 +348,12 @@ func (j *Job) Run(ctx context.Context, results []filter.Result, o RunOptions) (R
 	} else {
 		workers := 1 // one at a time, in the selection's order
 		parallel := j.act.parallel() && !o.DryRun
+		var order []int32
 		if parallel {
 			workers = o.Workers
-			results = spreadByDir(results)
+			order = spreadByDir(results)
 		}
-		if !actEach(ctx, results, workers, o.Progress, func(m *queue.Message) {
+		if !actEach(ctx, results, order, workers, o.Progress, func(m *queue.Message) {
 			if starting([]*queue.Message{m}) {
 				record(m, j.act.act(m))
 			}
@@ -395,13 +396,14 @@ func (nopJournal) Record(string, string, string, string, error) error { return n
 func (nopJournal) End(any) error                                      { return nil }
 
 // actEach runs act over every selected message from workers goroutines
-// (filter.DefaultWorkers when <= 0; one keeps the selection's order), like
+// (filter.DefaultWorkers when <= 0; one keeps the selection's order), in
+// the order of order's indices when it is not nil (spreadByDir), like
 // restic's ParallelRemove. Deleting or renaming a file is a directory
 // update and an inode update in the kernel; with the queue's messages
 // spread over hash directories, a few at a time keep both CPUs busy where
 // one at a time waits. It reports false when ctx was cancelled before
 // every message was taken (those not taken were not touched).
-func actEach(ctx context.Context, results []filter.Result, workers int, progress queue.Progress, act func(*queue.Message)) bool {
+func actEach(ctx context.Context, results []filter.Result, order []int32, workers int, progress queue.Progress, act func(*queue.Message)) bool {
 	if workers <= 0 {
 		workers = filter.DefaultWorkers()
 	}
@@ -416,6 +418,9 @@ func actEach(ctx context.Context, results []filter.Result, workers int, progress
 				i := next.Add(1) - 1
 				if i >= total {
 					return
+				}
+				if order != nil {
+					i = int64(order[i])
 				}
 				act(results[i].Msg)
 				if n := done.Add(1); progress != nil && n%64 == 0 {

@@ -3,6 +3,7 @@ package surgery
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/qsurgeon/qsurgeon/filter"
 	"github.com/qsurgeon/qsurgeon/internal/mimeword"
@@ -76,6 +77,10 @@ type Selection struct {
 	Strays []string
 }
 
+// giveBackAt is the selection size from which Select gives the scan's
+// garbage back before it turns its compact records into messages.
+const giveBackAt = 10000
+
 // Select runs spec over src with the parallel engine. Known Postfix queue
 // IDs are looked up where Postfix keeps them instead of walking the whole
 // queue. A spec Compile refuses is an ErrUsage; a cancelled ctx returns
@@ -103,6 +108,8 @@ func Select(ctx context.Context, src queue.Source, spec filter.Spec, o SelectOpt
 		// subdirectory, which a delete must remove too.)
 		scanned = idLookup{Spool: sp, ids: spec.IDs}
 	}
+	// What the scan keeps of each selected message (see compactSet).
+	compact := newCompactSet(o.Keep)
 	err = filter.Scan(ctx, scanned, m, opt, func(r filter.Result) error {
 		if o.Where != nil && !o.Where(r.Msg) {
 			return nil
@@ -114,9 +121,24 @@ func Select(ctx context.Context, src queue.Source, spec filter.Spec, o SelectOpt
 		if !o.Explain {
 			r.Why = nil
 		}
+		if compact != nil {
+			compact.add(r)
+			return nil
+		}
 		sel.Results = append(sel.Results, r)
 		return nil
 	})
+	if compact != nil {
+		if compact.n >= giveBackAt {
+			// The scan's garbage is collected and its pages given back
+			// first, so that the messages about to be made take pages
+			// of their own instead of adding to the scan's (at 1M Postfix
+			// messages, 100k selected: 41 MB of messages on top of the
+			// scan's ~55 MB heap). One collection, once per Select.
+			debug.FreeOSMemory()
+		}
+		sel.Results = compact.results()
+	}
 	filter.SortResults(sel.Results)
 	if err != nil {
 		return nil, err

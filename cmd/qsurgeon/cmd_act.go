@@ -220,7 +220,14 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Jo
 		}
 	}
 	if len(results) <= headerAutoLimit {
-		surgery.ReadContents(c.Context, src, results, o.Workers)
+		// The preview shows the Subject of its sample only; nothing
+		// else of an action reads the headers (the selection held every
+		// message's headers until the action ended).
+		shown := results
+		if sf.sample >= 0 && sf.sample < len(shown) {
+			shown = shown[:sf.sample]
+		}
+		surgery.ReadContents(c.Context, src, shown, o.Workers)
 	}
 	rep, err := e.perform(c, sf, operation{
 		name:       name,
@@ -237,6 +244,7 @@ func (e *env) execute(c *cli.Context, o globalOpts, name string, job *surgery.Jo
 				}
 				ro.Unfinished = func(id string) (time.Time, bool) { t, ok := unfinished[id]; return t, ok }
 			}
+			defer boundActingHeap()()
 			return job.Run(c.Context, results, ro)
 		},
 	})
