@@ -171,59 +171,61 @@ func (q *Queue) list(ctx context.Context, file func(id uint64, loc Location), od
 			return nil, nil, err
 		}
 		top := p.Dir()
-		ents, err := q.readDir(top)
-		if err != nil {
-			if os.IsNotExist(err) {
-				continue // the layout notes say so; not fatal for reading
+		var inner error // a cancelled context, seen while listing top
+		err := q.eachEntry(top, func(bname []byte, t fs.FileMode) {
+			if inner != nil {
+				return
 			}
-			return nil, nil, err
-		}
-		for _, de := range ents {
-			name := de.Name()
-			t := de.Type()
-			rel := top + "/" + name
-			id, isID := ParseID(name)
+			id, isID := parseIDBytes(bname)
 			switch {
 			case t.IsDir() && isID && p != PartBounce && id < 1<<31:
 				if err := ctx.Err(); err != nil {
-					return nil, nil, err
+					inner = err
+					return
 				}
 				sub := int(id)
-				sents, err := q.readDir(rel)
+				rel := top + "/" + string(bname)
+				err := q.eachEntry(rel, func(sname []byte, st fs.FileMode) {
+					sid, sIsID := parseIDBytes(sname)
+					switch {
+					case st.IsRegular() && sIsID:
+						file(sid, Location{Part: p, Subdir: sub})
+					case !sIsID:
+						stray(rel+"/"+string(sname), st, "name is not a message id")
+					default:
+						stray(rel+"/"+string(sname), st, "not a regular file")
+						odd(sid, Location{Part: p, Subdir: sub}, st)
+					}
+				})
 				if err != nil {
 					if !os.IsNotExist(err) { // else vanished since the parent was listed
 						badDirs[rel] = true
 						stray(rel, 0, err.Error())
 					}
-					continue
-				}
-				for _, se := range sents {
-					sname := se.Name()
-					st := se.Type()
-					sid, sIsID := ParseID(sname)
-					switch {
-					case st.IsRegular() && sIsID:
-						file(sid, Location{Part: p, Subdir: sub})
-					case !sIsID:
-						stray(rel+"/"+sname, st, "name is not a message id")
-					default:
-						stray(rel+"/"+sname, st, "not a regular file")
-						odd(sid, Location{Part: p, Subdir: sub}, st)
-					}
 				}
 			case t.IsRegular() && isID:
 				file(id, Location{Part: p, Subdir: Flat})
 			case isID && p != PartBounce && id < 1<<31:
+				rel := top + "/" + string(bname)
 				badDirs[rel] = true
 				stray(rel, t, "not a directory where a split subdirectory belongs")
 			case t.IsDir():
-				stray(rel, t, "directory that is not a split subdirectory")
+				stray(top+"/"+string(bname), t, "directory that is not a split subdirectory")
 			case !isID:
-				stray(rel, t, "name is not a message id")
+				stray(top+"/"+string(bname), t, "name is not a message id")
 			default:
-				stray(rel, t, "not a regular file")
+				stray(top+"/"+string(bname), t, "not a regular file")
 				odd(id, Location{Part: p, Subdir: Flat}, t)
 			}
+		})
+		if inner != nil {
+			return nil, nil, inner
+		}
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue // the layout notes say so; not fatal for reading
+			}
+			return nil, nil, err
 		}
 	}
 	return strays, badDirs, nil
@@ -239,10 +241,12 @@ func (q *Queue) readDir(rel string) ([]fs.DirEntry, error) {
 	defer f.Close()
 	ents, err := f.ReadDir(-1)
 	if err != nil {
-		return ents, fmt.Errorf("qmailq: reading %s: %w", rel, err)
+		return ents, fmtReadErr(rel, err)
 	}
 	return ents, nil
 }
+
+func fmtReadErr(rel string, err error) error { return fmt.Errorf("qmailq: reading %s: %w", rel, err) }
 
 // Strays returns the entries that belong to no message (names that are not
 // ids, symbolic links, directories where files belong, ...) as the last

@@ -36,16 +36,30 @@ func (q *Queue) ReadFields(ref queue.Ref, f queue.Fields) (*queue.Message, error
 		return loc, e.where[p] == int32(loc.Subdir)
 	}
 	m := &queue.Message{MTA: queue.Qmail, ID: strconv.FormatUint(id, 10), Queue: queueName(e.has(PartInfo), e.has(PartTodo))}
+	var bp *[]byte // one pooled buffer for the parts read here
+	defer func() {
+		if bp != nil {
+			headPool.Put(bp)
+		}
+	}()
+	buf := func() []byte {
+		if bp == nil {
+			bp = headPool.Get().(*[]byte)
+		}
+		return *bp
+	}
 	if f&queue.FieldSender != 0 {
 		loc, ok := canonical(PartInfo)
 		if !ok {
 			return nil, nil
 		}
-		fd := q.readPart(id, loc, -1)
-		if fd.err != nil {
+		data, _, ok := q.readHead(id, loc, -1, buf())
+		if !ok {
 			return nil, nil
 		}
-		in, err := ParseInfo(fd.path, fd.data)
+		// ParseInfo copies the sender; the path only names errors,
+		// which send the message to Read.
+		in, err := ParseInfo("", data)
 		if err != nil {
 			return nil, nil
 		}
@@ -60,12 +74,12 @@ func (q *Queue) ReadFields(ref queue.Ref, f queue.Fields) (*queue.Message, error
 		if !ok {
 			return nil, nil
 		}
-		fd := q.readPart(id, loc, MaxTraceHead)
-		defer fd.release()
-		if fd.err != nil || fd.st.Size == 0 {
+		data, size, ok := q.readHead(id, loc, MaxTraceHead, buf())
+		if !ok || size == 0 {
 			return nil, nil
 		}
-		t := ParseTraceUIDs(fd.data, q.smtpdUIDs)
+		// ParseTraceUIDs copies what it keeps.
+		t := ParseTraceUIDs(data, q.smtpdUIDs)
 		m.SASLUser = t.AuthUser
 		if t.UntrustedAuthUser != "" {
 			c, _ := q.untrusted.LoadOrStore(t.UntrustedUID, new(atomic.Int64))

@@ -116,18 +116,14 @@ func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 			if idx.badDirs[dir] {
 				continue
 			}
-			ents, err := q.readDir(dir)
-			if err != nil {
-				if !os.IsNotExist(err) {
-					g.probe[p] = true
-				}
-				continue
-			}
-			for _, de := range ents {
-				id, isID := ParseID(de.Name())
-				if isID && de.Type().IsRegular() && l.Subdir(id) == sub {
+			err := q.eachEntry(dir, func(name []byte, t fs.FileMode) {
+				id, isID := parseIDBytes(name)
+				if isID && t.IsRegular() && l.Subdir(id) == sub {
 					get(id).add(p, sub)
 				}
+			})
+			if err != nil && !os.IsNotExist(err) {
+				g.probe[p] = true
 			}
 		}
 		for _, id := range idx.byGroup[sub] {
