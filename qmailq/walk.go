@@ -168,8 +168,11 @@ func (q *Queue) walkPass1(ctx context.Context) (*walkIndex, error) {
 			}
 		}
 	}
+	canonical := func(id uint64, loc Location) bool {
+		return loc.Subdir != Flat && l.IsSplit(loc.Part) && l.Subdir(id) == loc.Subdir
+	}
 	file := func(id uint64, loc Location) {
-		if loc.Subdir != Flat && l.IsSplit(loc.Part) && l.Subdir(id) == loc.Subdir {
+		if canonical(id, loc) {
 			return // where fmtqfn() puts it: pass 2 finds it
 		}
 		note(id)
@@ -180,7 +183,7 @@ func (q *Queue) walkPass1(ctx context.Context) (*walkIndex, error) {
 		idx.odd[id] = append(idx.odd[id], oddFile{loc, mode})
 	}
 	var err error
-	idx.strays, idx.badDirs, err = q.list(ctx, file, odd)
+	idx.strays, idx.badDirs, err = q.list(ctx, canonical, file, odd)
 	if err != nil {
 		return nil, err
 	}
