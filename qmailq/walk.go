@@ -1,6 +1,7 @@
 package qmailq
 
 import (
+	"cmp"
 	"context"
 	"io/fs"
 	"os"
@@ -41,8 +42,10 @@ type walkIndex struct {
 // walkGroup is one subdirectory number's messages, kept for the reads that
 // follow the walk closely.
 type walkGroup struct {
-	sub     int
-	entries map[uint64]*entry
+	sub int
+	// ids ascending, and ents[i] where the files of ids[i] are.
+	ids  []uint64
+	ents []entry
 	// probe marks split parts whose subdirectory could not be listed in
 	// pass 2: Inspect looks there for every message of the group.
 	probe [numParts]bool
@@ -69,10 +72,28 @@ func (ws *walkState) lookup(id uint64, sub int) (*entry, *walkGroup) {
 	defer ws.mu.RUnlock()
 	for _, g := range ws.groups {
 		if g != nil && g.sub == sub {
-			return g.entries[id], g
+			return g.entry(id), g
 		}
 	}
 	return nil, nil
+}
+
+// entry is the files of id in the group, nil if it has none.
+func (g *walkGroup) entry(id uint64) *entry {
+	if i, ok := slices.BinarySearch(g.ids, id); ok {
+		return &g.ents[i]
+	}
+	return nil
+}
+
+// groupFile is one file of a group's message as the walk found it; seq
+// keeps the order in which they were found (entry.add keeps the first
+// copy of a part).
+type groupFile struct {
+	id   uint64
+	seq  uint32
+	sub  int32
+	part Part
 }
 
 // Walk lists every message id that has any file in mess, info, local,
@@ -95,18 +116,15 @@ func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 	q.walk.Store(ws)
 	q.inv.Store(nil)
 	l := q.layout
+	var files []groupFile // reused from group to group
 	for sub := 0; sub < l.Split; sub++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		g := &walkGroup{sub: sub, entries: map[uint64]*entry{}}
-		get := func(id uint64) *entry {
-			e := g.entries[id]
-			if e == nil {
-				e = newEntry()
-				g.entries[id] = e
-			}
-			return e
+		g := &walkGroup{sub: sub}
+		files = files[:0]
+		found := func(id uint64, p Part, sub int) {
+			files = append(files, groupFile{id: id, seq: uint32(len(files)), sub: int32(sub), part: p})
 		}
 		for _, p := range Parts {
 			if !l.IsSplit(p) {
@@ -119,7 +137,7 @@ func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 			err := q.eachEntry(dir, func(name []byte, t fs.FileMode) {
 				id, isID := parseIDBytes(name)
 				if isID && t.IsRegular() && l.Subdir(id) == sub {
-					get(id).add(p, sub)
+					found(id, p, sub)
 				}
 			})
 			if err != nil && !os.IsNotExist(err) {
@@ -127,22 +145,35 @@ func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 			}
 		}
 		for _, id := range idx.byGroup[sub] {
-			e := get(id)
+			if len(idx.extra[id]) == 0 {
+				// Only odd files (not regular): listed all the same.
+				files = append(files, groupFile{id: id, seq: uint32(len(files)), part: -1})
+			}
 			for _, loc := range idx.extra[id] {
-				e.add(loc.Part, loc.Subdir)
+				found(id, loc.Part, loc.Subdir)
 			}
 		}
-		ids := make([]uint64, 0, len(g.entries))
-		for id := range g.entries {
-			ids = append(ids, id)
+		slices.SortFunc(files, func(a, b groupFile) int {
+			if c := cmp.Compare(a.id, b.id); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.seq, b.seq)
+		})
+		for i, f := range files {
+			if i == 0 || f.id != files[i-1].id {
+				g.ids = append(g.ids, f.id)
+				g.ents = append(g.ents, *newEntry())
+			}
+			if f.part >= 0 {
+				g.ents[len(g.ents)-1].add(f.part, int(f.sub))
+			}
 		}
-		slices.Sort(ids)
 		ws.push(g)
-		for _, id := range ids {
+		for i, id := range g.ids {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			e := g.entries[id]
+			e := &g.ents[i]
 			ref := queue.Ref{Queue: queueName(e.has(PartInfo), e.has(PartTodo)), ID: strconv.FormatUint(id, 10)}
 			if e.has(PartMess) {
 				ref.Path = Location{Part: PartMess, Subdir: int(e.where[PartMess])}.Path(id)
