@@ -157,12 +157,25 @@ func ParseTrace(head []byte) Trace { return ParseTraceUIDs(head, nil) }
 // knows which uids run qmail-smtpd; any other uid may be a local user who
 // wrote the header himself.
 func ParseTraceUIDs(head []byte, smtpdUIDs []int64) Trace {
+	t, _ := parseTrace(head, smtpdUIDs)
+	return t
+}
+
+// parseTrace is ParseTraceUIDs; short reports whether it looked at the
+// end of head (a longer head of the same file may then say more). When
+// short is false, any longer head of the same file gives the same Trace.
+func parseTrace(head []byte, smtpdUIDs []int64) (t Trace, short bool) {
+	fields := fieldReader{head: head, max: 64}
+	t = traceOf(&fields, smtpdUIDs)
+	return t, fields.short
+}
+
+func traceOf(fields *fieldReader, smtpdUIDs []int64) Trace {
 	var t Trace
 	// The fields are unfolded only as far as they are looked at: the
 	// qmail-queue line, forwards' Delivered-To lines and qmail-smtpd's
 	// header, not the rest of the header (a selection reads every
 	// message's head).
-	fields := fieldReader{head: head, max: 64}
 	f0, ok := fields.get(0)
 	if !ok {
 		return t
@@ -250,6 +263,9 @@ type fieldReader struct {
 	cur  []byte
 	have bool // cur holds a field begun
 	done bool
+	// short: the end of head was reached inside the header (not at its
+	// blank line, not after max fields).
+	short bool
 }
 
 func (r *fieldReader) get(k int) (string, bool) {
@@ -274,6 +290,7 @@ func (r *fieldReader) next() bool {
 			// An incomplete line (or nothing): cur ended only if this
 			// line is not a continuation of it.
 			complete = len(r.head) > 0 && r.head[0] != ' ' && r.head[0] != '\t'
+			r.short = true
 			break
 		}
 		line := bytes.TrimSuffix(r.head[:nl], []byte("\r"))
