@@ -283,7 +283,8 @@ type subListing struct {
 	done chan struct{} // closed when ents and err are set
 }
 
-// subEnt is an entry of a split subdirectory; name only when not an id.
+// subEnt is an entry of a split subdirectory; name only for a stray (not
+// an id, or not a regular file).
 type subEnt struct {
 	id   uint64
 	isID bool
@@ -343,8 +344,8 @@ func (q *Queue) listSubdirs(ctx context.Context, jobs []*subListing, skip func(i
 						return
 					}
 					e := subEnt{id: id, isID: isID, typ: t}
-					if !isID {
-						e.name = string(name)
+					if !isID || !t.IsRegular() {
+						e.name = string(name) // a stray, named by its path
 					}
 					j.ents = append(j.ents, e)
 				})
