@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -130,7 +132,7 @@ func (inv *Inventory) Has(id uint64, p Part) bool {
 func (q *Queue) Inventory(ctx context.Context) (*Inventory, error) {
 	inv := &Inventory{entries: make(map[uint64]*entry, 1024)}
 	var err error
-	inv.Strays, inv.badDirs, err = q.list(ctx, func(id uint64, loc Location) { inv.entry(id).add(loc.Part, loc.Subdir) }, inv.addOdd)
+	inv.Strays, inv.badDirs, err = q.list(ctx, nil, func(id uint64, loc Location) { inv.entry(id).add(loc.Part, loc.Subdir) }, inv.addOdd)
 	if err != nil {
 		return nil, err
 	}
@@ -161,72 +163,206 @@ func (inv *Inventory) entry(id uint64) *entry {
 // positions ("remote/3") holding something that is not a directory or
 // that could not be read. Inventory and Walk's first pass both list
 // through here.
-func (q *Queue) list(ctx context.Context, file func(id uint64, loc Location), odd func(id uint64, loc Location, mode fs.FileMode)) (strays []Stray, badDirs map[string]bool, err error) {
+//
+// skip (may be nil) names the files of split subdirectories file need not
+// hear of (Walk's pass 1 skips those where fmtqfn() puts them). The
+// subdirectories are listed by a few goroutines at once (the kernel's
+// directory reads are most of the work), and what they found is handed to
+// file, odd and the strays in the order of a sequential listing.
+func (q *Queue) list(ctx context.Context, skip func(id uint64, loc Location) bool, file func(id uint64, loc Location), odd func(id uint64, loc Location, mode fs.FileMode)) (strays []Stray, badDirs map[string]bool, err error) {
 	badDirs = map[string]bool{}
 	stray := func(p string, mode fs.FileMode, why string) {
 		strays = append(strays, Stray{Path: p, Mode: mode, Why: why})
 	}
-	for _, p := range Parts {
+	// The top directories first, one at a time (a few dozen entries each,
+	// and todo/'s or bounce/'s files).
+	type topEnt struct {
+		name string
+		id   uint64
+		isID bool
+		typ  fs.FileMode
+		job  int // index into jobs of its listing, -1 if none
+	}
+	type topList struct {
+		ents []topEnt
+		err  error
+	}
+	tops := make([]topList, len(Parts))
+	var jobs []*subListing
+	for i, p := range Parts {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
 		top := p.Dir()
-		ents, err := q.readDir(top)
-		if err != nil {
+		tops[i].err = q.eachEntry(top, func(bname []byte, t fs.FileMode) {
+			id, isID := parseIDBytes(bname)
+			e := topEnt{name: string(bname), id: id, isID: isID, typ: t, job: -1}
+			if t.IsDir() && isID && p != PartBounce && id < 1<<31 {
+				e.job = len(jobs)
+				jobs = append(jobs, &subListing{rel: top + "/" + e.name, part: p, sub: int(id), done: make(chan struct{})})
+			}
+			tops[i].ents = append(tops[i].ents, e)
+		})
+		if err := tops[i].err; err != nil && !os.IsNotExist(err) {
+			break // the listing ends there: nothing after it is looked at
+		}
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	consumed, wait := q.listSubdirs(lctx, jobs, skip)
+	defer func() {
+		// Nothing may still use the root's descriptor once list returns.
+		cancel()
+		wait()
+	}()
+	for i, p := range Parts {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		top := p.Dir()
+		if err := tops[i].err; err != nil {
 			if os.IsNotExist(err) {
 				continue // the layout notes say so; not fatal for reading
 			}
 			return nil, nil, err
 		}
-		for _, de := range ents {
-			name := de.Name()
-			t := de.Type()
-			rel := top + "/" + name
-			id, isID := ParseID(name)
+		for _, e := range tops[i].ents {
+			id, isID, t := e.id, e.isID, e.typ
 			switch {
-			case t.IsDir() && isID && p != PartBounce && id < 1<<31:
+			case e.job >= 0:
 				if err := ctx.Err(); err != nil {
 					return nil, nil, err
 				}
-				sub := int(id)
-				sents, err := q.readDir(rel)
-				if err != nil {
-					if !os.IsNotExist(err) { // else vanished since the parent was listed
+				j := jobs[e.job]
+				<-j.done
+				consumed()
+				rel, sub := j.rel, j.sub
+				if j.err != nil {
+					if !os.IsNotExist(j.err) { // else vanished since the parent was listed
 						badDirs[rel] = true
-						stray(rel, 0, err.Error())
+						stray(rel, 0, j.err.Error())
 					}
 					continue
 				}
-				for _, se := range sents {
-					sname := se.Name()
-					st := se.Type()
-					sid, sIsID := ParseID(sname)
+				for _, se := range j.ents {
 					switch {
-					case st.IsRegular() && sIsID:
-						file(sid, Location{Part: p, Subdir: sub})
-					case !sIsID:
-						stray(rel+"/"+sname, st, "name is not a message id")
+					case se.typ.IsRegular() && se.isID:
+						file(se.id, Location{Part: p, Subdir: sub})
+					case !se.isID:
+						stray(rel+"/"+se.name, se.typ, "name is not a message id")
 					default:
-						stray(rel+"/"+sname, st, "not a regular file")
-						odd(sid, Location{Part: p, Subdir: sub}, st)
+						stray(rel+"/"+se.name, se.typ, "not a regular file")
+						odd(se.id, Location{Part: p, Subdir: sub}, se.typ)
 					}
 				}
 			case t.IsRegular() && isID:
 				file(id, Location{Part: p, Subdir: Flat})
 			case isID && p != PartBounce && id < 1<<31:
+				rel := top + "/" + e.name
 				badDirs[rel] = true
 				stray(rel, t, "not a directory where a split subdirectory belongs")
 			case t.IsDir():
-				stray(rel, t, "directory that is not a split subdirectory")
+				stray(top+"/"+e.name, t, "directory that is not a split subdirectory")
 			case !isID:
-				stray(rel, t, "name is not a message id")
+				stray(top+"/"+e.name, t, "name is not a message id")
 			default:
-				stray(rel, t, "not a regular file")
+				stray(top+"/"+e.name, t, "not a regular file")
 				odd(id, Location{Part: p, Subdir: Flat}, t)
 			}
 		}
 	}
 	return strays, badDirs, nil
+}
+
+// subListing is one split subdirectory's listing, made by listSubdirs.
+type subListing struct {
+	rel  string
+	part Part
+	sub  int
+	ents []subEnt
+	err  error
+	done chan struct{} // closed when ents and err are set
+}
+
+// subEnt is an entry of a split subdirectory; name only for a stray (not
+// an id, or not a regular file).
+type subEnt struct {
+	id   uint64
+	isID bool
+	typ  fs.FileMode
+	name string
+}
+
+// listers is how many subdirectories list lists at once.
+func listers() int { return min(max(2*runtime.GOMAXPROCS(0), 2), 8) }
+
+// listSubdirs lists the jobs' directories in the background, in order and
+// a few at a time, closing each job's done when it is listed (also when
+// ctx ends first: then with ctx's error). At most a few listings wait to
+// be consumed (the caller calls consumed after each, in order), so an
+// Inventory's memory does not double. wait returns once every goroutine
+// has stopped; cancel ctx first when not every job was consumed.
+func (q *Queue) listSubdirs(ctx context.Context, jobs []*subListing, skip func(id uint64, loc Location) bool) (consumed, wait func()) {
+	next := make(chan *subListing, len(jobs))
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	n := min(listers(), len(jobs))
+	// A token per listing begun and not yet consumed, taken before the
+	// job: the job the caller waits for always holds one.
+	tokens := make(chan struct{}, 2*n)
+	for range cap(tokens) {
+		tokens <- struct{}{}
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-tokens:
+				case <-ctx.Done():
+					for j := range next {
+						j.err = ctx.Err()
+						close(j.done)
+					}
+					return
+				}
+				j, ok := <-next
+				if !ok {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					j.err = err
+					close(j.done)
+					continue
+				}
+				j.err = q.eachEntry(j.rel, func(name []byte, t fs.FileMode) {
+					id, isID := parseIDBytes(name)
+					if isID && t.IsRegular() && skip != nil && skip(id, Location{Part: j.part, Subdir: j.sub}) {
+						return
+					}
+					e := subEnt{id: id, isID: isID, typ: t}
+					if !isID || !t.IsRegular() {
+						e.name = string(name) // a stray, named by its path
+					}
+					j.ents = append(j.ents, e)
+				})
+				if j.err != nil {
+					j.ents = nil
+				}
+				close(j.done)
+			}
+		}()
+	}
+	consumed = func() {
+		select {
+		case tokens <- struct{}{}:
+		default:
+		}
+	}
+	return consumed, wg.Wait
 }
 
 // readDir lists a directory below the root, never through a symbolic link.
@@ -239,10 +375,12 @@ func (q *Queue) readDir(rel string) ([]fs.DirEntry, error) {
 	defer f.Close()
 	ents, err := f.ReadDir(-1)
 	if err != nil {
-		return ents, fmt.Errorf("qmailq: reading %s: %w", rel, err)
+		return ents, fmtReadErr(rel, err)
 	}
 	return ents, nil
 }
+
+func fmtReadErr(rel string, err error) error { return fmt.Errorf("qmailq: reading %s: %w", rel, err) }
 
 // Strays returns the entries that belong to no message (names that are not
 // ids, symbolic links, directories where files belong, ...) as the last

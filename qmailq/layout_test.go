@@ -172,3 +172,16 @@ func TestSendLock(t *testing.T) {
 		t.Fatal("SendLocked followed a symbolic link")
 	}
 }
+
+// parseIDBytes, used on names listed in place, is ParseID.
+func TestParseIDBytes(t *testing.T) {
+	names := []string{"", "0", "00", "01", "1", "457", "18446744073709551615", "18446744073709551616",
+		"99999999999999999999", "123456789012345678901", "12a", "-1", "+1", " 1", "1 ", "4294967296"}
+	for _, n := range names {
+		a, ok := ParseID(n)
+		b, ok2 := parseIDBytes([]byte(n))
+		if a != b || ok != ok2 {
+			t.Errorf("%q: ParseID %d %v, parseIDBytes %d %v", n, a, ok, b, ok2)
+		}
+	}
+}

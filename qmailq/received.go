@@ -157,12 +157,30 @@ func ParseTrace(head []byte) Trace { return ParseTraceUIDs(head, nil) }
 // knows which uids run qmail-smtpd; any other uid may be a local user who
 // wrote the header himself.
 func ParseTraceUIDs(head []byte, smtpdUIDs []int64) Trace {
+	t, _ := parseTrace(head, smtpdUIDs)
+	return t
+}
+
+// parseTrace is ParseTraceUIDs; short reports whether it looked at the
+// end of head (a longer head of the same file may then say more). When
+// short is false, any longer head of the same file gives the same Trace.
+func parseTrace(head []byte, smtpdUIDs []int64) (t Trace, short bool) {
+	fields := fieldReader{head: head, max: 64}
+	t = traceOf(&fields, smtpdUIDs)
+	return t, fields.short
+}
+
+func traceOf(fields *fieldReader, smtpdUIDs []int64) Trace {
 	var t Trace
-	fields := traceFields(head, 64)
-	if len(fields) == 0 {
+	// The fields are unfolded only as far as they are looked at: the
+	// qmail-queue line, forwards' Delivered-To lines and qmail-smtpd's
+	// header, not the rest of the header (a selection reads every
+	// message's head).
+	f0, ok := fields.get(0)
+	if !ok {
 		return t
 	}
-	q, ok := parseQueueReceived(fields[0])
+	q, ok := parseQueueReceived(f0)
 	if !ok {
 		return t
 	}
@@ -170,13 +188,18 @@ func ParseTraceUIDs(head []byte, smtpdUIDs []int64) Trace {
 	i := 0
 	for q.Invoked == InvokedByAlias {
 		j := i + 1
-		for j < len(fields) && fieldNameIs(fields[j], "Delivered-To") {
+		for {
+			f, ok := fields.get(j)
+			if !ok || !fieldNameIs(f, "Delivered-To") {
+				break
+			}
 			j++
 		}
-		if j == i+1 || j >= len(fields) {
+		fj, ok := fields.get(j)
+		if j == i+1 || !ok {
 			break
 		}
-		nq, ok := parseQueueReceived(fields[j])
+		nq, ok := parseQueueReceived(fj)
 		if !ok {
 			break
 		}
@@ -190,10 +213,14 @@ func ParseTraceUIDs(head []byte, smtpdUIDs []int64) Trace {
 			trusted = trusted || u == q.UID
 		}
 	}
-	if q.Invoked != InvokedFromNetwork && q.Invoked != InvokedByUID || i+1 >= len(fields) {
+	if q.Invoked != InvokedFromNetwork && q.Invoked != InvokedByUID {
 		return t
 	}
-	s, ok := parseSMTPReceived(fields[i+1])
+	fs, ok := fields.get(i + 1)
+	if !ok {
+		return t
+	}
+	s, ok := parseSMTPReceived(fs)
 	if !ok {
 		return t
 	}
@@ -220,42 +247,82 @@ func ParseTraceUIDs(head []byte, smtpdUIDs []int64) Trace {
 // message ("Name: value" with continuation lines joined by one space). It
 // stops at the blank line and drops a field cut off by the end of head.
 func traceFields(head []byte, max int) []string {
-	var out []string
-	var cur []byte
-	have := false
+	r := fieldReader{head: head, max: max}
+	for r.next() {
+	}
+	return r.out
+}
+
+// fieldReader unfolds the header fields at the top of a message one at a
+// time, as traceFields does all at once: get(k) is traceFields(head,
+// max)[k] (ok false past its end), reading no further than field k needs.
+type fieldReader struct {
+	head []byte
+	max  int
+	out  []string
+	cur  []byte
+	have bool // cur holds a field begun
+	done bool
+	// short: the end of head was reached inside the header (not at its
+	// blank line, not after max fields).
+	short bool
+}
+
+func (r *fieldReader) get(k int) (string, bool) {
+	for len(r.out) <= k && r.next() {
+	}
+	if k < len(r.out) {
+		return r.out[k], true
+	}
+	return "", false
+}
+
+// next reads lines until one more field is complete (true) or there is
+// none (false).
+func (r *fieldReader) next() bool {
+	if r.done {
+		return false
+	}
 	complete := false // whether cur is known to have ended
-	for len(out) < max {
-		nl := bytes.IndexByte(head, '\n')
+	for len(r.out) < r.max {
+		nl := bytes.IndexByte(r.head, '\n')
 		if nl < 0 {
 			// An incomplete line (or nothing): cur ended only if this
 			// line is not a continuation of it.
-			complete = len(head) > 0 && head[0] != ' ' && head[0] != '\t'
+			complete = len(r.head) > 0 && r.head[0] != ' ' && r.head[0] != '\t'
+			r.short = true
 			break
 		}
-		line := bytes.TrimSuffix(head[:nl], []byte("\r"))
-		head = head[nl+1:]
+		line := bytes.TrimSuffix(r.head[:nl], []byte("\r"))
+		r.head = r.head[nl+1:]
 		if len(line) == 0 {
 			complete = true
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if !have {
-				return out
+			if !r.have {
+				r.done = true
+				return false
 			}
-			cur = append(cur, ' ')
-			cur = append(cur, bytes.TrimLeft(line, " \t")...)
+			r.cur = append(r.cur, ' ')
+			r.cur = append(r.cur, bytes.TrimLeft(line, " \t")...)
 			continue
 		}
-		if have {
-			out = append(out, string(cur))
+		if r.have {
+			r.out = append(r.out, string(r.cur))
+			// string() copied it: the buffer is free for the next field.
+			r.cur = append(r.cur[:0], line...)
+			return true
 		}
-		cur = append(cur[:0:0], line...)
-		have = true
+		r.cur = append(r.cur[:0], line...)
+		r.have = true
 	}
-	if have && complete && len(out) < max {
-		out = append(out, string(cur))
+	r.done = true
+	if r.have && complete && len(r.out) < r.max {
+		r.out = append(r.out, string(r.cur))
+		return true
 	}
-	return out
+	return false
 }
 
 func fieldNameIs(f, name string) bool {

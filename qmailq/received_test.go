@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -165,5 +166,70 @@ func TestParseSendLogInfo(t *testing.T) {
 	in, ok := ParseSendLogInfo("@400000006579a1b2 info msg 5: bytes 10 from <> qp 7 uid 0")
 	if !ok || in.Sender != "" || in.ID != 5 || in.Bytes != 10 || !in.Safe {
 		t.Errorf("multilog line: %+v %v", in, ok)
+	}
+}
+
+// ReadFields reads the first traceFirst bytes of mess and the rest of the
+// head only when parseTrace says it looked at their end: on every prefix
+// of the real messages' heads (written by notqmail's qmail-queue and
+// qmail-smtpd, forwards and bounces among them) where it says it did not,
+// the Trace is the one of the whole head.
+func TestParseTracePrefixes(t *testing.T) {
+	for _, tarball := range []string{"queue.tar.gz", "broken.tar.gz"} {
+		root := extract(t, tarball)
+		files, _ := filepath.Glob(filepath.Join(root, "mess", "*", "*"))
+		if len(files) < 100 {
+			t.Fatalf("%s: %d mess files", tarball, len(files))
+		}
+		checked, short := 0, 0
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			b = b[:min(len(b), MaxTraceHead)]
+			for _, uids := range [][]int64{nil, {33, 89, 995}} {
+				full := ParseTraceUIDs(b, uids)
+				for cut := 0; cut <= len(b) && cut <= 2*traceFirst; cut += 13 {
+					tr, s := parseTrace(b[:cut], uids)
+					if s {
+						short++
+						continue
+					}
+					checked++
+					if !reflect.DeepEqual(tr, full) {
+						t.Fatalf("%s cut at %d: %+v, whole head %+v", f, cut, tr, full)
+					}
+				}
+			}
+		}
+		if checked == 0 || short == 0 {
+			t.Fatalf("%s: %d prefixes complete, %d short", tarball, checked, short)
+		}
+	}
+}
+
+// fieldReader, read field by field in any order, is traceFields.
+func TestFieldReaderIsTraceFields(t *testing.T) {
+	heads := []string{
+		"", "\n", "A: 1\n", "A: 1", "A: 1\nB: 2\n\nbody", " cont\nA: 1\n", "A: 1\n b\n\tc\nB: 2\r\nC",
+		"A: 1\nB: 2\nC: 3\nD: 4\n", "A: 1\n b", "A: 1\nB",
+	}
+	for _, h := range heads {
+		for max := 1; max <= 5; max++ {
+			want := traceFields([]byte(h), max)
+			for _, order := range [][]int{{0, 1, 2, 3, 4, 5}, {5, 0, 3}, {2, 2, 0}} {
+				r := fieldReader{head: []byte(h), max: max}
+				for _, k := range order {
+					f, ok := r.get(k)
+					if ok != (k < len(want)) || ok && f != want[k] {
+						t.Errorf("%q max %d: get(%d) = %q, %v; traceFields %q", h, max, k, f, ok, want)
+					}
+				}
+			}
+		}
+	}
+	if got := traceFields([]byte("A: 1\n b\nB: 2\n\n"), 64); !reflect.DeepEqual(got, []string{"A: 1 b", "B: 2"}) {
+		t.Errorf("traceFields = %q", got)
 	}
 }

@@ -162,20 +162,17 @@ func (fd *fileData) release() {
 	}
 }
 
-// readPart opens the file at loc, fstats it and reads up to limit bytes
-// (all of it when limit < 0, capped at MaxEnvelopeSize). O_NOATIME keeps
-// qmail-send's orphan clock (mess atime, qmail-send.c:cleanup_do()) intact
-// where we may use it. Returns fs.ErrNotExist if the file is gone.
-func (q *Queue) readPart(id uint64, loc Location, limit int) *fileData {
-	fd := &fileData{loc: loc, path: loc.Path(id)}
+// openPart opens the file at loc (O_NOFOLLOW, O_NONBLOCK, O_NOATIME where
+// allowed), fstats it into st and checks that it is a regular file. On
+// error nothing is left open, and op says which step failed.
+func (q *Queue) openPart(id uint64, loc Location, st *unix.Stat_t) (f int, op string, err error) {
 	dfd, err := q.dirFD(locDir(loc))
 	if err != nil {
-		fd.err = &os.PathError{Op: "open", Path: fd.path, Err: err}
-		return fd
+		return -1, "open", err
 	}
-	name := strconv.FormatUint(id, 10)
+	var nb [20]byte
+	name := string(strconv.AppendUint(nb[:0], id, 10))
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
-	var f int
 	for {
 		fl := flags
 		if !q.noNoatime.Load() {
@@ -192,18 +189,31 @@ func (q *Queue) readPart(id uint64, loc Location, limit int) *fileData {
 		if err == unix.ELOOP {
 			err = fmt.Errorf("is a symbolic link (not followed): %w", err)
 		}
-		fd.err = &os.PathError{Op: "open", Path: fd.path, Err: err}
+		return -1, "open", err
+	}
+	if err := unix.Fstat(f, st); err != nil {
+		unix.Close(f)
+		return -1, "fstat", err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(f)
+		return -1, "open", errors.New("not a regular file")
+	}
+	return f, "", nil
+}
+
+// readPart opens the file at loc, fstats it and reads up to limit bytes
+// (all of it when limit < 0, capped at MaxEnvelopeSize). O_NOATIME keeps
+// qmail-send's orphan clock (mess atime, qmail-send.c:cleanup_do()) intact
+// where we may use it. Returns fs.ErrNotExist if the file is gone.
+func (q *Queue) readPart(id uint64, loc Location, limit int) *fileData {
+	fd := &fileData{loc: loc, path: loc.Path(id)}
+	f, op, err := q.openPart(id, loc, &fd.st)
+	if err != nil {
+		fd.err = &os.PathError{Op: op, Path: fd.path, Err: err}
 		return fd
 	}
 	defer unix.Close(f)
-	if err := unix.Fstat(f, &fd.st); err != nil {
-		fd.err = &os.PathError{Op: "fstat", Path: fd.path, Err: err}
-		return fd
-	}
-	if fd.st.Mode&unix.S_IFMT != unix.S_IFREG {
-		fd.err = &os.PathError{Op: "open", Path: fd.path, Err: errors.New("not a regular file")}
-		return fd
-	}
 	if limit == 0 {
 		return fd
 	}
@@ -232,6 +242,17 @@ func (q *Queue) readPart(id uint64, loc Location, limit int) *fileData {
 	} else {
 		buf = make([]byte, n)
 	}
+	got, err := preadFull(f, buf)
+	if err != nil {
+		fd.err = &os.PathError{Op: "read", Path: fd.path, Err: err}
+	}
+	fd.data = buf[:got]
+	return fd
+}
+
+// preadFull reads buf from offset 0 of f; fewer bytes when the file ends
+// first (it shrank since fstat).
+func preadFull(f int, buf []byte) (int, error) {
 	got := 0
 	for got < len(buf) {
 		r, err := unix.Pread(f, buf[got:], int64(got))
@@ -239,16 +260,43 @@ func (q *Queue) readPart(id uint64, loc Location, limit int) *fileData {
 			continue
 		}
 		if err != nil {
-			fd.err = &os.PathError{Op: "read", Path: fd.path, Err: err}
-			break
+			return got, err
 		}
 		if r == 0 {
 			break // shrank since fstat
 		}
 		got += r
 	}
-	fd.data = buf[:got]
-	return fd
+	return got, nil
+}
+
+// readHead is readPart for ReadFields, which needs only the data of a
+// part read cleanly: it reads what readPart(id, loc, limit) would into buf
+// (or a new buffer when buf is too short) and reports ok false wherever
+// readPart would report an error, with nothing allocated on the way.
+// size is the file's size.
+func (q *Queue) readHead(id uint64, loc Location, limit int, buf []byte) (data []byte, size int64, ok bool) {
+	var st unix.Stat_t
+	f, _, err := q.openPart(id, loc, &st)
+	if err != nil {
+		return nil, 0, false
+	}
+	defer unix.Close(f)
+	n := st.Size
+	if limit > 0 && n > int64(limit) {
+		n = int64(limit)
+	}
+	if loc.Part != PartMess && st.Size > maxPartSize(loc.Part) || n > MaxEnvelopeSize {
+		return nil, 0, false
+	}
+	if n > int64(len(buf)) {
+		buf = make([]byte, n)
+	}
+	got, err := preadFull(f, buf[:n])
+	if err != nil {
+		return nil, 0, false
+	}
+	return buf[:got], st.Size, true
 }
 
 func (fd *fileData) gone() bool { return fd.err != nil && errors.Is(fd.err, fs.ErrNotExist) }

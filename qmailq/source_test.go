@@ -674,11 +674,26 @@ func TestInventoryStrays(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(root, "remote/junk"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// Named like message files, not regular files: reported by their path.
+	if err := syscall.Mkfifo(filepath.Join(root, "mess/6/99999981"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(root, "info/3/99999976")); err != nil {
+		t.Fatal(err)
+	}
 	q, err := Open(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
+	// Walk's first pass lists through the same code as Inventory.
+	if err := q.Walk(context.Background(), func(queue.Ref) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	walked := map[string]bool{}
+	for _, s := range q.Strays() {
+		walked[s.Path] = true
+	}
 	inv, err := q.Inventory(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -687,13 +702,18 @@ func TestInventoryStrays(t *testing.T) {
 	for _, s := range inv.Strays {
 		got[s.Path] = true
 	}
-	for _, p := range []string{"mess/5/123.tmp", "todo/abc", "info/7/0123", "bounce/x", "remote/junk"} {
+	for _, p := range []string{"mess/5/123.tmp", "todo/abc", "info/7/0123", "bounce/x", "remote/junk", "mess/6/99999981", "info/3/99999976"} {
 		if !got[p] {
 			t.Errorf("stray %s not reported (strays %v)", p, inv.Strays)
 		}
+		if !walked[p] {
+			t.Errorf("stray %s not reported by Walk", p)
+		}
 	}
-	if len(inv.IDs) != len(loadTruth(t)) {
-		t.Errorf("%d ids, want %d", len(inv.IDs), len(loadTruth(t)))
+	// The FIFO and the link are listed as messages 99999981 and
+	// 99999976, so that their problem is seen.
+	if len(inv.IDs) != len(loadTruth(t))+2 {
+		t.Errorf("%d ids, want %d", len(inv.IDs), len(loadTruth(t))+2)
 	}
 	if inv.Has(123, PartMess) {
 		t.Error("123.tmp taken for message 123")

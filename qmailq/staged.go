@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/qsurgeon/qsurgeon/queue"
 )
 
@@ -36,16 +38,30 @@ func (q *Queue) ReadFields(ref queue.Ref, f queue.Fields) (*queue.Message, error
 		return loc, e.where[p] == int32(loc.Subdir)
 	}
 	m := &queue.Message{MTA: queue.Qmail, ID: strconv.FormatUint(id, 10), Queue: queueName(e.has(PartInfo), e.has(PartTodo))}
+	var bp *[]byte // one pooled buffer for the parts read here
+	defer func() {
+		if bp != nil {
+			headPool.Put(bp)
+		}
+	}()
+	buf := func() []byte {
+		if bp == nil {
+			bp = headPool.Get().(*[]byte)
+		}
+		return *bp
+	}
 	if f&queue.FieldSender != 0 {
 		loc, ok := canonical(PartInfo)
 		if !ok {
 			return nil, nil
 		}
-		fd := q.readPart(id, loc, -1)
-		if fd.err != nil {
+		data, _, ok := q.readHead(id, loc, -1, buf())
+		if !ok {
 			return nil, nil
 		}
-		in, err := ParseInfo(fd.path, fd.data)
+		// ParseInfo copies the sender; the path only names errors,
+		// which send the message to Read.
+		in, err := ParseInfo("", data)
 		if err != nil {
 			return nil, nil
 		}
@@ -60,12 +76,10 @@ func (q *Queue) ReadFields(ref queue.Ref, f queue.Fields) (*queue.Message, error
 		if !ok {
 			return nil, nil
 		}
-		fd := q.readPart(id, loc, MaxTraceHead)
-		defer fd.release()
-		if fd.err != nil || fd.st.Size == 0 {
+		t, ok := q.readTrace(id, loc, buf())
+		if !ok {
 			return nil, nil
 		}
-		t := ParseTraceUIDs(fd.data, q.smtpdUIDs)
 		m.SASLUser = t.AuthUser
 		if t.UntrustedAuthUser != "" {
 			c, _ := q.untrusted.LoadOrStore(t.UntrustedUID, new(atomic.Int64))
@@ -73,6 +87,48 @@ func (q *Queue) ReadFields(ref queue.Ref, f queue.Fields) (*queue.Message, error
 		}
 	}
 	return m, nil
+}
+
+// traceFirst is how much of a mess file readTrace reads first: qmail-queue's
+// line and qmail-smtpd's header take a few hundred bytes, the body that
+// follows is of no use to ParseTrace.
+const traceFirst = 1024
+
+// readTrace is ParseTraceUIDs of what readHead(id, loc, MaxTraceHead, buf)
+// reads (ok false as there, and for an empty file), reading the first
+// traceFirst bytes and the rest of MaxTraceHead only when the trace
+// headers go on beyond them. ParseTraceUIDs copies what it keeps.
+func (q *Queue) readTrace(id uint64, loc Location, buf []byte) (Trace, bool) {
+	var st unix.Stat_t
+	f, _, err := q.openPart(id, loc, &st)
+	if err != nil || st.Size == 0 {
+		if err == nil {
+			unix.Close(f)
+		}
+		return Trace{}, false
+	}
+	defer unix.Close(f)
+	n := min(st.Size, MaxTraceHead)
+	if n > int64(len(buf)) {
+		buf = make([]byte, n)
+	}
+	first := min(n, traceFirst)
+	got, err := preadFull(f, buf[:first])
+	if err != nil {
+		return Trace{}, false
+	}
+	t, short := parseTrace(buf[:got], q.smtpdUIDs)
+	if !short || int64(got) < first || n == first {
+		// All it looked at lies in the bytes read, or they are all
+		// readHead would read.
+		return t, true
+	}
+	got, err = preadFull(f, buf[:n])
+	if err != nil {
+		return Trace{}, false
+	}
+	t, _ = parseTrace(buf[:got], q.smtpdUIDs)
+	return t, true
 }
 
 // ReadRest reads the whole message like Read, after ReadFields(ref, f)

@@ -179,18 +179,14 @@ func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 			if idx.badDirs[dir] {
 				continue
 			}
-			ents, err := q.readDir(dir)
-			if err != nil {
-				if !os.IsNotExist(err) {
-					g.probe[p] = true
-				}
-				continue
-			}
-			for _, de := range ents {
-				id, isID := ParseID(de.Name())
-				if isID && de.Type().IsRegular() && l.Subdir(id) == sub {
+			err := q.eachEntry(dir, func(name []byte, t fs.FileMode) {
+				id, isID := parseIDBytes(name)
+				if isID && t.IsRegular() && l.Subdir(id) == sub {
 					files = append(files, fileLoc{id: id, sub: int32(sub), part: uint8(p)})
 				}
+			})
+			if err != nil && !os.IsNotExist(err) {
+				g.probe[p] = true
 			}
 		}
 		files = append(files, idx.extraRun(l, sub, nil)...)
@@ -238,8 +234,11 @@ func (q *Queue) Walk(ctx context.Context, fn func(queue.Ref) error) error {
 func (q *Queue) walkPass1(ctx context.Context) (*walkIndex, error) {
 	l := q.layout
 	idx := &walkIndex{odd: map[uint64][]oddFile{}, oddByGroup: map[int][]uint64{}}
+	canonical := func(id uint64, loc Location) bool {
+		return loc.Subdir != Flat && l.IsSplit(loc.Part) && l.Subdir(id) == loc.Subdir
+	}
 	file := func(id uint64, loc Location) {
-		if loc.Subdir != Flat && l.IsSplit(loc.Part) && l.Subdir(id) == loc.Subdir {
+		if canonical(id, loc) {
 			return // where fmtqfn() puts it: pass 2 finds it
 		}
 		idx.extra = append(idx.extra, fileLoc{id: id, sub: int32(loc.Subdir), part: uint8(loc.Part)})
@@ -252,7 +251,7 @@ func (q *Queue) walkPass1(ctx context.Context) (*walkIndex, error) {
 		idx.odd[id] = append(idx.odd[id], oddFile{loc, mode})
 	}
 	var err error
-	idx.strays, idx.badDirs, err = q.list(ctx, file, odd)
+	idx.strays, idx.badDirs, err = q.list(ctx, canonical, file, odd)
 	if err != nil {
 		return nil, err
 	}
