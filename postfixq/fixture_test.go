@@ -51,10 +51,13 @@ func fixtureRoot(t testing.TB) string {
 	return filepath.Join(fixtureTmp, testkit.PostfixRoot)
 }
 
-// copyFixture extracts a private copy of the fixture for tests that change it.
+// copyFixture extracts a private copy of the fixture for tests that change
+// it, owned by this machine's postfix user (the real postsuper acts on it).
 func copyFixture(t testing.TB) string {
 	t.Helper()
-	return filepath.Join(testkit.Extract(t, filepath.Join(fixtureDir, "queue.tar.gz")), testkit.PostfixRoot)
+	root := filepath.Join(testkit.Extract(t, filepath.Join(fixtureDir, "queue.tar.gz")), testkit.PostfixRoot)
+	testkit.AdoptPostfixOwners(t, root)
+	return root
 }
 
 type truthRecipient struct {

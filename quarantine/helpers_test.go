@@ -22,7 +22,11 @@ import (
 // same file system.
 func extract(t *testing.T, fixture string) string {
 	t.Helper()
-	return testkit.Extract(t, testkit.Fixture(t, fixture, "queue.tar.gz"))
+	dir := testkit.Extract(t, testkit.Fixture(t, fixture, "queue.tar.gz"))
+	if fixture == "postfix-incident" {
+		testkit.AdoptPostfixOwners(t, filepath.Join(dir, testkit.PostfixRoot))
+	}
+	return dir
 }
 
 // diffSnapshots lists how snapshot b differs from a, leaving out the

@@ -289,6 +289,7 @@ func TestPostfixRestoreInto(t *testing.T) {
 	}
 	testkit.ExtractInto(t, testkit.Fixture(t, "postfix-incident", "queue.tar.gz"), live)
 	liveRoot := filepath.Join(live, testkit.PostfixRoot)
+	testkit.AdoptPostfixOwners(t, liveRoot)
 	liveFS := testkit.OpenFS(t, liveRoot)
 	liveBefore := testkit.Snapshot(t, liveRoot)
 	sp := c.spool(t)

@@ -255,6 +255,7 @@ func TestCheckPostfixMatchesPostsuper(t *testing.T) {
 	}
 	testkit.ExtractInto(t, testkit.Fixture(t, "postfix-incident", "queue.tar.gz"), dir)
 	root := filepath.Join(dir, testkit.PostfixRoot)
+	testkit.AdoptPostfixOwners(t, root)
 	cfg := postfixq.DefaultConfig()
 	probs, err := CheckPostfix(root, PostfixOptions{Config: &cfg})
 	if err != nil {

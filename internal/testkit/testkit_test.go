@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestRepo(t *testing.T) {
@@ -147,5 +149,68 @@ func TestQmailOwners(t *testing.T) {
 		if _, ok := groups[g]; !ok {
 			t.Errorf("no gid for %s in %v", g, groups)
 		}
+	}
+}
+
+// TestChownTree: the owners the Postfix fixture was made with are mapped,
+// every other owner and every mode (set-id bits too) is kept, and no
+// symbolic link is followed.
+func TestChownTree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to change owners")
+	}
+	root := filepath.Join(Extract(t, Fixture(t, "postfix-incident", "queue.tar.gz")), PostfixRoot)
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.WriteFile(outside, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(outside, PostfixFixtureUID, PostfixFixtureGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "active", "link")); err != nil {
+		t.Fatal(err)
+	}
+	setgid := filepath.Join(root, "public", "setgid")
+	if err := os.WriteFile(setgid, nil, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(setgid, PostfixFixtureUID, PostdropFixtureGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(setgid, 0o2755); err != nil {
+		t.Fatal(err)
+	}
+	before := Snapshot(t, root)
+	if err := chownTree(root, map[uint32]int{PostfixFixtureUID: 4242}, map[uint32]int{PostfixFixtureGID: 4243, PostdropFixtureGID: 4244}); err != nil {
+		t.Fatal(err)
+	}
+	after := Snapshot(t, root)
+	mapped := 0
+	for p, b := range before {
+		a := after[p]
+		wantUID, wantGID := b.UID, b.GID
+		switch b.UID {
+		case PostfixFixtureUID:
+			wantUID = 4242
+		}
+		switch b.GID {
+		case PostfixFixtureGID:
+			wantGID = 4243
+		case PostdropFixtureGID:
+			wantGID = 4244
+		}
+		if a.UID != wantUID || a.GID != wantGID || a.Mode != b.Mode {
+			t.Errorf("%s: %d:%d %v, want %d:%d %v", p, a.UID, a.GID, a.Mode, wantUID, wantGID, b.Mode)
+		}
+		if wantUID != b.UID {
+			mapped++
+		}
+	}
+	if mapped < 100 {
+		t.Errorf("only %d entries mapped", mapped)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(outside, &st); err != nil || st.Uid != PostfixFixtureUID {
+		t.Errorf("the link's target outside the tree changed owner: %d, %v", st.Uid, err)
 	}
 }
