@@ -6,7 +6,12 @@
 // envelope needs at least this much I/O: the envelope is at the start of
 // each queue file. Nothing is parsed, nothing is written.
 //
-//	envread [-j N] [-bytes 4096] ROOT DIR...
+// -safe opens each file as qsurgeon does instead (safefs.OpenRegular: from
+// a descriptor of ROOT with openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, then
+// fstat): the floor plus the security checks, so that make bench can say
+// how much of the gap between the floor and a selection they are.
+//
+//	envread [-j N] [-bytes 4096] [-safe] ROOT DIR...
 package main
 
 import (
@@ -18,18 +23,25 @@ import (
 	"sync/atomic"
 
 	"github.com/qsurgeon/qsurgeon/filter"
+	"github.com/qsurgeon/qsurgeon/internal/safefs"
 	"golang.org/x/sys/unix"
 )
 
 func main() {
 	workers := flag.Int("j", filter.DefaultWorkers(), "parallel readers (default: as many as qsurgeon's scan)")
 	size := flag.Int("bytes", 4096, "bytes read from the start of each file")
+	safe := flag.Bool("safe", false, "open as qsurgeon does: openat2 beneath ROOT, then fstat")
 	flag.Parse()
 	if flag.NArg() < 2 {
-		fmt.Fprintln(os.Stderr, "usage: envread [-j N] [-bytes 4096] ROOT DIR...")
+		fmt.Fprintln(os.Stderr, "usage: envread [-j N] [-bytes 4096] [-safe] ROOT DIR...")
 		os.Exit(2)
 	}
 	root := flag.Arg(0)
+	rootFD, err := safefs.OpenRoot(root)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "envread:", err)
+		os.Exit(1)
+	}
 	paths := make(chan string, 1024)
 	var files, bytes, errs atomic.Int64
 	var wg sync.WaitGroup
@@ -38,10 +50,18 @@ func main() {
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, *size)
+			var st unix.Stat_t
 			for p := range paths {
-				// As qsurgeon opens a queue file: no symbolic link, no
-				// blocking on a special file, no atime update.
-				fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOATIME|unix.O_CLOEXEC, 0)
+				var fd int
+				var err error
+				if *safe {
+					rel, _ := filepath.Rel(root, p)
+					fd, err = safefs.OpenRegular(rootFD, rel, &st)
+				} else {
+					// No symbolic link, no blocking on a special file, no
+					// atime update: the floor's own open.
+					fd, err = unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOATIME|unix.O_CLOEXEC, 0)
+				}
 				if err != nil {
 					errs.Add(1)
 					continue
