@@ -55,8 +55,7 @@ func (q *Queue) eachEntry(rel string, fn func(name []byte, typ fs.FileMode)) err
 		}
 		if err != nil {
 			unix.Close(fd)
-			*bp = buf
-			dirBufPool.Put(bp)
+			putDirBuf(bp, buf)
 			return fmtReadErr(rel, &os.PathError{Op: "readdirent", Path: q.layout.Abs(rel), Err: err})
 		}
 		if got <= 0 {
@@ -65,12 +64,7 @@ func (q *Queue) eachEntry(rel string, fn func(name []byte, typ fs.FileMode)) err
 		n += got
 	}
 	unix.Close(fd)
-	defer func() {
-		if cap(buf) <= 4*dirBufSize { // keep the pool's buffers small
-			*bp = buf
-			dirBufPool.Put(bp)
-		}
-	}()
+	defer putDirBuf(bp, buf)
 	// As os.File.ReadDir: the listing ends at a malformed record.
 	recs := buf[:n]
 	for pass := 0; pass < 2; pass++ {
@@ -152,4 +146,13 @@ func parseIDBytes(name []byte) (uint64, bool) {
 		n = n*10 + d
 	}
 	return n, true
+}
+
+// putDirBuf gives a listing buffer back to the pool unless it grew past
+// four times its first size (a huge directory's buffer is not kept).
+func putDirBuf(bp *[]byte, buf []byte) {
+	if cap(buf) <= 4*dirBufSize {
+		*bp = buf
+		dirBufPool.Put(bp)
+	}
 }

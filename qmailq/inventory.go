@@ -235,6 +235,11 @@ func (q *Queue) list(ctx context.Context, skip func(id uint64, loc Location) boo
 				j := jobs[e.job]
 				<-j.done
 				consumed()
+				if err := ctx.Err(); err != nil {
+					// A listing cut short by the cancellation is no bad
+					// directory: stop here, whatever part comes next.
+					return nil, nil, err
+				}
 				rel, sub := j.rel, j.sub
 				if j.err != nil {
 					if !os.IsNotExist(j.err) { // else vanished since the parent was listed

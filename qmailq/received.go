@@ -243,19 +243,11 @@ func traceOf(fields *fieldReader, smtpdUIDs []int64) Trace {
 	return t
 }
 
-// traceFields returns up to max unfolded header fields from the top of a
-// message ("Name: value" with continuation lines joined by one space). It
-// stops at the blank line and drops a field cut off by the end of head.
-func traceFields(head []byte, max int) []string {
-	r := fieldReader{head: head, max: max}
-	for r.next() {
-	}
-	return r.out
-}
-
-// fieldReader unfolds the header fields at the top of a message one at a
-// time, as traceFields does all at once: get(k) is traceFields(head,
-// max)[k] (ok false past its end), reading no further than field k needs.
+// fieldReader unfolds the header fields at the top of a message ("Name:
+// value" with continuation lines joined by one space) one at a time: get(k)
+// is field k of the first max (ok false past the blank line that ends the
+// header, or past a field cut off by the end of head), reading no further
+// than field k needs.
 type fieldReader struct {
 	head []byte
 	max  int

@@ -233,3 +233,12 @@ func TestFieldReaderIsTraceFields(t *testing.T) {
 		t.Errorf("traceFields = %q", got)
 	}
 }
+
+// traceFields is fieldReader read to its end: every field it would give,
+// all at once (the reference the lazy reads are checked against).
+func traceFields(head []byte, max int) []string {
+	r := fieldReader{head: head, max: max}
+	for r.next() {
+	}
+	return r.out
+}

@@ -272,14 +272,13 @@ func preadFull(f int, buf []byte) (int, error) {
 
 // readHead is readPart for ReadFields, which needs only the data of a
 // part read cleanly: it reads what readPart(id, loc, limit) would into buf
-// (or a new buffer when buf is too short) and reports ok false wherever
-// readPart would report an error, with nothing allocated on the way.
-// size is the file's size.
-func (q *Queue) readHead(id uint64, loc Location, limit int, buf []byte) (data []byte, size int64, ok bool) {
+// (or a new buffer when buf is too short: the only allocation) and reports
+// ok false wherever readPart would report an error.
+func (q *Queue) readHead(id uint64, loc Location, limit int, buf []byte) (data []byte, ok bool) {
 	var st unix.Stat_t
 	f, _, err := q.openPart(id, loc, &st)
 	if err != nil {
-		return nil, 0, false
+		return nil, false
 	}
 	defer unix.Close(f)
 	n := st.Size
@@ -287,16 +286,16 @@ func (q *Queue) readHead(id uint64, loc Location, limit int, buf []byte) (data [
 		n = int64(limit)
 	}
 	if loc.Part != PartMess && st.Size > maxPartSize(loc.Part) || n > MaxEnvelopeSize {
-		return nil, 0, false
+		return nil, false
 	}
 	if n > int64(len(buf)) {
 		buf = make([]byte, n)
 	}
 	got, err := preadFull(f, buf[:n])
 	if err != nil {
-		return nil, 0, false
+		return nil, false
 	}
-	return buf[:got], st.Size, true
+	return buf[:got], true
 }
 
 func (fd *fileData) gone() bool { return fd.err != nil && errors.Is(fd.err, fs.ErrNotExist) }

@@ -55,7 +55,7 @@ func (q *Queue) ReadFields(ref queue.Ref, f queue.Fields) (*queue.Message, error
 		if !ok {
 			return nil, nil
 		}
-		data, _, ok := q.readHead(id, loc, -1, buf())
+		data, ok := q.readHead(id, loc, -1, buf())
 		if !ok {
 			return nil, nil
 		}

@@ -261,7 +261,7 @@ func (q *Queue) walkPass1(ctx context.Context) (*walkIndex, error) {
 	return idx, nil
 }
 
-// walkLocations is what the latest Walk knows of id's files: its group's
+// locations is what the latest Walk knows of id's files: its group's
 // entry when still kept (ok true), else only the unusual ones.
 func (ws *walkState) locations(q *Queue, id uint64) (locs []Location, probe [numParts]bool, ok bool) {
 	e, g := ws.lookup(id, q.layout.Subdir(id))
