@@ -62,6 +62,12 @@ type SelectOptions struct {
 	// (before Keep trims it), from the collecting goroutine: Job.Warmer's
 	// warm. It must not block the scan.
 	Selected func(*queue.Message)
+	// GiveBack, from giveBackAt selected messages on, collects the scan's
+	// garbage and gives its pages back to the system before the compact
+	// records become messages (debug.FreeOSMemory: one collection of the
+	// whole process): for a command whose peak memory counts. A program
+	// with other work in flight leaves it off.
+	GiveBack bool
 }
 
 // Selection is what Select found.
@@ -129,7 +135,7 @@ func Select(ctx context.Context, src queue.Source, spec filter.Spec, o SelectOpt
 		return nil
 	})
 	if compact != nil {
-		if compact.n >= giveBackAt {
+		if o.GiveBack && compact.n >= giveBackAt {
 			// The scan's garbage is collected and its pages given back
 			// first, so that the messages about to be made take pages
 			// of their own instead of adding to the scan's (at 1M Postfix

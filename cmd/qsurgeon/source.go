@@ -51,7 +51,7 @@ func (e *env) selectMessages(c *cli.Context, o globalOpts, ff *filterFlags, src 
 	if err := ff.withLogs(e, &spec); err != nil {
 		return nil, err
 	}
-	opt := surgery.SelectOptions{Workers: o.Workers, Keep: k, Explain: ff.explain}
+	opt := surgery.SelectOptions{Workers: o.Workers, Keep: k, Explain: ff.explain, GiveBack: true}
 	if len(selected) > 0 {
 		opt.Selected = selected[0]
 	}
