@@ -318,20 +318,23 @@ func (p *envParser) attr(off int64, data []byte) {
 		p.problem(off, int(RecTypeAttr), fmt.Errorf("%w: missing '='", errBadAttr))
 		return
 	}
-	name := string(bytes.TrimSpace(data[:eq]))
-	if name == "" {
+	// name and value stay bytes until kept: a scan reads some twenty
+	// attributes per message and keeps a few (string(b) in a switch or a
+	// map index allocates nothing).
+	name := bytes.TrimSpace(data[:eq])
+	if len(name) == 0 {
 		p.problem(off, int(RecTypeAttr), fmt.Errorf("%w: missing attribute name", errBadAttr))
 		return
 	}
-	value := string(bytes.TrimSpace(data[eq+1:]))
+	value := bytes.TrimSpace(data[eq+1:])
 	// Per-recipient DSN attributes (rec_attr_map.c maps them to the o and
 	// n pseudo types) belong to the next recipient, not to the message.
-	switch name {
+	switch string(name) {
 	case "dsn_orig_rcpt":
-		p.dsn.ORcpt = value
+		p.dsn.ORcpt = string(value)
 		return
 	case "notify_flags":
-		if v, err := ParsePointer([]byte(value)); err == nil && v < 1<<16 {
+		if v, err := ParsePointer(value); err == nil && v < 1<<16 {
 			p.dsn.Notify = int(v)
 		}
 		return
@@ -340,7 +343,7 @@ func (p *envParser) attr(off int64, data []byte) {
 		if m.Attrs == nil {
 			m.Attrs = make(map[string]string, 24)
 		}
-		m.Attrs[name] = value
+		m.Attrs[string(name)] = string(value)
 	}
 	// Well-known names (global/mail_proto.h). The actual connection
 	// (client_address, client_name, helo_name, written by smtpd since 2.3)
@@ -348,11 +351,11 @@ func (p *envParser) attr(off int64, data []byte) {
 	// values and may carry an "IPv6:" prefix; log_* is the fallback for
 	// files without the actual ones (qmgr_message.c uses the opposite
 	// order for its logging only).
-	switch name {
+	switch string(name) {
 	case "create_time":
 		if !p.seenCTime {
 			p.seenCTime = true
-			if v, err := ParsePointer([]byte(value)); err == nil {
+			if v, err := ParsePointer(value); err == nil {
 				m.CreateTime = time.Unix(v, 0)
 			}
 		}
@@ -360,19 +363,19 @@ func (p *envParser) attr(off int64, data []byte) {
 		// The first value of each is kept (qmgr: "ignoring multiple
 		// sasl_method").
 		if f := p.firstWins(name); f != nil && *f == "" {
-			if name == "log_client_address" {
-				value = strings.TrimPrefix(value, "IPv6:")
+			if string(name) == "log_client_address" {
+				value = bytes.TrimPrefix(value, []byte("IPv6:"))
 			}
-			*f = value
+			*f = string(value)
 		}
 	}
 }
 
 // firstWins is where the named attribute goes when only its first value
 // counts; nil for other names.
-func (p *envParser) firstWins(name string) *string {
+func (p *envParser) firstWins(name []byte) *string {
 	m := p.m
-	switch name {
+	switch string(name) {
 	case "sasl_method":
 		return &m.SASLMethod
 	case "sasl_username":
