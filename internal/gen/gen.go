@@ -18,7 +18,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/user"
 	"runtime"
 	"strconv"
 	"sync"
@@ -27,6 +26,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/qsurgeon/qsurgeon/internal/sysuser"
 )
 
 // Kinds of generated messages.
@@ -203,7 +204,7 @@ func userOr(v *int, name string, fallback int) {
 	if *v >= 0 {
 		return
 	}
-	if uid, _, ok := lookupUser(name); ok {
+	if uid, _, ok := sysuser.User(name); ok {
 		*v = uid
 		return
 	}
@@ -215,7 +216,7 @@ func groupOr(v *int, name string, fallback int) {
 	if *v >= 0 {
 		return
 	}
-	if gid, ok := lookupGroup(name); ok {
+	if gid, ok := sysuser.Group(name); ok {
 		*v = gid
 		return
 	}
@@ -288,27 +289,6 @@ func parallel(ctx context.Context, n, w int, fn func(worker, i int) error) error
 // rng returns message i's own random stream.
 func rng(seed uint64, i int) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, uint64(i)*0x9E3779B97F4A7C15+1))
-}
-
-// lookupUser returns the uid and gid of a system user, or ok=false.
-func lookupUser(name string) (uid, gid int, ok bool) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return 0, 0, false
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	return uid, gid, err1 == nil && err2 == nil
-}
-
-// lookupGroup returns the gid of a system group, or ok=false.
-func lookupGroup(name string) (int, bool) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return 0, false
-	}
-	gid, err := strconv.Atoi(g.Gid)
-	return gid, err == nil
 }
 
 // ----- content helpers -----

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qsurgeon/qsurgeon/internal/sysuser"
 	"github.com/qsurgeon/qsurgeon/postfixq"
 	"golang.org/x/sys/unix"
 )
@@ -85,7 +86,7 @@ func Postfix(ctx context.Context, cfg PostfixConfig) (Stats, error) {
 		return Stats{}, err
 	}
 	if cfg.UID < 0 || cfg.GID < 0 {
-		if uid, gid, ok := lookupUser("postfix"); ok {
+		if uid, gid, ok := sysuser.User("postfix"); ok {
 			cfg.UID, cfg.GID = uid, gid
 		} else {
 			cfg.UID, cfg.GID = os.Getuid(), os.Getgid()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qsurgeon/qsurgeon/internal/sysuser"
 )
 
 // QmailConfig configures Qmail.
@@ -68,7 +70,7 @@ func Qmail(ctx context.Context, cfg QmailConfig) (Stats, error) {
 	}
 	g := &qmGen{cfg: &cfg, writer: newWriter(&cfg.Config), pid: os.Getpid()}
 	g.qmailr = cfg.QmailqUID
-	if uid, _, ok := lookupUser("qmailr"); ok {
+	if uid, _, ok := sysuser.User("qmailr"); ok {
 		g.qmailr = uid
 	}
 	if err := g.mkdirs(); err != nil {

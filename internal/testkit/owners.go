@@ -3,11 +3,10 @@ package testkit
 import (
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"testing"
 
+	"github.com/qsurgeon/qsurgeon/internal/sysuser"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,22 +33,15 @@ func AdoptPostfixOwners(t testing.TB, root string) {
 	if os.Geteuid() != 0 {
 		return
 	}
-	uid, gid, ok := lookupIDs("postfix")
-	if !ok {
-		return
-	}
-	g, err := user.LookupGroup("postdrop")
-	if err != nil {
-		return
-	}
-	postdrop, err := strconv.Atoi(g.Gid)
-	if err != nil {
+	uid, gid, ok := sysuser.User("postfix")
+	postdrop, dok := sysuser.Group("postdrop")
+	if !ok || !dok {
 		return
 	}
 	if uid == PostfixFixtureUID && gid == PostfixFixtureGID && postdrop == PostdropFixtureGID {
 		return
 	}
-	err = chownTree(root, map[uint32]int{PostfixFixtureUID: uid},
+	err := chownTree(root, map[uint32]int{PostfixFixtureUID: uid},
 		map[uint32]int{PostfixFixtureGID: gid, PostdropFixtureGID: postdrop})
 	if err != nil {
 		t.Fatalf("testkit: giving %s to this machine's postfix: %v", root, err)
@@ -87,14 +79,4 @@ func chownTree(root string, newUID, newGID map[uint32]int) error {
 		}
 		return nil
 	})
-}
-
-func lookupIDs(name string) (uid, gid int, ok bool) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return 0, 0, false
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	return uid, gid, err1 == nil && err2 == nil
 }
