@@ -238,24 +238,26 @@ func (s *compactSet) results() []filter.Result {
 		out[i] = filter.Result{Msg: &msgs[j]}
 		return &msgs[j]
 	}
-	for b := range s.ids {
-		msgs := make([]queue.Message, len(s.ids[b]))
-		for j := range s.ids[b] {
-			if m := next(msgs, j); m != nil {
-				s.ids[b][j].unpack(m)
-			}
-		}
-		s.ids[b] = nil
-	}
-	for b := range s.surg {
-		msgs := make([]queue.Message, len(s.surg[b]))
-		for j := range s.surg[b] {
-			if m := next(msgs, j); m != nil {
-				s.surg[b][j].unpack(m)
-			}
-		}
-		s.surg[b] = nil
-	}
+	unpackBlocks(s.ids, next)
+	unpackBlocks(s.surg, next)
 	s.ids, s.surg, s.whole, s.intern, s.n = nil, nil, nil, nil, 0
 	return out
+}
+
+// unpackBlocks makes the messages of blocks of records, block by block,
+// where next puts them, dropping each block of records once its messages
+// are made.
+func unpackBlocks[R any, P interface {
+	*R
+	unpack(*queue.Message)
+}](blocks [][]R, next func(msgs []queue.Message, j int) *queue.Message) {
+	for b := range blocks {
+		msgs := make([]queue.Message, len(blocks[b]))
+		for j := range blocks[b] {
+			if m := next(msgs, j); m != nil {
+				P(&blocks[b][j]).unpack(m)
+			}
+		}
+		blocks[b] = nil
+	}
 }
