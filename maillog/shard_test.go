@@ -171,7 +171,10 @@ func BenchmarkReadAllConfig(b *testing.B) {
 	names := shardLogs(b)
 	var size int64
 	for _, n := range names {
-		st, _ := os.Stat(n)
+		st, err := os.Stat(n)
+		if err != nil {
+			b.Fatal(err)
+		}
 		size += st.Size()
 	}
 	for _, ws := range [][2]int{{1, 1}, {2, 1}, {1, 2}, {2, 2}, {3, 2}} {
